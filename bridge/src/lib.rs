@@ -1,0 +1,1 @@
+//! The Staples sidecar library; `main.rs` is a thin binary over it.

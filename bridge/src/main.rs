@@ -1,0 +1,2 @@
+//! `staples`: the sidecar binary.
+fn main() {}

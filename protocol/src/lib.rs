@@ -1,0 +1,16 @@
+//! Staples protocol: the sans-IO heart of Staples.
+//!
+//! Everything here is pure: wire formats, cryptography and protocol rules, with no
+//! sockets, files, threads of our own (except the PoW sealer's scoped workers), clock
+//! calls or global randomness. Callers pass `now` and an RNG, so every function is
+//! deterministic under test.
+//!
+//! - [`crypto`]: keccak256 and the secp256k1 helpers shared by Whisper and Swarm.
+//! - [`whisper`]: Whisper v6 envelopes, PoW, bloom, plaintext messages, encryption,
+//!   byte-compatible with go-ethereum v1.9.7 `whisper/whisperv6`.
+//! - [`status`]: Status topic and key conventions built on Whisper.
+#![warn(missing_docs)]
+
+pub mod crypto;
+pub mod status;
+pub mod whisper;

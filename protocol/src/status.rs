@@ -1,0 +1,1 @@
+//! Status conventions (filled in below).
