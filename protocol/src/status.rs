@@ -62,7 +62,9 @@ mod tests {
     #[test]
     fn partition_is_below_5000_and_stable() {
         for seed in [&b"a"[..], b"b", b"c"] {
-            let k = PrivateKey::from_bytes(&keccak256(seed)).expect("valid").public_key();
+            let k = PrivateKey::from_bytes(&keccak256(seed))
+                .expect("valid")
+                .public_key();
             let name = partitioned_topic_name(&k);
             let n: u32 = name
                 .rsplit('-')

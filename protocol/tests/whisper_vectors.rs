@@ -25,18 +25,34 @@ fn envelope_of(v: &Value) -> Envelope {
 
 /// Checks RLP, hash, both PoWs and bloom of an envelope against a `pow[]`-shaped case.
 fn check_envelope(e: &Envelope, c: &Value, name: &str) {
-    assert_eq!(e.encode_without_nonce(), bytes(c, "rlp_without_nonce"), "{name}");
+    assert_eq!(
+        e.encode_without_nonce(),
+        bytes(c, "rlp_without_nonce"),
+        "{name}"
+    );
     assert_eq!(e.encode(), bytes(c, "rlp"), "{name}");
     assert_eq!(e.hash().0.to_vec(), bytes(c, "hash"), "{name}");
-    assert_eq!(u64::from(pow::leading_zero_bits(e)), u64_of(c, "leading_zero_bits"), "{name}");
-    assert_eq!(pow::pow_v19(e).to_bits(), f64_bits(c, "pow_v19_f64"), "{name}");
+    assert_eq!(
+        u64::from(pow::leading_zero_bits(e)),
+        u64_of(c, "leading_zero_bits"),
+        "{name}"
+    );
+    assert_eq!(
+        pow::pow_v19(e).to_bits(),
+        f64_bits(c, "pow_v19_f64"),
+        "{name}"
+    );
     if c.get("legacy_trailing_zero_bits").is_some() {
         assert_eq!(
             u64::from(pow::legacy_trailing_zero_bits(e)),
             u64_of(c, "legacy_trailing_zero_bits"),
             "{name}"
         );
-        assert_eq!(pow::pow_legacy(e).to_bits(), f64_bits(c, "pow_legacy_f64"), "{name}");
+        assert_eq!(
+            pow::pow_legacy(e).to_bits(),
+            f64_bits(c, "pow_legacy_f64"),
+            "{name}"
+        );
     }
     assert_eq!(e.topic.bloom().0.to_vec(), bytes(c, "bloom"), "{name}");
 }
@@ -48,7 +64,14 @@ fn check_seal(e: &Envelope, pow_target: f64, want_bits: u64, name: &str) {
     let mut fresh = e.clone();
     fresh.nonce = 0;
     let never = || false;
-    let out = pow::seal(&mut fresh, Some(bits), &SealOptions { threads: 2, should_stop: &never });
+    let out = pow::seal(
+        &mut fresh,
+        Some(bits),
+        &SealOptions {
+            threads: 2,
+            should_stop: &never,
+        },
+    );
     assert!(out.reached, "{name}");
     assert_eq!(fresh.nonce, e.nonce, "{name}: smallest nonce");
 }
@@ -61,7 +84,12 @@ fn pow_cases() {
         let e = envelope_of(c);
         check_envelope(&e, c, name);
         if let Some(s) = c.get("sealed") {
-            check_seal(&e, s["pow_target"].as_f64().unwrap(), u64_of(s, "target_bits"), name);
+            check_seal(
+                &e,
+                s["pow_target"].as_f64().unwrap(),
+                u64_of(s, "target_bits"),
+                name,
+            );
         }
     }
 }
@@ -79,7 +107,11 @@ fn envelope_decode_cases() {
             assert_eq!(e.hash().0.to_vec(), bytes(c, "hash"), "{name}");
             assert_eq!(e.encode(), input, "{name}: canonical re-encoding");
         } else {
-            assert!(got.is_err(), "{name}: geth rejects it ({})", str_of(c, "geth_error"));
+            assert!(
+                got.is_err(),
+                "{name}: geth rejects it ({})",
+                str_of(c, "geth_error")
+            );
         }
     }
 }
@@ -101,7 +133,10 @@ fn topic_and_password_key_cases() {
         let t = status::public_chat_topic(name);
         assert_eq!(t.0.to_vec(), bytes(c, "topic"), "{name:?}");
         assert_eq!(t.bloom().0.to_vec(), bytes(c, "bloom"), "{name:?}");
-        assert_eq!(status::public_chat_key(name).as_bytes().to_vec(), bytes(c, "pbkdf2_key"));
+        assert_eq!(
+            status::public_chat_key(name).as_bytes().to_vec(),
+            bytes(c, "pbkdf2_key")
+        );
     }
 }
 
@@ -109,16 +144,25 @@ fn topic_and_password_key_cases() {
 fn derived_topic_cases() {
     let v = load("whisper.json");
     for c in cases(&v, "derived_topics") {
-        let key = PrivateKey::from_bytes(&bytes(c, "private_key")).unwrap().public_key();
+        let key = PrivateKey::from_bytes(&bytes(c, "private_key"))
+            .unwrap()
+            .public_key();
         assert_eq!(key.to_uncompressed().to_vec(), bytes(c, "public_key"));
         let names = [
             ("partitioned", status::partitioned_topic_name(&key)),
-            ("personal_discovery", status::personal_discovery_topic_name(&key)),
+            (
+                "personal_discovery",
+                status::personal_discovery_topic_name(&key),
+            ),
             ("contact_code", status::contact_code_topic_name(&key)),
         ];
         for (kind, name) in names {
             assert_eq!(name, str_of(&c["names"], kind), "{kind}");
-            assert_eq!(Topic::from_name(&name).0.to_vec(), bytes(&c["topics"], kind), "{kind}");
+            assert_eq!(
+                Topic::from_name(&name).0.to_vec(),
+                bytes(&c["topics"], kind),
+                "{kind}"
+            );
         }
     }
 }
@@ -140,7 +184,10 @@ fn plaintext_parse_cases() {
             Some(_) => {
                 let (sig, signer) = p.signature.expect("signed");
                 assert_eq!(sig.0.to_vec(), bytes(c, "signature"), "{name}");
-                assert_eq!(signer.to_uncompressed().to_vec(), bytes(c, "signer_public_key"));
+                assert_eq!(
+                    signer.to_uncompressed().to_vec(),
+                    bytes(c, "signer_public_key")
+                );
             }
             None => assert!(p.signature.is_none(), "{name}"),
         }
@@ -154,11 +201,23 @@ fn default_padding_cases() {
     for c in cases(&v, "default_padding") {
         let len = usize::try_from(u64_of(c, "payload_len")).unwrap();
         let signed = bool_of(c, "signed");
-        assert_eq!(size_field_len(len) as u64, u64_of(c, "size_field_len"), "len {len}");
+        assert_eq!(
+            size_field_len(len) as u64,
+            u64_of(c, "size_field_len"),
+            "len {len}"
+        );
         let pad = default_padding_len(len, signed);
-        assert_eq!(pad as u64, u64_of(c, "padding_len"), "len {len} signed {signed}");
+        assert_eq!(
+            pad as u64,
+            u64_of(c, "padding_len"),
+            "len {len} signed {signed}"
+        );
         let raw = message::build(&vec![7; len], &vec![0; pad], signed.then_some(&key)).unwrap();
-        assert_eq!(raw.len() as u64, u64_of(c, "plaintext_len"), "len {len} signed {signed}");
+        assert_eq!(
+            raw.len() as u64,
+            u64_of(c, "plaintext_len"),
+            "len {len} signed {signed}"
+        );
     }
 }
 
@@ -175,9 +234,16 @@ fn check_plaintext(c: &Value, signer: Option<&PrivateKey>, name: &str) -> Vec<u8
     if signer.is_some() {
         let body = &raw[..raw.len() - 65];
         assert_eq!(keccak256(body).to_vec(), bytes(c, "signed_hash"), "{name}");
-        assert_eq!(raw[raw.len() - 65..].to_vec(), bytes(c, "signature"), "{name}");
+        assert_eq!(
+            raw[raw.len() - 65..].to_vec(),
+            bytes(c, "signature"),
+            "{name}"
+        );
         let sig = Signature(array(c, "signature"));
-        assert_eq!(sig.recover(&keccak256(body)).ok(), signer.map(|k| k.public_key()));
+        assert_eq!(
+            sig.recover(&keccak256(body)).ok(),
+            signer.map(|k| k.public_key())
+        );
     }
     raw
 }
@@ -216,10 +282,18 @@ fn check_message_case(v: &Value, c: &Value, to: Recipient<'_>, key: OpenKey<'_>,
         check_seal(&want, pow_target, u64_of(c, "target_bits"), name);
         env.nonce = want.nonce;
     }
-    assert_eq!(env.encode(), bytes(&c["envelope"], "rlp"), "{name}: envelope");
+    assert_eq!(
+        env.encode(),
+        bytes(&c["envelope"], "rlp"),
+        "{name}: envelope"
+    );
 
     let msg = open(&Envelope::decode(&env.encode()).unwrap(), key).unwrap();
-    assert_eq!(msg.to_geth_json(), str_of(c, "geth_json"), "{name}: geth JSON");
+    assert_eq!(
+        msg.to_geth_json(),
+        str_of(c, "geth_json"),
+        "{name}: geth JSON"
+    );
 }
 
 #[test]
@@ -228,7 +302,13 @@ fn symmetric_cases() {
     for c in cases(&v, "symmetric") {
         let key = SymKey::from_bytes(&bytes(c, "sym_key")).unwrap();
         let salt = bytes(c, "salt");
-        check_message_case(&v, c, Recipient::Symmetric(&key), OpenKey::Symmetric(&key), &[&salt]);
+        check_message_case(
+            &v,
+            c,
+            Recipient::Symmetric(&key),
+            OpenKey::Symmetric(&key),
+            &[&salt],
+        );
     }
 }
 
@@ -237,12 +317,19 @@ fn asymmetric_cases() {
     let v = load("whisper.json");
     let recipient = PrivateKey::from_bytes(&bytes(&v["keys"], "recipient_private_key")).unwrap();
     let public = recipient.public_key();
-    assert_eq!(public.to_uncompressed().to_vec(), bytes(&v["keys"], "recipient_public_key"));
+    assert_eq!(
+        public.to_uncompressed().to_vec(),
+        bytes(&v["keys"], "recipient_public_key")
+    );
     for c in cases(&v, "asymmetric") {
         let eph = bytes(c, "ephemeral_private_key");
         let iv = bytes(c, "iv");
         assert_eq!(
-            PrivateKey::from_bytes(&eph).unwrap().public_key().to_uncompressed().to_vec(),
+            PrivateKey::from_bytes(&eph)
+                .unwrap()
+                .public_key()
+                .to_uncompressed()
+                .to_vec(),
             bytes(c, "ephemeral_public_key")
         );
         check_message_case(
@@ -269,7 +356,11 @@ fn ecies_cases() {
         }
         assert_eq!(got.unwrap(), bytes(c, "plaintext"), "{name}");
         let eph = PrivateKey::from_bytes(&bytes(c, "ephemeral_private_key")).unwrap();
-        assert_eq!(eph.public_key().to_uncompressed().to_vec(), ct[..65].to_vec(), "{name}");
+        assert_eq!(
+            eph.public_key().to_uncompressed().to_vec(),
+            ct[..65].to_vec(),
+            "{name}"
+        );
         if c.get("iv").is_some() {
             let shared = key.ecdh_x(&PublicKey::from_uncompressed(&ct[..65]).unwrap());
             assert_eq!(shared.to_vec(), bytes(c, "shared_x"), "{name}");
@@ -277,7 +368,12 @@ fn ecies_cases() {
             assert_eq!(keys.ke.to_vec(), bytes(c, "ke"), "{name}");
             assert_eq!(keys.kdf.to_vec(), bytes(c, "kdf_output"), "{name}");
             assert_eq!(keys.km.to_vec(), bytes(c, "km"), "{name}");
-            let again = ecies::encrypt(&key.public_key(), &eph, &array(c, "iv"), &bytes(c, "plaintext"));
+            let again = ecies::encrypt(
+                &key.public_key(),
+                &eph,
+                &array(c, "iv"),
+                &bytes(c, "plaintext"),
+            );
             assert_eq!(again, ct, "{name}: re-encryption");
         }
     }

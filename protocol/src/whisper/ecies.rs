@@ -79,7 +79,9 @@ pub fn encrypt(
     let ct_start = out.len();
     out.extend_from_slice(msg);
     Aes128Ctr::new(&keys.ke.into(), iv.into()).apply_keystream(&mut out[ct_start..]);
-    let tag = mac(&keys.km, &out[EPHEMERAL_KEY_LENGTH..]).finalize().into_bytes();
+    let tag = mac(&keys.km, &out[EPHEMERAL_KEY_LENGTH..])
+        .finalize()
+        .into_bytes();
     out.extend_from_slice(&tag);
     out
 }
@@ -98,15 +100,16 @@ pub fn decrypt(key: &PrivateKey, data: &[u8]) -> Result<Vec<u8>, EciesError> {
         .map_err(|_| EciesError::MacMismatch)?;
     let (iv, ct) = body.split_at(IV_LENGTH);
     let mut out = ct.to_vec();
-    let iv: &[u8; IV_LENGTH] = iv.try_into().map_err(|_| EciesError::TooShort(data.len()))?;
+    let iv: &[u8; IV_LENGTH] = iv
+        .try_into()
+        .map_err(|_| EciesError::TooShort(data.len()))?;
     Aes128Ctr::new(&keys.ke.into(), iv.into()).apply_keystream(&mut out);
     Ok(out)
 }
 
 fn mac(km: &[u8; 32], iv_and_ct: &[u8]) -> HmacSha256 {
-    let mut m = <HmacSha256 as Mac>::new_from_slice(km).unwrap_or_else(|_| {
-        unreachable!("HMAC accepts keys of any length")
-    });
+    let mut m = <HmacSha256 as Mac>::new_from_slice(km)
+        .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"));
     m.update(iv_and_ct);
     m
 }

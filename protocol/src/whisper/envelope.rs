@@ -228,10 +228,16 @@ mod tests {
     fn structural_defects_get_their_own_variant() {
         let good = sample().encode();
         assert_eq!(Envelope::decode(&[]), Err(EnvelopeError::Empty));
-        assert_eq!(Envelope::decode(&[0x84, 1, 2, 3, 4]), Err(EnvelopeError::NotAList));
+        assert_eq!(
+            Envelope::decode(&[0x84, 1, 2, 3, 4]),
+            Err(EnvelopeError::NotAList)
+        );
         let mut trailing = good.clone();
         trailing.push(0);
-        assert_eq!(Envelope::decode(&trailing), Err(EnvelopeError::TrailingBytes(1)));
+        assert_eq!(
+            Envelope::decode(&trailing),
+            Err(EnvelopeError::TrailingBytes(1))
+        );
         assert_eq!(
             Envelope::decode(&good[..good.len() - 1]),
             Err(EnvelopeError::Rlp {

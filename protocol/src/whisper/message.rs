@@ -215,6 +215,9 @@ mod tests {
     #[test]
     fn oversized_payload_is_refused() {
         let big = vec![0u8; MAX_PAYLOAD + 1];
-        assert_eq!(build(&big, &[], None), Err(MessageError::PayloadTooLarge(MAX_PAYLOAD + 1)));
+        assert_eq!(
+            build(&big, &[], None),
+            Err(MessageError::PayloadTooLarge(MAX_PAYLOAD + 1))
+        );
     }
 }

@@ -99,13 +99,10 @@ pub fn seal(env: &mut Envelope, target_bits: Option<u32>, opts: &SealOptions<'_>
 
     let work = || {
         let mut local = (0u32, u64::MAX);
-        loop {
-            let Some(start) = next_batch
-                .fetch_add(1, Ordering::Relaxed)
-                .checked_mul(SEAL_BATCH)
-            else {
-                break;
-            };
+        while let Some(start) = next_batch
+            .fetch_add(1, Ordering::Relaxed)
+            .checked_mul(SEAL_BATCH)
+        {
             // Batches at or above a found nonce cannot hold a smaller one.
             if start >= found.load(Ordering::Acquire) || (opts.should_stop)() {
                 break;
@@ -227,7 +224,11 @@ mod tests {
             let hasher = NonceHasher::new(&e);
             for nonce in [0, 1, 255, 1 << 40] {
                 e.nonce = nonce;
-                assert_eq!(hasher.leading_zero_bits(nonce), leading_zero_bits(&e), "len {len}");
+                assert_eq!(
+                    hasher.leading_zero_bits(nonce),
+                    leading_zero_bits(&e),
+                    "len {len}"
+                );
             }
         }
     }
@@ -237,8 +238,22 @@ mod tests {
         let never = || false;
         let mut a = env(200);
         let mut b = env(200);
-        let one = seal(&mut a, Some(12), &SealOptions { threads: 1, should_stop: &never });
-        let four = seal(&mut b, Some(12), &SealOptions { threads: 4, should_stop: &never });
+        let one = seal(
+            &mut a,
+            Some(12),
+            &SealOptions {
+                threads: 1,
+                should_stop: &never,
+            },
+        );
+        let four = seal(
+            &mut b,
+            Some(12),
+            &SealOptions {
+                threads: 4,
+                should_stop: &never,
+            },
+        );
         assert!(one.reached);
         assert_eq!(one, four);
         // Smallest: no lower nonce reaches the target.
@@ -250,7 +265,14 @@ mod tests {
     fn stopped_seal_keeps_the_best_nonce_and_says_it_missed() {
         let stop = || true;
         let mut e = env(10);
-        let out = seal(&mut e, Some(200), &SealOptions { threads: 2, should_stop: &stop });
+        let out = seal(
+            &mut e,
+            Some(200),
+            &SealOptions {
+                threads: 2,
+                should_stop: &stop,
+            },
+        );
         assert!(!out.reached);
         assert_eq!(e.nonce, out.nonce);
     }

@@ -117,7 +117,10 @@ mod tests {
 
     #[test]
     fn keys_must_be_32_nonzero_bytes() {
-        assert_eq!(SymKey::from_bytes(&[1; 31]), Err(SymmetricError::WrongKeySize(31)));
+        assert_eq!(
+            SymKey::from_bytes(&[1; 31]),
+            Err(SymmetricError::WrongKeySize(31))
+        );
         assert_eq!(SymKey::from_bytes(&[0; 32]), Err(SymmetricError::ZeroKey));
         assert!(SymKey::from_bytes(&[1; 32]).is_ok());
     }

@@ -112,8 +112,14 @@ mod tests {
 
     #[test]
     fn wrong_length_topics_are_rejected() {
-        assert_eq!(Topic::from_slice(&[1, 2, 3]), Err(TopicError::WrongLength(3)));
-        assert_eq!(Topic::from_slice(&[1, 2, 3, 4, 5]), Err(TopicError::WrongLength(5)));
+        assert_eq!(
+            Topic::from_slice(&[1, 2, 3]),
+            Err(TopicError::WrongLength(3))
+        );
+        assert_eq!(
+            Topic::from_slice(&[1, 2, 3, 4, 5]),
+            Err(TopicError::WrongLength(5))
+        );
         assert_eq!(Topic::from_slice(&[1, 2, 3, 4]), Ok(Topic([1, 2, 3, 4])));
     }
 

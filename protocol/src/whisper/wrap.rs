@@ -99,7 +99,11 @@ pub fn wrap(
     now: u32,
     rng: &mut (impl rand_core::RngCore + rand_core::CryptoRng),
 ) -> Result<Envelope, WrapError> {
-    let ttl = if draft.ttl == 0 { DEFAULT_TTL } else { draft.ttl };
+    let ttl = if draft.ttl == 0 {
+        DEFAULT_TTL
+    } else {
+        draft.ttl
+    };
     // geth treats an empty explicit padding as "no padding given".
     let padding = match draft.padding {
         Some(p) if !p.is_empty() => p.to_vec(),

@@ -18,33 +18,46 @@ pub fn load(name: &str) -> Value {
 
 /// The array `v[key]`.
 pub fn cases<'a>(v: &'a Value, key: &str) -> &'a [Value] {
-    v[key].as_array().unwrap_or_else(|| panic!("vector key {key} missing")).as_slice()
+    v[key]
+        .as_array()
+        .unwrap_or_else(|| panic!("vector key {key} missing"))
+        .as_slice()
 }
 
 /// `v[key]` as hex-decoded bytes.
 pub fn bytes(v: &Value, key: &str) -> Vec<u8> {
-    let s = v[key].as_str().unwrap_or_else(|| panic!("{key} missing in {v}"));
+    let s = v[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("{key} missing in {v}"));
     hex::decode(s).unwrap_or_else(|e| panic!("{key}: {e}"))
 }
 
 /// `v[key]` as a fixed-size array.
 pub fn array<const N: usize>(v: &Value, key: &str) -> [u8; N] {
-    bytes(v, key).try_into().unwrap_or_else(|_| panic!("{key}: not {N} bytes"))
+    bytes(v, key)
+        .try_into()
+        .unwrap_or_else(|_| panic!("{key}: not {N} bytes"))
 }
 
 /// `v[key]` as u64 (parsed as an integer, never through f64).
 pub fn u64_of(v: &Value, key: &str) -> u64 {
-    v[key].as_u64().unwrap_or_else(|| panic!("{key} not a u64 in {v}"))
+    v[key]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{key} not a u64 in {v}"))
 }
 
 /// `v[key]` as a string.
 pub fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
-    v[key].as_str().unwrap_or_else(|| panic!("{key} not a string"))
+    v[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("{key} not a string"))
 }
 
 /// `v[key]` as a bool.
 pub fn bool_of(v: &Value, key: &str) -> bool {
-    v[key].as_bool().unwrap_or_else(|| panic!("{key} not a bool"))
+    v[key]
+        .as_bool()
+        .unwrap_or_else(|| panic!("{key} not a bool"))
 }
 
 /// An f64 from its `*_f64` companion: the big-endian hex of the IEEE-754 bits.
