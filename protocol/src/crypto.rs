@@ -40,6 +40,13 @@ pub fn keccak256_concat(parts: &[&[u8]]) -> [u8; 32] {
     h.finalize().into()
 }
 
+/// The Ethereum personal-message digest of a 32-byte message:
+/// `keccak256("\x19Ethereum Signed Message:\n32" ‖ message)`, as Bee's `crypto.Sign`
+/// (`hashWithEthereumPrefix`) and bee-js `PrivateKey.sign` compute it before signing.
+pub fn eth_message_digest(message: &[u8; 32]) -> [u8; 32] {
+    keccak256_concat(&[b"\x19Ethereum Signed Message:\n32", message])
+}
+
 /// A secp256k1 private key. Its `Debug` never prints the key.
 #[derive(Clone, PartialEq, Eq)]
 pub struct PrivateKey(secp256k1::SecretKey);
@@ -53,7 +60,9 @@ impl std::fmt::Debug for PrivateKey {
 impl PrivateKey {
     /// Parses 32 big-endian bytes; zero and values ≥ n are rejected.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, CryptoError> {
-        let arr: [u8; 32] = bytes.try_into().map_err(|_| CryptoError::InvalidPrivateKey)?;
+        let arr: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| CryptoError::InvalidPrivateKey)?;
         secp256k1::SecretKey::from_byte_array(&arr)
             .map(Self)
             .map_err(|_| CryptoError::InvalidPrivateKey)
@@ -192,12 +201,24 @@ mod tests {
 
     #[test]
     fn bad_keys_and_recovery_ids_are_typed_errors() {
-        assert_eq!(PrivateKey::from_bytes(&[0; 32]), Err(CryptoError::InvalidPrivateKey));
-        assert_eq!(PrivateKey::from_bytes(&[1; 31]), Err(CryptoError::InvalidPrivateKey));
-        assert_eq!(PublicKey::from_uncompressed(&[4; 64]), Err(CryptoError::InvalidPublicKey));
+        assert_eq!(
+            PrivateKey::from_bytes(&[0; 32]),
+            Err(CryptoError::InvalidPrivateKey)
+        );
+        assert_eq!(
+            PrivateKey::from_bytes(&[1; 31]),
+            Err(CryptoError::InvalidPrivateKey)
+        );
+        assert_eq!(
+            PublicKey::from_uncompressed(&[4; 64]),
+            Err(CryptoError::InvalidPublicKey)
+        );
         let mut sig = [1u8; 65];
         sig[64] = 4;
-        assert_eq!(Signature(sig).recover(&[0; 32]), Err(CryptoError::InvalidSignature));
+        assert_eq!(
+            Signature(sig).recover(&[0; 32]),
+            Err(CryptoError::InvalidSignature)
+        );
     }
 
     #[test]
