@@ -150,6 +150,11 @@ fn bytes_tree_roots() {
         if len > 2 << 20 {
             continue;
         }
+        assert_eq!(
+            bytes_tree::root(&data, Redundancy::None),
+            Ok(root),
+            "root, length {len}"
+        );
         let split = bytes_tree::split(&data, Redundancy::None).expect("level none");
         assert_eq!(split.root, root, "length {len}");
         assert_eq!(split.span, span);
