@@ -40,6 +40,13 @@ pub fn keccak256_concat(parts: &[&[u8]]) -> [u8; 32] {
     h.finalize().into()
 }
 
+/// The Ethereum personal-message digest of a 32-byte message:
+/// `keccak256("\x19Ethereum Signed Message:\n32" ‖ message)`, as Bee's `crypto.Sign`
+/// (`hashWithEthereumPrefix`) and bee-js `PrivateKey.sign` compute it before signing.
+pub fn eth_message_digest(message: &[u8; 32]) -> [u8; 32] {
+    keccak256_concat(&[b"\x19Ethereum Signed Message:\n32", message])
+}
+
 /// A secp256k1 private key. Its `Debug` never prints the key.
 #[derive(Clone, PartialEq, Eq)]
 pub struct PrivateKey(secp256k1::SecretKey);

@@ -9,8 +9,12 @@
 //! - [`whisper`]: Whisper v6 envelopes, PoW, bloom, plaintext messages, encryption,
 //!   byte-compatible with go-ethereum v1.9.7 `whisper/whisperv6`.
 //! - [`status`]: Status topic and key conventions built on Whisper.
+//! - [`swarm`]: BMT chunks, the `/bytes` tree, single-owner chunks, feeds, PSS trojan
+//!   chunks, postage stamps; byte-compatible with Bee 2.8 / bee-js 12 (its parallel tree
+//!   hasher also uses scoped workers).
 #![warn(missing_docs)]
 
 pub mod crypto;
 pub mod status;
+pub mod swarm;
 pub mod whisper;
