@@ -53,7 +53,9 @@ impl std::fmt::Debug for PrivateKey {
 impl PrivateKey {
     /// Parses 32 big-endian bytes; zero and values ≥ n are rejected.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, CryptoError> {
-        let arr: [u8; 32] = bytes.try_into().map_err(|_| CryptoError::InvalidPrivateKey)?;
+        let arr: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| CryptoError::InvalidPrivateKey)?;
         secp256k1::SecretKey::from_byte_array(&arr)
             .map(Self)
             .map_err(|_| CryptoError::InvalidPrivateKey)
@@ -167,6 +169,20 @@ impl Signature {
             .map(PublicKey)
             .map_err(|_| CryptoError::RecoveryFailed)
     }
+
+    /// Whether S is in the lower half of the curve order (what libsecp256k1 and geth
+    /// produce). Formats that want one encoding per signature reject high S, because
+    /// `(R, n − S)` with the other parity recovers the same key.
+    pub fn is_low_s(&self) -> bool {
+        match secp256k1::ecdsa::Signature::from_compact(&self.0[..64]) {
+            Ok(sig) => {
+                let mut normalized = sig;
+                normalized.normalize_s();
+                normalized == sig
+            }
+            Err(_) => false,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -192,12 +208,46 @@ mod tests {
 
     #[test]
     fn bad_keys_and_recovery_ids_are_typed_errors() {
-        assert_eq!(PrivateKey::from_bytes(&[0; 32]), Err(CryptoError::InvalidPrivateKey));
-        assert_eq!(PrivateKey::from_bytes(&[1; 31]), Err(CryptoError::InvalidPrivateKey));
-        assert_eq!(PublicKey::from_uncompressed(&[4; 64]), Err(CryptoError::InvalidPublicKey));
+        assert_eq!(
+            PrivateKey::from_bytes(&[0; 32]),
+            Err(CryptoError::InvalidPrivateKey)
+        );
+        assert_eq!(
+            PrivateKey::from_bytes(&[1; 31]),
+            Err(CryptoError::InvalidPrivateKey)
+        );
+        assert_eq!(
+            PublicKey::from_uncompressed(&[4; 64]),
+            Err(CryptoError::InvalidPublicKey)
+        );
         let mut sig = [1u8; 65];
         sig[64] = 4;
-        assert_eq!(Signature(sig).recover(&[0; 32]), Err(CryptoError::InvalidSignature));
+        assert_eq!(
+            Signature(sig).recover(&[0; 32]),
+            Err(CryptoError::InvalidSignature)
+        );
+    }
+
+    #[test]
+    fn high_s_is_detected() {
+        let k = PrivateKey::from_bytes(&keccak256(b"seed")).expect("valid key");
+        let d = keccak256(b"digest");
+        let sig = k.sign_digest(&d);
+        assert!(sig.is_low_s());
+        // n − S with the parity flipped still recovers the signer, but is high-S.
+        let n = hex::decode("fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141")
+            .expect("hex");
+        let mut high = sig.0;
+        let mut borrow = 0i16;
+        for i in (0..32).rev() {
+            let v = i16::from(n[i]) - i16::from(sig.0[32 + i]) - borrow;
+            high[32 + i] = v.rem_euclid(256) as u8;
+            borrow = i16::from(v < 0);
+        }
+        high[64] ^= 1;
+        let high = Signature(high);
+        assert_eq!(high.recover(&d), Ok(k.public_key()));
+        assert!(!high.is_low_s());
     }
 
     #[test]
