@@ -9,8 +9,19 @@
 //! - [`whisper`]: Whisper v6 envelopes, PoW, bloom, plaintext messages, encryption,
 //!   byte-compatible with go-ethereum v1.9.7 `whisper/whisperv6`.
 //! - [`status`]: Status topic and key conventions built on Whisper.
+//! - [`dag`]: the Staples message (id, signature, Lamport clock), its carrier in Whisper
+//!   padding, parent selection, the causal buffer with gap deadlines, the display order.
+//! - [`inbox`]: the offline-inbox page format on a sender's Swarm feed, its writer and its
+//!   newest-first reader.
+//! - [`mvds`]: MVDS message ids and status-go one-to-one group ids.
 #![warn(missing_docs)]
 
 pub mod crypto;
+pub mod dag;
+pub mod inbox;
+pub mod mvds;
 pub mod status;
 pub mod whisper;
+
+#[cfg(test)]
+mod test_vectors;

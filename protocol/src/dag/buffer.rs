@@ -1451,7 +1451,8 @@ mod tests {
             max_pending: 300_000,
             ..Limits::default()
         });
-        let n = 200_000u32;
+        // Deep enough that one stack frame per level would overflow a 2 MiB test thread.
+        let n = 30_000u32;
         for i in (1..n).rev() {
             b.insert(m(i, &[i - 1]), 0).unwrap();
         }

@@ -124,6 +124,11 @@ impl MessageId {
     pub const fn as_bytes(&self) -> &[u8; 32] {
         &self.0
     }
+
+    /// For decoders in this crate that have already cut exactly 32 bytes.
+    pub(crate) const fn from_array(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
 }
 
 // Ids are hash outputs chosen by peers (parent lists are unverified claims), so maps keyed
