@@ -70,8 +70,7 @@
 //! `poll_wanted` reports every still-missing id again (with its original `since`),
 //! because the driver's fetches died with the process.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasher;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -281,12 +280,15 @@ pub struct CausalBuffer<T> {
     keys: [u64; 2],
     now: u64,
     index: HashMap<MessageId, Known, Keyed>,
-    nodes: Vec<Node<T>>,
-    free_nodes: Vec<u32>,
-    edges: Vec<Edge>,
+    pending_nodes: Slab<PendingNode<T>>,
+    free_pending: Vec<u32>,
+    missing_nodes: Slab<MissingNode>,
+    free_missing: Vec<u32>,
+    edges: Slab<Edge>,
     free_edge: u32,
-    /// Missing nodes by `since`: `(since, slot, gen)`; stale entries skipped on pop.
-    deadlines: BinaryHeap<Reverse<(u64, u32, u32)>>,
+    /// Missing nodes in `since` order (`now` never decreases): `(since, slot, gen)`.
+    /// Entries of ids that arrived meanwhile are skipped when reached.
+    deadlines: VecDeque<(u64, u32, u32)>,
     pending: usize,
     pending_bytes: usize,
     missing: usize,
@@ -307,9 +309,9 @@ impl<T: Causal> CausalBuffer<T> {
     fn with_keys(limits: Limits, keys: [u64; 2]) -> Self {
         let limits = Limits {
             max_parents: limits.max_parents.min(MAX_PARENTS),
-            // Slots are u32 with three sentinels; keep pending + missing below that.
-            max_pending: limits.max_pending.min(1 << 30),
-            max_missing: limits.max_missing.min(1 << 30),
+            // Slots stay below 2²⁸ (see `MAX_SLOTS`); one insert adds at most 1 + 8 nodes.
+            max_pending: limits.max_pending.min(MAX_SLOTS - 16),
+            max_missing: limits.max_missing.min(MAX_SLOTS - 16),
             ..limits
         };
         Self {
@@ -317,11 +319,13 @@ impl<T: Causal> CausalBuffer<T> {
             keys,
             now: 0,
             index: HashMap::with_hasher(Keyed(keys)),
-            nodes: Vec::new(),
-            free_nodes: Vec::new(),
-            edges: Vec::new(),
+            pending_nodes: Slab::new(),
+            free_pending: Vec::new(),
+            missing_nodes: Slab::new(),
+            free_missing: Vec::new(),
+            edges: Slab::new(),
             free_edge: NIL,
-            deadlines: BinaryHeap::new(),
+            deadlines: VecDeque::new(),
             pending: 0,
             pending_bytes: 0,
             missing: 0,
@@ -362,15 +366,9 @@ impl<T: Causal> CausalBuffer<T> {
         let state = if ephemeral { EPHEMERAL } else { DELIVERED };
         match self.index.get(&id).copied() {
             Some(k) if k.slot == DELIVERED || k.slot == EPHEMERAL => return Ok(()),
-            Some(k) if k.is_node() => {
-                let node = &mut self.nodes[k.slot as usize];
-                if !matches!(node.state, State::Missing(_)) {
-                    return Err(BufferError::Pending(id));
-                }
-                node.state = State::Free;
-                let first = node.first_edge;
-                self.free_node(k.slot);
-                self.missing -= 1;
+            Some(k) if k.pending().is_some() => return Err(BufferError::Pending(id)),
+            Some(k) if k.missing().is_some() => {
+                let first = self.free_missing_node(k.slot & !MISSING_TAG);
                 self.index.insert(id, Known::new(clock, state));
                 let mode = Mode::Known {
                     id,
@@ -394,11 +392,11 @@ impl<T: Causal> CausalBuffer<T> {
     pub fn handle_timeout(&mut self, now: u64) {
         self.advance(now);
         let mut tasks = std::mem::take(&mut self.tasks);
-        while let Some(&Reverse((since, slot, gen_))) = self.deadlines.peek() {
+        while let Some(&(since, slot, gen_)) = self.deadlines.front() {
             if since.saturating_add(self.limits.gap_deadline_ms) > self.now {
                 break;
             }
-            self.deadlines.pop();
+            self.deadlines.pop_front();
             if self.is_live_missing(slot, gen_) {
                 self.declare_gap(slot, since, GapReason::Deadline, &mut tasks);
                 self.run(&mut tasks);
@@ -441,8 +439,8 @@ impl<T: Causal> CausalBuffer<T> {
     /// Output: when [`Self::handle_timeout`] should next be called, if anything is missing.
     pub fn poll_timeout(&self) -> Option<u64> {
         self.deadlines
-            .peek()
-            .map(|Reverse((since, _, _))| since.saturating_add(self.limits.gap_deadline_ms))
+            .front()
+            .map(|(since, _, _)| since.saturating_add(self.limits.gap_deadline_ms))
     }
 
     /// What the buffer knows about `id`.
@@ -452,10 +450,8 @@ impl<T: Causal> CausalBuffer<T> {
             DELIVERED => IdState::Delivered,
             EPHEMERAL => IdState::Ephemeral,
             GAP => IdState::Gap,
-            slot => match self.nodes.get(slot as usize).map(|n| &n.state) {
-                Some(State::Pending(_)) => IdState::Pending,
-                _ => IdState::Missing,
-            },
+            _ if k.missing().is_some() => IdState::Missing,
+            _ => IdState::Pending,
         })
     }
 
@@ -484,8 +480,9 @@ impl<T: Causal> CausalBuffer<T> {
         &self.limits
     }
 
-    /// Heap bytes of the buffer's own structures, from their capacities (hashbrown's
-    /// layout: one control byte per bucket plus 16). Excludes heap owned by the `T`s.
+    /// Heap bytes of the buffer's own structures, from their capacities (for the index,
+    /// hashbrown's layout: a power-of-two bucket count at most 7/8 full, one control byte
+    /// per bucket). Includes the `T`s stored inline, not heap that the `T`s own.
     pub fn heap_bytes(&self) -> usize {
         use std::mem::size_of;
         let buckets = if self.index.capacity() == 0 {
@@ -494,11 +491,11 @@ impl<T: Causal> CausalBuffer<T> {
             (self.index.capacity() * 8 / 7).next_power_of_two()
         };
         buckets * (size_of::<(MessageId, Known)>() + 1)
-            + 16
-            + self.nodes.capacity() * size_of::<Node<T>>()
-            + self.free_nodes.capacity() * size_of::<u32>()
-            + self.edges.capacity() * size_of::<Edge>()
-            + self.deadlines.capacity() * size_of::<Reverse<(u64, u32, u32)>>()
+            + self.pending_nodes.heap_bytes()
+            + self.missing_nodes.heap_bytes()
+            + self.edges.heap_bytes()
+            + (self.free_pending.capacity() + self.free_missing.capacity()) * size_of::<u32>()
+            + self.deadlines.capacity() * size_of::<(u64, u32, u32)>()
             + self.tasks.capacity() * size_of::<Task>()
             + self.ready.capacity() * size_of::<Delivery<T>>()
             + self.wanted.capacity() * size_of::<Wanted>()
@@ -548,14 +545,13 @@ impl<T: Causal> CausalBuffer<T> {
         let clock = msg.clock();
         let ephemeral = msg.ephemeral();
 
-        let (reuse, late) = match self.index.get(&id).copied() {
+        let (was_missing, late) = match self.index.get(&id).copied() {
             None => (None, false),
             Some(k) if k.slot == GAP => (None, true),
-            Some(k) if k.is_node() => match self.nodes[k.slot as usize].state {
-                State::Missing(_) => (Some(k.slot), false),
-                _ => return Ok(Inserted::Duplicate),
+            Some(k) => match k.missing() {
+                Some(slot) => (Some(slot), false),
+                None => return Ok(Inserted::Duplicate),
             },
-            Some(_) => return Ok(Inserted::Duplicate),
         };
 
         // Check every parent before changing anything.
@@ -563,98 +559,97 @@ impl<T: Causal> CausalBuffer<T> {
             let Some(k) = self.index.get(p).copied() else {
                 continue;
             };
-            match k.slot {
-                GAP => {}
+            let parent_clock = match k.slot {
+                GAP => continue,
                 EPHEMERAL => return Err(BufferError::EphemeralParent(*p)),
-                slot => {
-                    if slot != DELIVERED {
-                        match &self.nodes[slot as usize].state {
-                            State::Pending(item) if item.ephemeral() => {
-                                return Err(BufferError::EphemeralParent(*p));
-                            }
-                            State::Pending(_) => {}
-                            _ => continue,
+                DELIVERED => k.clock(),
+                _ => match k.pending() {
+                    Some(slot) => {
+                        if self.pending_nodes[slot]
+                            .item
+                            .as_ref()
+                            .is_some_and(|i| i.ephemeral())
+                        {
+                            return Err(BufferError::EphemeralParent(*p));
                         }
+                        k.clock()
                     }
-                    if k.clock() >= clock {
-                        return Err(BufferError::ParentNotBefore {
-                            parent: *p,
-                            parent_clock: k.clock(),
-                            clock,
-                        });
-                    }
-                }
+                    None => continue,
+                },
+            };
+            if parent_clock >= clock {
+                return Err(BufferError::ParentNotBefore {
+                    parent: *p,
+                    parent_clock,
+                    clock,
+                });
             }
         }
 
         let mut tasks = std::mem::take(&mut self.tasks);
-        let slot = match reuse {
-            Some(slot) => {
-                self.missing -= 1;
+        let first_edge = match was_missing {
+            Some(mslot) => {
+                let first = self.free_missing_node(mslot);
                 // Children that waited for this id must have larger clocks, and nothing
                 // may wait for an ephemeral message. They are rejected now, before this
                 // message's own edges exist, so their release cannot reach it.
-                let mut e = self.nodes[slot as usize].first_edge;
+                let mut e = first;
                 while e != NIL {
-                    let edge = self.edges[e as usize];
+                    let edge = self.edges[e];
                     e = edge.next;
-                    let child = &self.nodes[edge.child as usize];
-                    if child.gen_ != edge.gen_ {
+                    let child = &self.pending_nodes[edge.child];
+                    let Some(c) = child.item.as_ref().filter(|_| child.gen_ == edge.gen_) else {
                         continue;
-                    }
-                    if let State::Pending(c) = &child.state {
-                        let error = if ephemeral {
-                            BufferError::EphemeralParent(id)
-                        } else if c.clock() <= clock {
-                            BufferError::ParentNotBefore {
-                                parent: id,
-                                parent_clock: clock,
-                                clock: c.clock(),
-                            }
-                        } else {
-                            continue;
-                        };
-                        tasks.push(Task::Reject(edge.child, error));
-                    }
+                    };
+                    let error = if ephemeral {
+                        BufferError::EphemeralParent(id)
+                    } else if c.clock() <= clock {
+                        BufferError::ParentNotBefore {
+                            parent: id,
+                            parent_clock: clock,
+                            clock: c.clock(),
+                        }
+                    } else {
+                        continue;
+                    };
+                    tasks.push(Task::Reject(edge.child, error));
                 }
                 self.run(&mut tasks);
-                slot
+                first
             }
-            None => self.alloc_node(),
+            None => NIL,
         };
+        let slot = self.alloc_pending();
+        self.pending_nodes[slot].first_edge = first_edge;
 
         // Link to every parent not yet resolved. The index is read again because the
         // rejections above may have turned a pending parent into a gap.
         let mut unresolved = 0u32;
         let mut gap_parent = false;
         for p in msg.parents() {
-            let parent_slot = match self.index.get(p).copied() {
-                Some(k) if k.is_node() => k.slot,
+            let parent = match self.index.get(p).copied() {
+                Some(k) if k.is_node() => k,
                 Some(k) => {
                     gap_parent |= k.slot == GAP;
                     continue;
                 }
                 None => {
-                    let s = self.alloc_node();
-                    let node = &mut self.nodes[s as usize];
-                    node.state = State::Missing(*p);
                     let since = since_of(p);
-                    self.deadlines.push(Reverse((since, s, node.gen_)));
-                    self.index.insert(*p, Known::new(0, s));
+                    let k = self.alloc_missing(*p, since);
+                    self.index.insert(*p, k);
                     self.wanted.push_back(Wanted { id: *p, since });
-                    self.missing += 1;
-                    s
+                    k
                 }
             };
             unresolved += 1;
-            self.add_edge(parent_slot, slot);
+            self.add_edge(parent, slot);
         }
 
         self.pending += 1;
         self.pending_bytes = self.pending_bytes.saturating_add(msg.size());
         self.index.insert(id, Known::new(clock, slot));
-        let node = &mut self.nodes[slot as usize];
-        node.state = State::Pending(msg);
+        let node = &mut self.pending_nodes[slot];
+        node.item = Some(msg);
         node.unresolved = unresolved;
         node.gap_parent = gap_parent;
         node.late = late;
@@ -678,7 +673,7 @@ impl<T: Causal> CausalBuffer<T> {
             || self.pending_bytes > self.limits.max_pending_bytes
             || self.missing > self.limits.max_missing
         {
-            let Some(Reverse((since, slot, gen_))) = self.deadlines.pop() else {
+            let Some((since, slot, gen_)) = self.deadlines.pop_front() else {
                 break;
             };
             if self.is_live_missing(slot, gen_) {
@@ -687,15 +682,12 @@ impl<T: Causal> CausalBuffer<T> {
             }
         }
         self.tasks = tasks;
-        // Entries of ids that arrived linger in the heap until popped; rebuild when they
-        // outnumber the live ones so the heap stays O(missing).
+        // Entries of ids that arrived linger until reached; drop them when they outnumber
+        // the live ones, so the queue stays O(missing).
         if self.deadlines.len() > 2 * self.missing + 1024 {
-            let live: Vec<_> = std::mem::take(&mut self.deadlines)
-                .into_vec()
-                .into_iter()
-                .filter(|Reverse((_, slot, gen_))| self.is_live_missing(*slot, *gen_))
-                .collect();
-            self.deadlines = BinaryHeap::from(live);
+            let nodes = &self.missing_nodes;
+            self.deadlines
+                .retain(|&(_, slot, gen_)| nodes.get(slot).is_some_and(|n| n.live(gen_)));
         }
     }
 
@@ -709,12 +701,9 @@ impl<T: Causal> CausalBuffer<T> {
     }
 
     fn deliver(&mut self, slot: u32, tasks: &mut Vec<Task>) {
-        let node = &mut self.nodes[slot as usize];
-        let State::Pending(item) = std::mem::replace(&mut node.state, State::Free) else {
+        let Some((item, first, gap_parent, late)) = self.free_pending_node(slot) else {
             return;
         };
-        let (first, gap_parent, late) = (node.first_edge, node.gap_parent, node.late);
-        self.free_node(slot);
         self.pending -= 1;
         self.pending_bytes = self.pending_bytes.saturating_sub(item.size());
         let state = if item.ephemeral() {
@@ -745,12 +734,9 @@ impl<T: Causal> CausalBuffer<T> {
     }
 
     fn reject(&mut self, slot: u32, error: BufferError, tasks: &mut Vec<Task>) {
-        let node = &mut self.nodes[slot as usize];
-        let State::Pending(item) = std::mem::replace(&mut node.state, State::Free) else {
+        let Some((item, first, _, _)) = self.free_pending_node(slot) else {
             return;
         };
-        let first = node.first_edge;
-        self.free_node(slot);
         self.pending -= 1;
         self.pending_bytes = self.pending_bytes.saturating_sub(item.size());
         let id = item.id();
@@ -771,13 +757,8 @@ impl<T: Causal> CausalBuffer<T> {
     }
 
     fn declare_gap(&mut self, slot: u32, since: u64, reason: GapReason, tasks: &mut Vec<Task>) {
-        let node = &mut self.nodes[slot as usize];
-        let State::Missing(id) = std::mem::replace(&mut node.state, State::Free) else {
-            return;
-        };
-        let first = node.first_edge;
-        self.free_node(slot);
-        self.missing -= 1;
+        let id = self.missing_nodes[slot].id;
+        let first = self.free_missing_node(slot);
         self.index.insert(id, Known::new(0, GAP));
         let dependants = self.walk_children(first, Mode::Gap, tasks);
         if dependants == 0 {
@@ -800,17 +781,14 @@ impl<T: Causal> CausalBuffer<T> {
         let mut live = 0;
         let mut e = first;
         while e != NIL {
-            let edge = self.edges[e as usize];
-            self.edges[e as usize].next = self.free_edge;
+            let edge = self.edges[e];
+            self.edges[e].next = self.free_edge;
             self.free_edge = e;
             e = edge.next;
-            let child = &mut self.nodes[edge.child as usize];
-            let State::Pending(item) = &child.state else {
+            let child = &mut self.pending_nodes[edge.child];
+            let Some(item) = child.item.as_ref().filter(|_| child.gen_ == edge.gen_) else {
                 continue;
             };
-            if child.gen_ != edge.gen_ {
-                continue;
-            }
             live += 1;
             if let Mode::Known {
                 id,
@@ -846,63 +824,109 @@ impl<T: Causal> CausalBuffer<T> {
     }
 
     fn is_live_missing(&self, slot: u32, gen_: u32) -> bool {
-        self.nodes
-            .get(slot as usize)
-            .is_some_and(|n| n.gen_ == gen_ && matches!(n.state, State::Missing(_)))
+        self.missing_nodes.get(slot).is_some_and(|n| n.live(gen_))
     }
 
-    fn alloc_node(&mut self) -> u32 {
-        if let Some(slot) = self.free_nodes.pop() {
+    fn alloc_pending(&mut self) -> u32 {
+        if let Some(slot) = self.free_pending.pop() {
             return slot;
         }
-        // Bounded by max_pending + max_missing (each ≤ 2³⁰) plus one insert's worth.
-        let slot = self.nodes.len() as u32;
-        self.nodes.push(Node {
-            state: State::Free,
+        self.pending_nodes.push(PendingNode {
+            item: None,
             unresolved: 0,
             first_edge: NIL,
             gen_: 0,
             gap_parent: false,
             late: false,
-        });
-        slot
+        })
     }
 
-    fn free_node(&mut self, slot: u32) {
-        let node = &mut self.nodes[slot as usize];
-        node.state = State::Free;
+    /// Empties a pending slot: `(item, first_edge, gap_parent, late)`.
+    fn free_pending_node(&mut self, slot: u32) -> Option<(T, u32, bool, bool)> {
+        let node = &mut self.pending_nodes[slot];
+        let item = node.item.take()?;
+        let out = (item, node.first_edge, node.gap_parent, node.late);
         node.first_edge = NIL;
         node.unresolved = 0;
         node.gap_parent = false;
         node.late = false;
         node.gen_ = node.gen_.wrapping_add(1);
-        self.free_nodes.push(slot);
+        self.free_pending.push(slot);
+        Some(out)
     }
 
-    fn add_edge(&mut self, parent: u32, child: u32) {
-        let gen_ = self.nodes[child as usize].gen_;
-        let next = self.nodes[parent as usize].first_edge;
-        let edge = Edge { child, gen_, next };
+    /// A missing node for `id`, queued for its deadline; returns its index entry.
+    fn alloc_missing(&mut self, id: MessageId, since: u64) -> Known {
+        let slot = match self.free_missing.pop() {
+            Some(slot) => {
+                let node = &mut self.missing_nodes[slot];
+                node.id = id;
+                node.in_use = true;
+                slot
+            }
+            None => self.missing_nodes.push(MissingNode {
+                id,
+                first_edge: NIL,
+                gen_: 0,
+                in_use: true,
+            }),
+        };
+        let gen_ = self.missing_nodes[slot].gen_;
+        self.deadlines.push_back((since, slot, gen_));
+        self.missing += 1;
+        Known::new(0, slot | MISSING_TAG)
+    }
+
+    /// Empties a missing slot; returns its list of waiting children.
+    fn free_missing_node(&mut self, slot: u32) -> u32 {
+        let node = &mut self.missing_nodes[slot];
+        let first = node.first_edge;
+        node.first_edge = NIL;
+        node.in_use = false;
+        node.gen_ = node.gen_.wrapping_add(1);
+        self.free_missing.push(slot);
+        self.missing -= 1;
+        first
+    }
+
+    fn add_edge(&mut self, parent: Known, child: u32) {
+        let gen_ = self.pending_nodes[child].gen_;
+        let head = match parent.missing() {
+            Some(slot) => &mut self.missing_nodes[slot].first_edge,
+            None => &mut self.pending_nodes[parent.slot].first_edge,
+        };
+        let edge = Edge {
+            child,
+            gen_,
+            next: *head,
+        };
         let e = if self.free_edge != NIL {
             let e = self.free_edge;
-            self.free_edge = self.edges[e as usize].next;
-            self.edges[e as usize] = edge;
+            self.free_edge = self.edges[e].next;
+            self.edges[e] = edge;
             e
         } else {
-            self.edges.push(edge);
-            (self.edges.len() - 1) as u32
+            self.edges.push(edge)
         };
-        self.nodes[parent as usize].first_edge = e;
+        match parent.missing() {
+            Some(slot) => self.missing_nodes[slot].first_edge = e,
+            None => self.pending_nodes[parent.slot].first_edge = e,
+        }
     }
 }
 
 // ---------------------------------------------------------------------------------------
 // Internal representation.
 
-/// Slot sentinel values in [`Known::slot`]; smaller values index `nodes`.
+/// Slot sentinel values in [`Known::slot`]; other values are node slots.
 const DELIVERED: u32 = u32::MAX;
 const EPHEMERAL: u32 = u32::MAX - 1;
 const GAP: u32 = u32::MAX - 2;
+/// Set on [`Known::slot`] for a slot in `missing_nodes`; slots stay below `MAX_SLOTS`.
+const MISSING_TAG: u32 = 1 << 30;
+/// Pending and missing slots are each capped below 2²⁸ (via `Limits`), so even 8 edges per
+/// pending message stay below `NIL`.
+const MAX_SLOTS: usize = 1 << 28;
 const NIL: u32 = u32::MAX;
 
 /// Index entry: 12 bytes with 4-byte alignment, so an index bucket is 44 bytes.
@@ -929,24 +953,42 @@ impl Known {
     fn is_node(self) -> bool {
         self.slot < GAP
     }
+
+    fn pending(self) -> Option<u32> {
+        (self.slot < MISSING_TAG).then_some(self.slot)
+    }
+
+    fn missing(self) -> Option<u32> {
+        (self.is_node() && self.slot & MISSING_TAG != 0).then_some(self.slot & !MISSING_TAG)
+    }
 }
 
-enum State<T> {
-    Free,
-    Missing(MessageId),
-    Pending(T),
-}
-
-struct Node<T> {
-    state: State<T>,
-    /// Parents not yet resolved (pending nodes).
+/// A message waiting for parents. `item` is `None` while the slot is free.
+struct PendingNode<T> {
+    item: Option<T>,
+    /// Parents not yet resolved.
     unresolved: u32,
-    /// Head of the list of children waiting for this id.
+    /// Head of the list of children waiting for this message.
     first_edge: u32,
-    /// Bumped when the slot is freed, so stale edges and deadlines are recognised.
+    /// Bumped when the slot is freed, so stale edges are recognised.
     gen_: u32,
     gap_parent: bool,
     late: bool,
+}
+
+/// An id named as a parent and not seen yet. Smaller than a pending node: no payload.
+struct MissingNode {
+    id: MessageId,
+    first_edge: u32,
+    /// Bumped when the slot is freed, so stale deadline entries are recognised.
+    gen_: u32,
+    in_use: bool,
+}
+
+impl MissingNode {
+    fn live(&self, gen_: u32) -> bool {
+        self.in_use && self.gen_ == gen_
+    }
 }
 
 /// One waiting child in a singly linked list; free edges are linked through `next`.
@@ -983,6 +1025,62 @@ impl BuildHasher for Keyed {
     type Hasher = SipHasher13;
     fn build_hasher(&self) -> SipHasher13 {
         SipHasher13::new_with_keys(self.0[0], self.0[1])
+    }
+}
+
+/// A grow-only arena in fixed chunks of 1024 slots: no reallocation copies and at most
+/// one partly used chunk, where a `Vec` would keep up to half its capacity idle.
+struct Slab<T> {
+    chunks: Vec<Vec<T>>,
+    len: u32,
+}
+
+const CHUNK: usize = 1024;
+
+impl<T> Slab<T> {
+    fn new() -> Self {
+        Self {
+            chunks: Vec::new(),
+            len: 0,
+        }
+    }
+
+    fn push(&mut self, value: T) -> u32 {
+        if (self.len as usize).is_multiple_of(CHUNK) {
+            self.chunks.push(Vec::with_capacity(CHUNK));
+        }
+        if let Some(chunk) = self.chunks.last_mut() {
+            chunk.push(value);
+        }
+        self.len += 1;
+        self.len - 1
+    }
+
+    fn get(&self, i: u32) -> Option<&T> {
+        let i = i as usize;
+        self.chunks.get(i / CHUNK).and_then(|c| c.get(i % CHUNK))
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &T> {
+        self.chunks.iter().flatten()
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.chunks.len() * CHUNK * std::mem::size_of::<T>()
+            + self.chunks.capacity() * std::mem::size_of::<Vec<T>>()
+    }
+}
+
+impl<T> std::ops::Index<u32> for Slab<T> {
+    type Output = T;
+    fn index(&self, i: u32) -> &T {
+        &self.chunks[i as usize / CHUNK][i as usize % CHUNK]
+    }
+}
+
+impl<T> std::ops::IndexMut<u32> for Slab<T> {
+    fn index_mut(&mut self, i: u32) -> &mut T {
+        &mut self.chunks[i as usize / CHUNK][i as usize % CHUNK]
     }
 }
 
@@ -1055,7 +1153,6 @@ enum RestoreError {
 impl<T: Causal + Serialize> Serialize for CausalBuffer<T> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut resolved = Vec::new();
-        let mut missing = Vec::new();
         for (id, k) in &self.index {
             let state = match k.slot {
                 DELIVERED => ResolvedState::Delivered,
@@ -1069,28 +1166,24 @@ impl<T: Causal + Serialize> Serialize for CausalBuffer<T> {
                 state,
             });
         }
-        resolved.sort_unstable_by_key(|a| a.id);
-        for Reverse((since, slot, gen_)) in self.deadlines.iter() {
-            if let Some(Node {
-                state: State::Missing(id),
-                gen_: g,
-                ..
-            }) = self.nodes.get(*slot as usize)
-                && g == gen_
-            {
-                missing.push(Wanted {
-                    id: *id,
-                    since: *since,
-                });
-            }
-        }
-        missing.sort_unstable_by_key(|a| (a.since, a.id));
-        let pending = self
-            .nodes
+        resolved.sort_unstable_by_key(|r| r.id);
+        let mut missing: Vec<Wanted> = self
+            .deadlines
             .iter()
-            .filter_map(|n| match &n.state {
-                State::Pending(item) => Some(PendingRef { item, late: n.late }),
-                _ => None,
+            .filter(|&&(_, slot, gen_)| self.is_live_missing(slot, gen_))
+            .map(|&(since, slot, _)| Wanted {
+                id: self.missing_nodes[slot].id,
+                since,
+            })
+            .collect();
+        missing.sort_unstable_by_key(|w| (w.since, w.id));
+        let pending = self
+            .pending_nodes
+            .iter()
+            .filter_map(|n| {
+                n.item
+                    .as_ref()
+                    .map(|item| PendingRef { item, late: n.late })
             })
             .collect();
         SnapshotRef {
@@ -1135,8 +1228,8 @@ impl<T: Causal> CausalBuffer<T> {
             let id = p.item.id();
             match b.insert_inner(p.item, |m| since.get(m).copied().unwrap_or(now)) {
                 Ok(Inserted::Pending { .. }) => {
-                    if let Some(k) = b.index.get(&id).filter(|k| k.is_node()) {
-                        b.nodes[k.slot as usize].late = p.late;
+                    if let Some(slot) = b.index.get(&id).and_then(|k| k.pending()) {
+                        b.pending_nodes[slot].late = p.late;
                     }
                 }
                 Ok(Inserted::Duplicate) => return Err(RestoreError::DuplicateId(id)),
@@ -1144,12 +1237,15 @@ impl<T: Causal> CausalBuffer<T> {
                 Err(e) => return Err(RestoreError::Refused(id, e)),
             }
         }
+        // Restored `since` values arrive out of order; the queue must be sorted.
+        b.deadlines.make_contiguous().sort_unstable();
         // Pending messages restored before their pending parents made those parents look
-        // missing for a moment; only ids still missing are wanted.
-        let wanted: Vec<Wanted> = std::mem::take(&mut b.wanted)
+        // missing for a moment; only ids still missing are wanted, oldest first.
+        let mut wanted: Vec<Wanted> = std::mem::take(&mut b.wanted)
             .into_iter()
             .filter(|w| b.state(&w.id) == Some(IdState::Missing))
             .collect();
+        wanted.sort_unstable_by_key(|w| (w.since, w.id));
         b.wanted = wanted.into();
         b.ready = snap.ready;
         b.gaps = snap.gaps;

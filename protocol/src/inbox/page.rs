@@ -204,8 +204,9 @@ impl Page {
 
     /// Feed index of the oldest entry.
     pub fn first_index(&self) -> u64 {
-        // check() guarantees 1 <= len <= index + 1.
-        self.index + 1 - self.entries.len() as u64
+        // check() guarantees 1 <= len <= index + 1, so this cannot underflow; written
+        // without `index + 1`, which overflows at u64::MAX (found by the fuzzer).
+        self.index - (self.entries.len() as u64 - 1)
     }
 
     /// Reference of the previous page's last version.
@@ -309,6 +310,13 @@ pub(crate) mod tests {
             assert_eq!(back.encode(), bytes);
         }
         assert_eq!(page(77, Some([1; 32]), 3).first_index(), 75);
+        let last = Page::new(
+            ChatId::new([3; 32]),
+            u64::MAX,
+            Some([1; 32]),
+            vec![entry(1)],
+        );
+        assert_eq!(last.unwrap().first_index(), u64::MAX);
     }
 
     #[test]
