@@ -12,7 +12,7 @@
 //! - [`handle_fetched`](CausalBuffer::handle_fetched): a message fetched from Swarm
 //!   because it was wanted or listed in an inbox page;
 //! - [`handle_known`](CausalBuffer::handle_known): the driver's store already has this id
-//!   delivered (answering a want from the store, or rebuilding after [`forget`]);
+//!   delivered (answering a want from the store, or rebuilding after [`forget`](CausalBuffer::forget));
 //! - [`handle_timeout`](CausalBuffer::handle_timeout): time passed; due gap deadlines fire.
 //!
 //! Outputs, each a queue drained by repeated calls until `None`:
@@ -40,7 +40,7 @@
 //! - Every edge must go up in clock: a parent's clock is below its child's. Checked when
 //!   both ends are known: an arriving message with a known parent that is not below it
 //!   is refused ([`BufferError::ParentNotBefore`]); buffered children of an arriving
-//!   message that are not above it are rejected ([`Self::poll_rejected`]). That makes
+//!   message that are not above it are rejected ([`CausalBuffer::poll_rejected`]). That makes
 //!   `(clock, id)` a topological order and breaks every cycle: ids hash their parents so
 //!   honest cycles cannot exist, and around a forged one the clock cannot rise on every
 //!   edge, so some edge fails when the cycle's last message arrives.
@@ -688,6 +688,7 @@ impl<T: Causal> CausalBuffer<T> {
             let nodes = &self.missing_nodes;
             self.deadlines
                 .retain(|&(_, slot, gen_)| nodes.get(slot).is_some_and(|n| n.live(gen_)));
+            self.deadlines.shrink_to(2 * self.deadlines.len() + 1024);
         }
     }
 
