@@ -274,7 +274,16 @@ pub enum IdState {
     Missing,
 }
 
-/// The causal buffer of one chat. See the module doc for the contract.
+/// The causal buffer of one chat (module doc: rules and cost).
+///
+/// Call order, as in `quinn-proto`'s `Connection`:
+/// 1. feed one input: [`insert`](Self::insert), [`handle_fetched`](Self::handle_fetched),
+///    [`handle_known`](Self::handle_known) or [`handle_timeout`](Self::handle_timeout);
+/// 2. drain [`poll_deliverable`](Self::poll_deliverable) (show, persist, update
+///    [`super::Heads`]), [`poll_wanted`](Self::poll_wanted) (start fetches),
+///    [`poll_gap`](Self::poll_gap) (surface to the app) and
+///    [`poll_rejected`](Self::poll_rejected) (log) until each returns `None`;
+/// 3. re-arm the timer at [`poll_timeout`](Self::poll_timeout).
 pub struct CausalBuffer<T> {
     limits: Limits,
     keys: [u64; 2],
