@@ -176,6 +176,20 @@ impl Signature {
             .map(PublicKey)
             .map_err(|_| CryptoError::RecoveryFailed)
     }
+
+    /// Whether S is in the lower half of the curve order (what libsecp256k1 and geth
+    /// produce). Formats that want one encoding per signature reject high S, because
+    /// `(R, n − S)` with the other parity recovers the same key.
+    pub fn is_low_s(&self) -> bool {
+        match secp256k1::ecdsa::Signature::from_compact(&self.0[..64]) {
+            Ok(sig) => {
+                let mut normalized = sig;
+                normalized.normalize_s();
+                normalized == sig
+            }
+            Err(_) => false,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -219,6 +233,28 @@ mod tests {
             Signature(sig).recover(&[0; 32]),
             Err(CryptoError::InvalidSignature)
         );
+    }
+
+    #[test]
+    fn high_s_is_detected() {
+        let k = PrivateKey::from_bytes(&keccak256(b"seed")).expect("valid key");
+        let d = keccak256(b"digest");
+        let sig = k.sign_digest(&d);
+        assert!(sig.is_low_s());
+        // n − S with the parity flipped still recovers the signer, but is high-S.
+        let n = hex::decode("fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141")
+            .expect("hex");
+        let mut high = sig.0;
+        let mut borrow = 0i16;
+        for i in (0..32).rev() {
+            let v = i16::from(n[i]) - i16::from(sig.0[32 + i]) - borrow;
+            high[32 + i] = v.rem_euclid(256) as u8;
+            borrow = i16::from(v < 0);
+        }
+        high[64] ^= 1;
+        let high = Signature(high);
+        assert_eq!(high.recover(&d), Ok(k.public_key()));
+        assert!(!high.is_low_s());
     }
 
     #[test]

@@ -12,9 +12,20 @@
 //! - [`swarm`]: BMT chunks, the `/bytes` tree, single-owner chunks, feeds, PSS trojan
 //!   chunks, postage stamps; byte-compatible with Bee 2.8 / bee-js 12 (its parallel tree
 //!   hasher also uses scoped workers).
+//! - [`dag`]: the Staples message (id, signature, Lamport clock), its carrier in Whisper
+//!   padding, parent selection, the causal buffer with gap deadlines, the display order.
+//! - [`inbox`]: the offline-inbox page format on a sender's Swarm feed, its writer and its
+//!   newest-first reader.
+//! - [`mvds`]: MVDS message ids and status-go one-to-one group ids.
 #![warn(missing_docs)]
 
 pub mod crypto;
+pub mod dag;
+pub mod inbox;
+pub mod mvds;
 pub mod status;
 pub mod swarm;
 pub mod whisper;
+
+#[cfg(test)]
+mod test_vectors;
