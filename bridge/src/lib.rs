@@ -13,4 +13,5 @@ pub mod cli;
 pub mod ids;
 pub mod keystore;
 pub mod node;
+pub mod rpc;
 pub mod store;

@@ -40,6 +40,8 @@ pub struct Info {
 pub trait Node: Send + Sync + 'static {
     /// Admits an envelope (geth `add`) and notifies filters. `p2p` marks direct envelopes.
     fn add(&self, envelope: Envelope, now: u32, p2p: bool) -> Result<Added, AddError>;
+    /// Re-admits an envelope accepted before a restart (only expiry is checked).
+    fn readmit(&self, envelope: Envelope, now: u32) -> Added;
     /// Drops expired envelopes.
     fn purge(&self, now: u32) -> usize;
     /// Pool statistics and settings.
@@ -88,32 +90,52 @@ impl LocalNode {
     }
 }
 
-impl Node for LocalNode {
-    fn add(&self, envelope: Envelope, now: u32, p2p: bool) -> Result<Added, AddError> {
-        let added = self.pool().add(envelope, now)?;
-        if let Added::New(pooled) = &added {
-            let evict = self
-                .filters
-                .read()
-                .unwrap_or_else(|p| p.into_inner())
-                .notify(pooled, p2p);
-            if !evict.is_empty() {
-                let mut lagged = Vec::new();
-                {
-                    let mut set = self.filters_mut();
-                    for id in &evict {
-                        if let Some(Removed::Lagged(sink)) = set.evict(id) {
-                            lagged.push((id.clone(), sink));
-                        }
-                    }
-                }
-                for (id, sink) in lagged {
-                    tracing::warn!(subscription_filter = %id, "subscriber fell behind; subscription closed");
-                    sink.fail("subscription closed: the client fell behind and its queue is full");
+impl LocalNode {
+    /// Offers a newly pooled envelope to the filters and evicts subscribers that fell behind.
+    fn deliver(&self, added: &Added, p2p: bool) {
+        let Added::New(pooled) = added else {
+            return;
+        };
+        let evict = self
+            .filters
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .notify(pooled, p2p);
+        if evict.is_empty() {
+            return;
+        }
+        let mut lagged = Vec::new();
+        {
+            let mut set = self.filters_mut();
+            for id in &evict {
+                if let Some(Removed::Lagged(sink)) = set.evict(id) {
+                    lagged.push((id.clone(), sink));
                 }
             }
         }
+        // Told after the lock is released: a sink may take its own locks.
+        for (id, sink) in lagged {
+            tracing::warn!(filter = %id, "subscriber fell behind; subscription closed");
+            sink.fail(LAG_REASON);
+        }
+    }
+}
+
+/// Why a subscription that fell behind was closed (sent to the client).
+pub const LAG_REASON: &str =
+    "subscription closed: the client fell behind and its notification queue is full";
+
+impl Node for LocalNode {
+    fn add(&self, envelope: Envelope, now: u32, p2p: bool) -> Result<Added, AddError> {
+        let added = self.pool().add(envelope, now)?;
+        self.deliver(&added, p2p);
         Ok(added)
+    }
+
+    fn readmit(&self, envelope: Envelope, now: u32) -> Added {
+        let added = self.pool().readmit(envelope, now);
+        self.deliver(&added, false);
+        added
     }
 
     fn purge(&self, now: u32) -> usize {

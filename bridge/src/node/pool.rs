@@ -167,18 +167,37 @@ impl Pool {
         if self.envelopes.contains_key(&hash) {
             return Ok(Added::Duplicate);
         }
-        self.memory += envelope.size();
-        self.expirations
-            .entry(envelope.expiry)
-            .or_default()
-            .push(hash);
-        let pooled = Arc::new(Pooled {
+        Ok(self.insert(Pooled {
             envelope,
             hash,
             pow,
-        });
-        self.envelopes.insert(hash, pooled.clone());
-        Ok(Added::New(pooled))
+        }))
+    }
+
+    fn insert(&mut self, pooled: Pooled) -> Added {
+        self.memory += pooled.envelope.size();
+        self.expirations
+            .entry(pooled.envelope.expiry)
+            .or_default()
+            .push(pooled.hash);
+        let pooled = Arc::new(pooled);
+        self.envelopes.insert(pooled.hash, pooled.clone());
+        Added::New(pooled)
+    }
+
+    /// Re-admits an envelope this node already accepted once (the outbox after a restart):
+    /// only expiry and duplicates are checked, so a raised minimum PoW or a narrower bloom
+    /// cannot drop what was acknowledged.
+    pub fn readmit(&mut self, envelope: Envelope, now: u32) -> Added {
+        if envelope.expiry < now {
+            return Added::Expired;
+        }
+        let hash = envelope.hash();
+        if self.envelopes.contains_key(&hash) {
+            return Added::Duplicate;
+        }
+        let pow = pow_v19(&envelope);
+        self.insert(Pooled { envelope, hash, pow })
     }
 
     /// Drops every envelope whose expiry is before `now`; returns how many went.
