@@ -35,7 +35,10 @@ mod tests {
     fn id_shapes() {
         let id = random_id();
         assert_eq!(id.len(), 64);
-        assert!(id.bytes().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        assert!(
+            id.bytes()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+        );
         assert!(subscription_id().starts_with("0x"));
         let mut b = [0u8; 16];
         assert_eq!(encode_subscription_id(&b), "0x0");

@@ -126,13 +126,18 @@ pub trait Keys: Send + Sync + 'static {
     /// A symmetric key by id.
     fn sym_key(&self, id: &str) -> Option<Arc<RawSymKey>>;
     /// Stores a key pair under a fresh id.
-    fn add_key_pair(&self, key: PrivateKey)
-    -> impl Future<Output = Result<String, KeystoreError>> + Send;
+    fn add_key_pair(
+        &self,
+        key: PrivateKey,
+    ) -> impl Future<Output = Result<String, KeystoreError>> + Send;
     /// Stores a symmetric key under a fresh id.
-    fn add_sym_key(&self, key: RawSymKey)
-    -> impl Future<Output = Result<String, KeystoreError>> + Send;
+    fn add_sym_key(
+        &self,
+        key: RawSymKey,
+    ) -> impl Future<Output = Result<String, KeystoreError>> + Send;
     /// Deletes a key pair; false if unknown.
-    fn delete_key_pair(&self, id: &str) -> impl Future<Output = Result<bool, KeystoreError>> + Send;
+    fn delete_key_pair(&self, id: &str)
+    -> impl Future<Output = Result<bool, KeystoreError>> + Send;
     /// Deletes a symmetric key; false if unknown.
     fn delete_sym_key(&self, id: &str) -> impl Future<Output = Result<bool, KeystoreError>> + Send;
 }
@@ -199,13 +204,17 @@ impl Keystore {
                     Ok(k) => {
                         write(&ks.pairs).insert(id, Arc::new(k));
                     }
-                    Err(_) => tracing::warn!(key_id = %id, "key file holds an invalid private key; skipped"),
+                    Err(_) => {
+                        tracing::warn!(key_id = %id, "key file holds an invalid private key; skipped")
+                    }
                 },
                 KeyKind::SymKey => match <[u8; 32]>::try_from(secret.as_slice()) {
                     Ok(b) => {
                         write(&ks.syms).insert(id, Arc::new(RawSymKey(b)));
                     }
-                    Err(_) => tracing::warn!(key_id = %id, "key file holds a key of the wrong size; skipped"),
+                    Err(_) => {
+                        tracing::warn!(key_id = %id, "key file holds a key of the wrong size; skipped")
+                    }
                 },
             }
         }
@@ -226,7 +235,9 @@ impl Keystore {
         tokio::task::spawn_blocking(move || d.write_file(&name, kind, &secret))
             .await
             .map_err(|_| KeystoreError::Task)??;
-        disk.store.put_key(id.to_string(), kind, Origin::Local).await?;
+        disk.store
+            .put_key(id.to_string(), kind, Origin::Local)
+            .await?;
         Ok(())
     }
 
@@ -292,7 +303,10 @@ impl Disk {
         self.dir.join(format!("{}-{id}.json", kind.as_str()))
     }
 
-    fn load(&self, index: &[(String, KeyKind)]) -> Result<Vec<(String, KeyKind, Vec<u8>)>, KeystoreError> {
+    fn load(
+        &self,
+        index: &[(String, KeyKind)],
+    ) -> Result<Vec<(String, KeyKind, Vec<u8>)>, KeystoreError> {
         let mut out = Vec::new();
         for (id, kind) in index {
             let file = self.file(id, *kind);
@@ -316,7 +330,13 @@ impl Disk {
             why: why.into(),
         };
         match kdf {
-            KdfJson::Scrypt { dklen, n, r, p, salt } => {
+            KdfJson::Scrypt {
+                dklen,
+                n,
+                r,
+                p,
+                salt,
+            } => {
                 if *dklen != 32 || !n.is_power_of_two() || *n < 2 {
                     return Err(malformed("unsupported scrypt parameters"));
                 }
@@ -339,7 +359,12 @@ impl Disk {
                 d.cache.insert(key, dk);
                 Ok(dk)
             }
-            KdfJson::Pbkdf2 { c, dklen, prf, salt } => {
+            KdfJson::Pbkdf2 {
+                c,
+                dklen,
+                prf,
+                salt,
+            } => {
                 if *dklen != 32 || prf != "hmac-sha256" {
                     return Err(malformed("unsupported pbkdf2 parameters"));
                 }
@@ -361,7 +386,8 @@ impl Disk {
             return Err(malformed("not a v3 aes-128-ctr key file".into()));
         }
         let dk = self.derive(&v.crypto.kdfparams, file)?;
-        let ct = hex::decode(&v.crypto.ciphertext).map_err(|_| malformed("ciphertext is not hex".into()))?;
+        let ct = hex::decode(&v.crypto.ciphertext)
+            .map_err(|_| malformed("ciphertext is not hex".into()))?;
         let iv: [u8; 16] = hex::decode(&v.crypto.cipherparams.iv)
             .ok()
             .and_then(|b| b.try_into().ok())
@@ -392,11 +418,17 @@ impl Disk {
             let dk = match d.cache.get(&key) {
                 Some(dk) => *dk,
                 None => {
-                    let dk = scrypt_dk(&self.password, &salt, self.kdf.log_n, self.kdf.r, self.kdf.p)
-                        .ok_or_else(|| KeystoreError::Malformed {
-                            file: file.clone(),
-                            why: "invalid scrypt parameters".into(),
-                        })?;
+                    let dk = scrypt_dk(
+                        &self.password,
+                        &salt,
+                        self.kdf.log_n,
+                        self.kdf.r,
+                        self.kdf.p,
+                    )
+                    .ok_or_else(|| KeystoreError::Malformed {
+                        file: file.clone(),
+                        why: "invalid scrypt parameters".into(),
+                    })?;
                     d.cache.insert(key, dk);
                     dk
                 }
@@ -417,7 +449,9 @@ impl Disk {
             address,
             crypto: CryptoJson {
                 cipher: "aes-128-ctr".into(),
-                cipherparams: CipherParams { iv: hex::encode(iv) },
+                cipherparams: CipherParams {
+                    iv: hex::encode(iv),
+                },
                 ciphertext: hex::encode(&ct),
                 kdf: "scrypt".into(),
                 kdfparams: KdfJson::Scrypt {
@@ -471,7 +505,14 @@ fn uuid_v4() -> String {
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let h = hex::encode(b);
-    format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
 }
 
 fn write_atomically(file: &Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -579,11 +620,17 @@ mod tests {
     async fn published_v3_vectors_decrypt() {
         let d = disk("testpassword", Store::in_memory().expect("store"));
         let f = Path::new("vector.json");
-        assert_eq!(hex::encode(d.decrypt(PBKDF2_VECTOR, f).expect("pbkdf2")), SECRET);
+        assert_eq!(
+            hex::encode(d.decrypt(PBKDF2_VECTOR, f).expect("pbkdf2")),
+            SECRET
+        );
         let wrong = disk("nope", Store::in_memory().expect("store"));
         let err = wrong.decrypt(PBKDF2_VECTOR, f).expect_err("wrong password");
         assert!(matches!(err, KeystoreError::WrongPassword(_)));
-        assert!(!err.to_string().contains("nope"), "the password never appears");
+        assert!(
+            !err.to_string().contains("nope"),
+            "the password never appears"
+        );
     }
 
     #[tokio::test]
@@ -592,9 +639,14 @@ mod tests {
         let store = Store::open(&dir.path().join("db.sqlite")).expect("store");
         let kdir = dir.path().join("keystore");
         let pw = Password::new("correct horse".into());
-        let ks = Keystore::open(kdir.clone(), pw.clone(), KdfParams::with_log_n(4), store.clone())
-            .await
-            .expect("opens");
+        let ks = Keystore::open(
+            kdir.clone(),
+            pw.clone(),
+            KdfParams::with_log_n(4),
+            store.clone(),
+        )
+        .await
+        .expect("opens");
         let pair = PrivateKey::from_bytes(&[7; 32]).expect("valid");
         let pid = ks.add_key_pair(pair.clone()).await.expect("adds");
         let sid = ks.add_sym_key(RawSymKey([9; 32])).await.expect("adds");
@@ -602,7 +654,10 @@ mod tests {
         assert!(ks.delete_sym_key(&gone).await.expect("deletes"));
         assert!(!ks.delete_sym_key(&gone).await.expect("deletes"));
         let text = std::fs::read_to_string(kdir.join(format!("keypair-{pid}.json"))).expect("file");
-        assert!(!text.contains(&hex::encode([7u8; 32])), "key material is encrypted");
+        assert!(
+            !text.contains(&hex::encode([7u8; 32])),
+            "key material is encrypted"
+        );
         assert!(text.contains("\"version\": 3"));
 
         let again = Keystore::open(kdir.clone(), pw, KdfParams::with_log_n(4), store.clone())
@@ -613,14 +668,22 @@ mod tests {
         assert!(again.sym_key(&gone).is_none());
         assert_eq!(again.counts(), (1, 1));
 
-        let wrong = Keystore::open(kdir, Password::new("wrong".into()), KdfParams::with_log_n(4), store)
-            .await;
+        let wrong = Keystore::open(
+            kdir,
+            Password::new("wrong".into()),
+            KdfParams::with_log_n(4),
+            store,
+        )
+        .await;
         assert!(matches!(wrong, Err(KeystoreError::WrongPassword(_))));
     }
 
     #[test]
     fn debug_output_is_redacted() {
-        assert_eq!(format!("{:?}", Password::new("s3cret".into())), "Password(<redacted>)");
+        assert_eq!(
+            format!("{:?}", Password::new("s3cret".into())),
+            "Password(<redacted>)"
+        );
         assert_eq!(format!("{:?}", RawSymKey([1; 32])), "RawSymKey(<redacted>)");
     }
 }

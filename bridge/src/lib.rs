@@ -10,8 +10,11 @@
 //! - [`sidecar`]: wires it all together and runs until shutdown.
 
 pub mod cli;
+pub mod config;
 pub mod ids;
 pub mod keystore;
 pub mod node;
 pub mod rpc;
+pub mod sidecar;
 pub mod store;
+pub mod upstream;

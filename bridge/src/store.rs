@@ -220,7 +220,12 @@ impl Store {
     }
 
     /// Adds a key id to the index.
-    pub async fn put_key(&self, id: String, kind: KeyKind, origin: Origin) -> Result<(), StoreError> {
+    pub async fn put_key(
+        &self,
+        id: String,
+        kind: KeyKind,
+        origin: Origin,
+    ) -> Result<(), StoreError> {
         self.run(move |t| {
             t.execute(
                 "INSERT OR REPLACE INTO keys (id, kind, origin, created) VALUES (?1, ?2, ?3, ?4)",
@@ -259,7 +264,12 @@ impl Store {
     }
 
     /// Records a filter's criteria (JSON).
-    pub async fn put_filter(&self, id: String, criteria: String, origin: Origin) -> Result<(), StoreError> {
+    pub async fn put_filter(
+        &self,
+        id: String,
+        criteria: String,
+        origin: Origin,
+    ) -> Result<(), StoreError> {
         self.run(move |t| {
             t.execute(
                 "INSERT OR REPLACE INTO filters (id, criteria, origin, created) VALUES (?1, ?2, ?3, ?4)",
@@ -381,8 +391,13 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("staples.sqlite");
         let s = Store::open(&path).expect("opens");
-        assert_eq!(s.schema_version().await.expect("reads"), MIGRATIONS.len() as i64);
-        s.put_key("k1".into(), KeyKind::SymKey, Origin::Local).await.expect("put");
+        assert_eq!(
+            s.schema_version().await.expect("reads"),
+            MIGRATIONS.len() as i64
+        );
+        s.put_key("k1".into(), KeyKind::SymKey, Origin::Local)
+            .await
+            .expect("put");
         s.close().await;
         let s = Store::open(&path).expect("reopens");
         assert_eq!(
@@ -411,7 +426,9 @@ mod tests {
         let s = Store::in_memory().expect("opens");
         s.put_outbox([1; 32], 100, vec![1]).await.expect("put");
         s.put_outbox([2; 32], 200, vec![2]).await.expect("put");
-        s.put_outbox([2; 32], 200, vec![2]).await.expect("duplicate is fine");
+        s.put_outbox([2; 32], 200, vec![2])
+            .await
+            .expect("duplicate is fine");
         assert_eq!(s.live_outbox(150).await.expect("reads"), [vec![2]]);
         assert_eq!(s.purge_outbox(150).await.expect("purges"), 1);
         assert_eq!(s.live_outbox(0).await.expect("reads"), [vec![2]]);
@@ -428,7 +445,9 @@ mod tests {
             w.await.expect("joins").expect("writes");
         }
         assert_eq!(s.live_outbox(0).await.expect("reads").len(), 200);
-        s.put_filter("f".into(), "{}".into(), Origin::Upstream).await.expect("put");
+        s.put_filter("f".into(), "{}".into(), Origin::Upstream)
+            .await
+            .expect("put");
         assert!(s.delete_filter("f".into()).await.expect("deletes"));
         assert!(!s.delete_filter("f".into()).await.expect("deletes"));
     }

@@ -331,11 +331,26 @@ mod tests {
         let signer = PrivateKey::random(&mut rng);
         let t = Topic([1, 2, 3, 4]);
         let mut set = FilterSet::default();
-        set.install_poll("sym".into(), crit(FilterKey::Symmetric(sym.clone()), vec![t]));
-        set.install_poll("all".into(), crit(FilterKey::Symmetric(sym.clone()), vec![]));
-        set.install_poll("other-topic".into(), crit(FilterKey::Symmetric(sym.clone()), vec![Topic([9; 4])]));
-        set.install_poll("wrong-key".into(), crit(FilterKey::Symmetric(other), vec![t]));
-        set.install_poll("asym".into(), crit(FilterKey::Asymmetric(me.clone()), vec![]));
+        set.install_poll(
+            "sym".into(),
+            crit(FilterKey::Symmetric(sym.clone()), vec![t]),
+        );
+        set.install_poll(
+            "all".into(),
+            crit(FilterKey::Symmetric(sym.clone()), vec![]),
+        );
+        set.install_poll(
+            "other-topic".into(),
+            crit(FilterKey::Symmetric(sym.clone()), vec![Topic([9; 4])]),
+        );
+        set.install_poll(
+            "wrong-key".into(),
+            crit(FilterKey::Symmetric(other), vec![t]),
+        );
+        set.install_poll(
+            "asym".into(),
+            crit(FilterKey::Asymmetric(me.clone()), vec![]),
+        );
         let mut by_sig = crit(FilterKey::Symmetric(sym.clone()), vec![t]);
         by_sig.src = Some(signer.public_key());
         set.install_poll("sig".into(), by_sig);
@@ -353,7 +368,10 @@ mod tests {
         for p in [&unsigned, &signed, &direct] {
             assert!(set.notify(p, false).is_empty());
         }
-        assert!(set.notify(&pooled(Recipient::Symmetric(&sym), t, None, 4), true).is_empty());
+        assert!(
+            set.notify(&pooled(Recipient::Symmetric(&sym), t, None, 4), true)
+                .is_empty()
+        );
 
         let count = |set: &mut FilterSet, id: &str| set.retrieve(id).expect("exists").len();
         assert_eq!(count(&mut set, "sym"), 2);
@@ -374,7 +392,10 @@ mod tests {
         let sym = Arc::new(SymKey::random(&mut rng));
         let t = Topic([1; 4]);
         let mut set = FilterSet::default();
-        set.install_poll("f".into(), crit(FilterKey::Symmetric(sym.clone()), vec![t, t]));
+        set.install_poll(
+            "f".into(),
+            crit(FilterKey::Symmetric(sym.clone()), vec![t, t]),
+        );
         let p = pooled(Recipient::Symmetric(&sym), t, None, 1);
         set.notify(&p, false);
         set.notify(&p, false);
@@ -397,9 +418,21 @@ mod tests {
         let n = Arc::new(AtomicUsize::new(0));
         let mut set = FilterSet::default();
         let c = crit(FilterKey::Symmetric(sym.clone()), vec![t]);
-        set.install_push("ok".into(), c.clone(), Box::new(CountSink(n.clone(), Push::Queued)));
-        set.install_push("full".into(), c.clone(), Box::new(CountSink(n.clone(), Push::Full)));
-        set.install_push("gone".into(), c, Box::new(CountSink(n.clone(), Push::Closed)));
+        set.install_push(
+            "ok".into(),
+            c.clone(),
+            Box::new(CountSink(n.clone(), Push::Queued)),
+        );
+        set.install_push(
+            "full".into(),
+            c.clone(),
+            Box::new(CountSink(n.clone(), Push::Full)),
+        );
+        set.install_push(
+            "gone".into(),
+            c,
+            Box::new(CountSink(n.clone(), Push::Closed)),
+        );
         let mut dropped = set.notify(&pooled(Recipient::Symmetric(&sym), t, None, 1), false);
         dropped.sort();
         assert_eq!(dropped, ["full", "gone"]);

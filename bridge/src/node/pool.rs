@@ -197,7 +197,11 @@ impl Pool {
             return Added::Duplicate;
         }
         let pow = pow_v19(&envelope);
-        self.insert(Pooled { envelope, hash, pow })
+        self.insert(Pooled {
+            envelope,
+            hash,
+            pow,
+        })
     }
 
     /// Drops every envelope whose expiry is before `now`; returns how many went.
@@ -297,9 +301,9 @@ mod tests {
         // (expiry, ttl, data bytes, expected outcome)
         let cases: [(u32, u32, usize, &str); 7] = [
             (NOW + 50, 50, 10, "new"),
-            (NOW + 50 + 10, 50, 10, "new"),   // sent 10 s ahead: allowed
+            (NOW + 50 + 10, 50, 10, "new"), // sent 10 s ahead: allowed
             (NOW + 50 + 11, 50, 10, "future"), // 11 s ahead: refused
-            (NOW - 1, 50, 10, "expired"),     // just expired: silently dropped
+            (NOW - 1, 50, 10, "expired"),   // just expired: silently dropped
             (NOW - 20, 50, 10, "expired"),
             (NOW - 21, 50, 10, "very old"),
             (NOW + 50, 50, DEFAULT_MAX_MESSAGE_SIZE, "too large"),
@@ -355,9 +359,18 @@ mod tests {
     #[test]
     fn duplicates_purge_and_memory() {
         let mut pool = Pool::new(0.0);
-        assert!(matches!(pool.add(env(NOW + 5, 5, 10), NOW), Ok(Added::New(_))));
-        assert!(matches!(pool.add(env(NOW + 5, 5, 10), NOW), Ok(Added::Duplicate)));
-        assert!(matches!(pool.add(env(NOW + 9, 5, 10), NOW), Ok(Added::New(_))));
+        assert!(matches!(
+            pool.add(env(NOW + 5, 5, 10), NOW),
+            Ok(Added::New(_))
+        ));
+        assert!(matches!(
+            pool.add(env(NOW + 5, 5, 10), NOW),
+            Ok(Added::Duplicate)
+        ));
+        assert!(matches!(
+            pool.add(env(NOW + 9, 5, 10), NOW),
+            Ok(Added::New(_))
+        ));
         assert_eq!((pool.len(), pool.memory()), (2, 60));
         assert_eq!(pool.purge(NOW + 5), 0, "expiry == now is not yet expired");
         assert_eq!(pool.purge(NOW + 6), 1);
@@ -379,7 +392,8 @@ mod tests {
             Err(AddError::Bloom(_))
         ));
         assert_eq!(
-            pool.set_max_message_size(u32::MAX).map_err(|e| e.to_string()),
+            pool.set_max_message_size(u32::MAX)
+                .map_err(|e| e.to_string()),
             Err(format!("message size too large [{}>10485760]", u32::MAX))
         );
         pool.set_max_message_size(100).expect("valid");

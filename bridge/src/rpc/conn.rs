@@ -280,7 +280,8 @@ mod tests {
         let sink = ws.sink("0x1");
         let cancelled = Arc::new(Mutex::new(false));
         let c = cancelled.clone();
-        ws.register_sink(&sink, Box::new(move || *lock(&c) = true)).expect("registers");
+        ws.register_sink(&sink, Box::new(move || *lock(&c) = true))
+            .expect("registers");
         assert_eq!(sink.push_result("1"), Push::Queued);
         assert!(out_rx.try_recv().is_err(), "held until activated");
         ws.activate("0x1");
@@ -291,7 +292,10 @@ mod tests {
         sink.fail(LAG_REASON);
         assert!(matches!(ctrl_rx.try_recv(), Ok(Ctrl::Failed { sub, .. }) if sub == "0x1"));
         drop(conn);
-        assert!(*lock(&cancelled), "dropping the connection cancels subscriptions");
+        assert!(
+            *lock(&cancelled),
+            "dropping the connection cancels subscriptions"
+        );
     }
 
     #[test]

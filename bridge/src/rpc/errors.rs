@@ -95,7 +95,13 @@ mod tests {
     #[test]
     fn texts_and_codes_are_geths() {
         let e = RpcError::method_not_found("shh_nope");
-        assert_eq!((e.code, e.message.as_str()), (-32601, "the method shh_nope does not exist/is not available"));
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (
+                -32601,
+                "the method shh_nope does not exist/is not available"
+            )
+        );
         let e = RpcError::subscription_not_found("shh", "logs");
         assert_eq!(e.message, r#"no "logs" subscription in shh namespace"#);
         assert_eq!(

@@ -101,7 +101,10 @@ async fn one<H: Handler>(
     subscribed: &mut Vec<String>,
 ) -> Option<String> {
     let Some(call) = call else {
-        return Some(error_response(None, &RpcError::invalid_request("invalid request")));
+        return Some(error_response(
+            None,
+            &RpcError::invalid_request("invalid request"),
+        ));
     };
     // geth: an id that is an object or array is no id at all.
     let valid_id = call
@@ -110,7 +113,10 @@ async fn one<H: Handler>(
         .is_some_and(|id| !matches!(id.get().trim_start().as_bytes().first(), Some(b'{' | b'[')));
     if call.method.is_empty() {
         let id = if valid_id { call.id.as_deref() } else { None };
-        return Some(error_response(id, &RpcError::invalid_request("invalid request")));
+        return Some(error_response(
+            id,
+            &RpcError::invalid_request("invalid request"),
+        ));
     }
     let result = handler
         .call(&call.method, call.params.as_deref(), conn)
@@ -127,7 +133,11 @@ async fn one<H: Handler>(
                     subscribed.push(sub);
                 }
             }
-            format!(r#"{{"jsonrpc":"2.0","id":{},"result":{}}}"#, id_text(id), v.get())
+            format!(
+                r#"{{"jsonrpc":"2.0","id":{},"result":{}}}"#,
+                id_text(id),
+                v.get()
+            )
         }
         Err(e) => error_response(id, &e),
     })
@@ -140,7 +150,11 @@ fn id_text(id: Option<&RawValue>) -> &str {
 /// A JSON-RPC error response.
 pub fn error_response(id: Option<&RawValue>, e: &RpcError) -> String {
     let err = serde_json::to_string(e).unwrap_or_else(|_| r#"{"code":-32000,"message":""}"#.into());
-    format!(r#"{{"jsonrpc":"2.0","id":{},"error":{}}}"#, id_text(id), err)
+    format!(
+        r#"{{"jsonrpc":"2.0","id":{},"error":{}}}"#,
+        id_text(id),
+        err
+    )
 }
 
 #[cfg(test)]
@@ -181,24 +195,34 @@ mod tests {
             ),
             (
                 "{oops",
-                Some(r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"parse error"}}"#),
+                Some(
+                    r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"parse error"}}"#,
+                ),
             ),
             (
                 "[]",
-                Some(r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"empty batch"}}"#),
+                Some(
+                    r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"empty batch"}}"#,
+                ),
             ),
             (
                 r#"{"id":1,"method":"nope"}"#,
-                Some(r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32601,"message":"the method nope does not exist/is not available"}}"#),
+                Some(
+                    r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32601,"message":"the method nope does not exist/is not available"}}"#,
+                ),
             ),
             (
                 r#"{"id":1}"#,
-                Some(r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32600,"message":"invalid request"}}"#),
+                Some(
+                    r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32600,"message":"invalid request"}}"#,
+                ),
             ),
             (r#"{"method":"echo"}"#, None),
             (
                 r#"[{"id":1,"method":"echo","params":[2]},5,{"method":"echo"}]"#,
-                Some(r#"[{"jsonrpc":"2.0","id":1,"result":[2]},{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"invalid request"}}]"#),
+                Some(
+                    r#"[{"jsonrpc":"2.0","id":1,"result":[2]},{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"invalid request"}}]"#,
+                ),
             ),
         ];
         for (body, want) in cases {

@@ -11,11 +11,11 @@ use serde_json::value::RawValue;
 use staples_protocol::crypto::keccak256;
 use staples_protocol::whisper::json::hex0x;
 
+use super::Handler;
 use super::conn::Conn;
 use super::errors::RpcError;
 use super::params::{self, Params};
 use super::shh::{self, ShhApi, to_raw};
-use super::Handler;
 
 /// What `net_*` and `web3_clientVersion` report.
 #[derive(Debug, Clone)]
@@ -41,7 +41,11 @@ impl Default for NetInfo {
 }
 
 /// Answers the `net`, `web3` and `rpc` methods; `None` if `method` is none of them.
-pub fn call(info: &NetInfo, method: &str, raw: Option<&RawValue>) -> Option<Result<Box<RawValue>, RpcError>> {
+pub fn call(
+    info: &NetInfo,
+    method: &str,
+    raw: Option<&RawValue>,
+) -> Option<Result<Box<RawValue>, RpcError>> {
     let p = |max| Params::parse(raw, max);
     Some(match method {
         "net_version" => p(0).and_then(|_| to_raw(&info.network_id)),
@@ -104,7 +108,9 @@ mod tests {
         assert_eq!(get("net_listening", Some("[]")), Some(Ok("true".into())));
         assert_eq!(
             get("web3_sha3", Some(r#"["0x"]"#)),
-            Some(Ok("\"0xc5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470\"".into()))
+            Some(Ok(
+                "\"0xc5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470\"".into()
+            ))
         );
         assert_eq!(get("eth_blockNumber", None), None);
     }

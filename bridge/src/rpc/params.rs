@@ -45,7 +45,9 @@ pub enum Place<'a> {
 impl Place<'_> {
     fn type_error(&self, what: &str, ty: &str) -> GoError {
         match self {
-            Place::Value => GoError(format!("json: cannot unmarshal {what} into Go value of type {ty}")),
+            Place::Value => GoError(format!(
+                "json: cannot unmarshal {what} into Go value of type {ty}"
+            )),
             Place::Field(s, f) => GoError(format!(
                 "json: cannot unmarshal {what} into Go struct field {s}.{f} of type {ty}"
             )),
@@ -202,7 +204,8 @@ pub fn topic(raw: &RawValue, at: Place<'_>) -> Result<[u8; 4], GoError> {
                 )));
             }
             let mut out = [0u8; 4];
-            hex::decode_to_slice(digits, &mut out).map_err(|_| GoError("invalid hex string".into()))?;
+            hex::decode_to_slice(digits, &mut out)
+                .map_err(|_| GoError("invalid hex string".into()))?;
             Ok(out)
         }
         k => Err(at.type_error(k, "whisperv6.TopicType")),
@@ -290,8 +293,14 @@ mod tests {
                 .err()
                 .map(|e| (e.code, e.message))
         };
-        assert_eq!(err(Some(r#"{"a":1}"#), 1), Some((-32602, "non-array args".into())));
-        assert_eq!(err(Some("[1,2]"), 1), Some((-32602, "too many arguments, want at most 1".into())));
+        assert_eq!(
+            err(Some(r#"{"a":1}"#), 1),
+            Some((-32602, "non-array args".into()))
+        );
+        assert_eq!(
+            err(Some("[1,2]"), 1),
+            Some((-32602, "too many arguments, want at most 1".into()))
+        );
         assert_eq!(err(None, 1), None);
         assert_eq!(err(Some("null"), 0), None);
         let p = Params::parse(Some(&raw("[]")), 1).expect("ok");
@@ -303,7 +312,8 @@ mod tests {
 
     #[test]
     fn scalar_errors_read_like_go() {
-        let p = Params::parse(Some(&raw(r#"[5, "x", "abc", "0xabc", 1.5, "0x01"]"#)), 6).expect("ok");
+        let p =
+            Params::parse(Some(&raw(r#"[5, "x", "abc", "0xabc", 1.5, "0x01"]"#)), 6).expect("ok");
         let msg = |r: Result<(), RpcError>| r.err().map(|e| e.message).unwrap_or_default();
         assert_eq!(
             msg(p.arg(0, string).map(|_| ())),
@@ -325,7 +335,10 @@ mod tests {
             msg(p.arg(4, uint32).map(|_| ())),
             "invalid argument 4: json: cannot unmarshal number 1.5 into Go value of type uint32"
         );
-        assert_eq!(msg(p.arg(5, topic).map(|_| ())), "invalid argument 5: hex string has length 2, want 8 for Topic");
+        assert_eq!(
+            msg(p.arg(5, topic).map(|_| ())),
+            "invalid argument 5: hex string has length 2, want 8 for Topic"
+        );
         assert_eq!(p.arg(5, bytes).expect("hex"), [1]);
     }
 
@@ -349,17 +362,32 @@ mod tests {
         )
         .expect("decodes");
         assert_eq!(got, ("b".to_string(), 7));
-        let err = object(&raw(r#"{"ttl":"x"}"#), Place::Value, "whisperv6.NewMessage", &fields, |_, v| {
-            uint32(v, Place::Field("NewMessage", "ttl")).map(|_| ())
-        });
-        assert_eq!(
-            err,
-            Err(GoError("json: cannot unmarshal string into Go struct field NewMessage.ttl of type uint32".into()))
+        let err = object(
+            &raw(r#"{"ttl":"x"}"#),
+            Place::Value,
+            "whisperv6.NewMessage",
+            &fields,
+            |_, v| uint32(v, Place::Field("NewMessage", "ttl")).map(|_| ()),
         );
-        let err = object(&raw("3"), Place::Value, "whisperv6.NewMessage", &fields, |_, _| Ok(()));
         assert_eq!(
             err,
-            Err(GoError("json: cannot unmarshal number into Go value of type whisperv6.NewMessage".into()))
+            Err(GoError(
+                "json: cannot unmarshal string into Go struct field NewMessage.ttl of type uint32"
+                    .into()
+            ))
+        );
+        let err = object(
+            &raw("3"),
+            Place::Value,
+            "whisperv6.NewMessage",
+            &fields,
+            |_, _| Ok(()),
+        );
+        assert_eq!(
+            err,
+            Err(GoError(
+                "json: cannot unmarshal number into Go value of type whisperv6.NewMessage".into()
+            ))
         );
     }
 }

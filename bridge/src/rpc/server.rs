@@ -116,7 +116,11 @@ pub fn check_bind(addr: SocketAddr, allow_remote: bool, has_token: bool) -> Resu
 }
 
 /// Binds `addr` after [`check_bind`].
-pub async fn bind(addr: SocketAddr, allow_remote: bool, has_token: bool) -> Result<TcpListener, BindError> {
+pub async fn bind(
+    addr: SocketAddr,
+    allow_remote: bool,
+    has_token: bool,
+) -> Result<TcpListener, BindError> {
     check_bind(addr, allow_remote, has_token)?;
     TcpListener::bind(addr)
         .await
@@ -155,8 +159,14 @@ pub async fn serve<H: Handler>(
         shutdown: stop_rx.clone(),
     };
     let app = Router::new()
-        .route("/", get(ws_entry::<H>).post(http_entry::<H>).options(preflight))
-        .route("/{*path}", get(ws_entry::<H>).post(http_entry::<H>).options(preflight))
+        .route(
+            "/",
+            get(ws_entry::<H>).post(http_entry::<H>).options(preflight),
+        )
+        .route(
+            "/{*path}",
+            get(ws_entry::<H>).post(http_entry::<H>).options(preflight),
+        )
         .layer(middleware::from_fn_with_state(cfg.clone(), guard))
         .layer(DefaultBodyLimit::max(cfg.body_limit))
         .with_state(state);
@@ -194,7 +204,8 @@ async fn guard(State(cfg): State<ServerConfig>, req: Request, next: Next) -> Res
     if req.method() != Method::OPTIONS {
         if let Some(token) = &cfg.token {
             if !bearer_ok(req.headers(), token) {
-                let mut r = (StatusCode::UNAUTHORIZED, "missing or wrong bearer token\n").into_response();
+                let mut r =
+                    (StatusCode::UNAUTHORIZED, "missing or wrong bearer token\n").into_response();
                 r.headers_mut()
                     .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
                 return r;
@@ -213,12 +224,18 @@ async fn guard(State(cfg): State<ServerConfig>, req: Request, next: Next) -> Res
 async fn preflight() -> Response {
     let mut r = StatusCode::NO_CONTENT.into_response();
     let h = r.headers_mut();
-    h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("POST, GET"));
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("POST, GET"),
+    );
     h.insert(
         header::ACCESS_CONTROL_ALLOW_HEADERS,
         HeaderValue::from_static("content-type, authorization"),
     );
-    h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+    h.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("600"),
+    );
     r
 }
 
@@ -226,15 +243,24 @@ fn origin_allowed(cors: &[String], origin: &HeaderValue) -> bool {
     let Ok(o) = origin.to_str() else {
         return false;
     };
-    cors.iter()
-        .any(|c| c == "*" || c.trim_end_matches('/').eq_ignore_ascii_case(o.trim_end_matches('/')))
+    cors.iter().any(|c| {
+        c == "*"
+            || c.trim_end_matches('/')
+                .eq_ignore_ascii_case(o.trim_end_matches('/'))
+    })
 }
 
 fn bearer_ok(headers: &HeaderMap, token: &str) -> bool {
-    let Some(v) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
+    let Some(v) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    else {
         return false;
     };
-    let Some(given) = v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")) else {
+    let Some(given) = v
+        .strip_prefix("Bearer ")
+        .or_else(|| v.strip_prefix("bearer "))
+    else {
         return false;
     };
     // Constant-time comparison: the token must not leak through response timing.
@@ -242,12 +268,27 @@ fn bearer_ok(headers: &HeaderMap, token: &str) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-async fn http_entry<H: Handler>(State(st): State<AppState<H>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn http_entry<H: Handler>(
+    State(st): State<AppState<H>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let json_ct = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
-        .is_some_and(|mt| matches!(mt.as_str(), "application/json" | "application/json-rpc" | "application/jsonrequest"));
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .is_some_and(|mt| {
+            matches!(
+                mt.as_str(),
+                "application/json" | "application/json-rpc" | "application/jsonrequest"
+            )
+        });
     if !json_ct {
         return (
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -257,10 +298,16 @@ async fn http_entry<H: Handler>(State(st): State<AppState<H>>, headers: HeaderMa
     }
     let text = match std::str::from_utf8(&body) {
         Ok(t) => jsonrpc::handle(&st.handler, t, &Conn::http()).await.text,
-        Err(_) => Some(jsonrpc::error_response(None, &super::RpcError::parse_error())),
+        Err(_) => Some(jsonrpc::error_response(
+            None,
+            &super::RpcError::parse_error(),
+        )),
     };
     (
-        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
         text.unwrap_or_default(),
     )
         .into_response()
@@ -273,7 +320,11 @@ async fn ws_entry<H: Handler>(State(st): State<AppState<H>>, ws: WebSocketUpgrad
         .on_upgrade(move |socket| ws_session(socket, st.handler, st.shutdown))
 }
 
-async fn ws_session<H: Handler>(socket: WebSocket, handler: Arc<H>, mut shutdown: watch::Receiver<bool>) {
+async fn ws_session<H: Handler>(
+    socket: WebSocket,
+    handler: Arc<H>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let (mut tx, mut rx) = socket.split();
     let (out_tx, mut out_rx) = mpsc::channel::<String>(OUT_QUEUE);
     let (ctrl_tx, mut ctrl_rx) = mpsc::channel::<Ctrl>(MAX_SUBSCRIPTIONS);
@@ -393,13 +444,21 @@ impl axum::serve::Listener for Limited {
 }
 
 impl AsyncRead for PermitStream {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().stream).poll_read(cx, buf)
     }
 }
 
 impl AsyncWrite for PermitStream {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
     }
 
@@ -433,20 +492,38 @@ mod tests {
         let lo: SocketAddr = "127.0.0.1:8545".parse().expect("addr");
         let any: SocketAddr = "0.0.0.0:8545".parse().expect("addr");
         assert!(check_bind(lo, false, false).is_ok());
-        assert!(matches!(check_bind(any, false, true), Err(BindError::RemoteNotAllowed(_))));
-        assert!(matches!(check_bind(any, true, false), Err(BindError::TokenRequired)));
+        assert!(matches!(
+            check_bind(any, false, true),
+            Err(BindError::RemoteNotAllowed(_))
+        ));
+        assert!(matches!(
+            check_bind(any, true, false),
+            Err(BindError::TokenRequired)
+        ));
         assert!(check_bind(any, true, true).is_ok());
     }
 
     #[test]
     fn origins_and_tokens() {
         let cors = vec!["http://localhost:3000".to_string()];
-        assert!(origin_allowed(&cors, &HeaderValue::from_static("http://localhost:3000")));
-        assert!(!origin_allowed(&cors, &HeaderValue::from_static("http://evil.example")));
-        assert!(origin_allowed(&["*".into()], &HeaderValue::from_static("http://x")));
+        assert!(origin_allowed(
+            &cors,
+            &HeaderValue::from_static("http://localhost:3000")
+        ));
+        assert!(!origin_allowed(
+            &cors,
+            &HeaderValue::from_static("http://evil.example")
+        ));
+        assert!(origin_allowed(
+            &["*".into()],
+            &HeaderValue::from_static("http://x")
+        ));
         let mut h = HeaderMap::new();
         assert!(!bearer_ok(&h, "t0k"));
-        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer t0k"));
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer t0k"),
+        );
         assert!(bearer_ok(&h, "t0k"));
         assert!(!bearer_ok(&h, "t0k2"));
     }

@@ -45,7 +45,15 @@ pub struct NewMessage {
 
 impl NewMessage {
     const FIELDS: [&'static str; 10] = [
-        "symKeyID", "pubKey", "sig", "ttl", "topic", "payload", "padding", "powTime", "powTarget",
+        "symKeyID",
+        "pubKey",
+        "sig",
+        "ttl",
+        "topic",
+        "payload",
+        "padding",
+        "powTime",
+        "powTarget",
         "targetPeer",
     ];
 
@@ -90,7 +98,14 @@ pub struct CriteriaReq {
 }
 
 impl CriteriaReq {
-    const FIELDS: [&'static str; 6] = ["symKeyID", "privateKeyID", "sig", "minPow", "topics", "allowP2P"];
+    const FIELDS: [&'static str; 6] = [
+        "symKeyID",
+        "privateKeyID",
+        "sig",
+        "minPow",
+        "topics",
+        "allowP2P",
+    ];
 
     /// Decodes like geth's generated `Criteria.UnmarshalJSON`.
     pub fn decode(raw: &RawValue, at: Place<'_>) -> Result<Self, GoError> {
@@ -284,7 +299,10 @@ pub trait ShhApi: Send + Sync + 'static {
     /// `shh_newKeyPair`.
     fn new_key_pair(&self) -> impl Future<Output = Result<String, ShhError>> + Send;
     /// `shh_addPrivateKey`.
-    fn add_private_key(&self, key: Vec<u8>) -> impl Future<Output = Result<String, ShhError>> + Send;
+    fn add_private_key(
+        &self,
+        key: Vec<u8>,
+    ) -> impl Future<Output = Result<String, ShhError>> + Send;
     /// `shh_deleteKeyPair`.
     fn delete_key_pair(&self, id: String) -> impl Future<Output = Result<bool, ShhError>> + Send;
     /// `shh_hasKeyPair`.
@@ -318,9 +336,16 @@ pub trait ShhApi: Send + Sync + 'static {
     /// `shh_getFilterMessages`.
     fn get_filter_messages(&self, id: &str) -> Result<Vec<Arc<Delivered>>, ShhError>;
     /// `shh_deleteMessageFilter`.
-    fn delete_message_filter(&self, id: String) -> impl Future<Output = Result<bool, ShhError>> + Send;
+    fn delete_message_filter(
+        &self,
+        id: String,
+    ) -> impl Future<Output = Result<bool, ShhError>> + Send;
     /// `shh_subscribe("messages", criteria)`: installs a pushing filter, returns its id.
-    fn subscribe_messages(&self, criteria: CriteriaReq, sink: Box<dyn Sink>) -> Result<String, ShhError>;
+    fn subscribe_messages(
+        &self,
+        criteria: CriteriaReq,
+        sink: Box<dyn Sink>,
+    ) -> Result<String, ShhError>;
     /// Removes a subscription's filter.
     fn unsubscribe_messages(&self, filter_id: &str);
 }
@@ -445,7 +470,8 @@ async fn dispatch<S: ShhApi>(
         "getFilterMessages" => {
             let id = p(1)?.arg(0, params::string)?;
             let msgs = api.get_filter_messages(&id)?;
-            let mut out = String::with_capacity(2 + msgs.iter().map(|m| m.json.len() + 1).sum::<usize>());
+            let mut out =
+                String::with_capacity(2 + msgs.iter().map(|m| m.json.len() + 1).sum::<usize>());
             out.push('[');
             for (i, m) in msgs.iter().enumerate() {
                 if i > 0 {
@@ -474,7 +500,11 @@ async fn dispatch<S: ShhApi>(
     }
 }
 
-fn subscribe<S: ShhApi>(api: &Arc<S>, raw: Option<&RawValue>, conn: &Arc<Conn>) -> Result<Box<RawValue>, RpcError> {
+fn subscribe<S: ShhApi>(
+    api: &Arc<S>,
+    raw: Option<&RawValue>,
+    conn: &Arc<Conn>,
+) -> Result<Box<RawValue>, RpcError> {
     let ws = conn.ws().ok_or_else(RpcError::notifications_unsupported)?;
     // geth reads the subscription name first, then decodes the rest after it.
     let p = Params::parse(raw, 2).map_err(|e| {
@@ -498,6 +528,9 @@ fn subscribe<S: ShhApi>(api: &Arc<S>, raw: Option<&RawValue>, conn: &Arc<Conn>) 
     let sink_ref = sink.handle();
     let filter_id = api.subscribe_messages(criteria, Box::new(sink))?;
     let api2 = api.clone();
-    ws.register_sink(&sink_ref, Box::new(move || api2.unsubscribe_messages(&filter_id)))?;
+    ws.register_sink(
+        &sink_ref,
+        Box::new(move || api2.unsubscribe_messages(&filter_id)),
+    )?;
     to_raw(&sub_id)
 }

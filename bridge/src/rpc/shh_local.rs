@@ -18,12 +18,12 @@ use staples_protocol::whisper::json::GoFloat;
 use staples_protocol::whisper::pow::{self, SealOptions};
 use staples_protocol::whisper::{Draft, Envelope, EnvelopeHash, Recipient, SymKey, Topic, wrap};
 
+use super::params::Place;
 use super::shh::{CriteriaReq, InfoJson, NewMessage, ShhApi, ShhError};
 use crate::ids::random_id;
 use crate::keystore::{Keys, RawSymKey};
 use crate::node::{Added, Criteria, Delivered, FilterKey, Node, PollError, Sink};
 use crate::store::{Origin, Store};
-use super::params::Place;
 
 /// The `shh` service of a sidecar that runs its own node.
 pub struct ShhService<N, K> {
@@ -145,7 +145,8 @@ fn enode_id(url: &str) -> Result<String, String> {
         .ok_or_else(|| "invalid node ID (wrong length, want 128 hex chars)".to_string())?;
     let mut full = vec![4u8];
     full.extend_from_slice(&key);
-    PublicKey::from_uncompressed(&full).map_err(|_| "invalid public key (invalid secp256k1 curve point)".to_string())?;
+    PublicKey::from_uncompressed(&full)
+        .map_err(|_| "invalid public key (invalid secp256k1 curve point)".to_string())?;
     Ok(hex::encode(keccak256(&key)))
 }
 
@@ -298,7 +299,9 @@ impl<N: Node, K: Keys> ShhApi for ShhService<N, K> {
             let raw = self.keys.sym_key(&m.sym_key_id).ok_or(ShhError::NoSymKey)?;
             To::Sym(usable_sym(&raw)?)
         } else {
-            To::Asym(PublicKey::from_uncompressed(&m.pub_key).map_err(|_| ShhError::InvalidPublicKey)?)
+            To::Asym(
+                PublicKey::from_uncompressed(&m.pub_key).map_err(|_| ShhError::InvalidPublicKey)?,
+            )
         };
         let now = unix_now();
         let draft = Draft {
@@ -340,7 +343,9 @@ impl<N: Node, K: Keys> ShhApi for ShhService<N, K> {
         let criteria = self.resolve(&c, false)?;
         let id = random_id();
         if let Some(store) = &self.store {
-            store.put_filter(id.clone(), c.to_json(), Origin::Local).await?;
+            store
+                .put_filter(id.clone(), c.to_json(), Origin::Local)
+                .await?;
         }
         self.node.install_poll(id.clone(), criteria);
         Ok(id)
@@ -389,7 +394,14 @@ async fn seal(mut env: Envelope, target: f64, pow_time: u32) -> Result<Envelope,
         let deadline = Instant::now() + Duration::from_secs(u64::from(pow_time));
         let stop = || Instant::now() >= deadline;
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let out = pow::seal(&mut env, bits, &SealOptions { threads, should_stop: &stop });
+        let out = pow::seal(
+            &mut env,
+            bits,
+            &SealOptions {
+                threads,
+                should_stop: &stop,
+            },
+        );
         if bits.is_some() && !out.reached {
             return Err(ShhError::PowTime(pow_time));
         }
@@ -406,35 +418,69 @@ mod tests {
     use crate::node::LocalNode;
 
     fn service(export: bool) -> ShhService<LocalNode, Keystore> {
-        ShhService::new(Arc::new(LocalNode::new(0.0)), Arc::new(Keystore::in_memory()), None, export)
+        ShhService::new(
+            Arc::new(LocalNode::new(0.0)),
+            Arc::new(Keystore::in_memory()),
+            None,
+            export,
+        )
     }
 
     #[tokio::test]
     async fn post_and_poll_symmetric_and_asymmetric() {
         let s = service(false);
-        let sym = s.generate_sym_key_from_password("status".into()).await.expect("key");
+        let sym = s
+            .generate_sym_key_from_password("status".into())
+            .await
+            .expect("key");
         let pair = s.new_key_pair().await.expect("pair");
         let topic = Topic::from_name("status").0;
         let f_sym = s
-            .new_message_filter(CriteriaReq { sym_key_id: sym.clone(), topics: vec![topic], ..Default::default() })
+            .new_message_filter(CriteriaReq {
+                sym_key_id: sym.clone(),
+                topics: vec![topic],
+                ..Default::default()
+            })
             .await
             .expect("filter");
         let f_asym = s
-            .new_message_filter(CriteriaReq { private_key_id: pair.clone(), ..Default::default() })
+            .new_message_filter(CriteriaReq {
+                private_key_id: pair.clone(),
+                ..Default::default()
+            })
             .await
             .expect("filter");
         let h1 = s
-            .post(NewMessage { sym_key_id: sym, topic, payload: b"hello".to_vec(), sig: pair.clone(), ..Default::default() })
+            .post(NewMessage {
+                sym_key_id: sym,
+                topic,
+                payload: b"hello".to_vec(),
+                sig: pair.clone(),
+                ..Default::default()
+            })
             .await
             .expect("posts");
         let pk = s.get_public_key(&pair).expect("pub");
-        s.post(NewMessage { pub_key: pk.clone(), topic, payload: b"direct".to_vec(), ..Default::default() })
-            .await
-            .expect("posts");
+        s.post(NewMessage {
+            pub_key: pk.clone(),
+            topic,
+            payload: b"direct".to_vec(),
+            ..Default::default()
+        })
+        .await
+        .expect("posts");
         let got = s.get_filter_messages(&f_sym).expect("messages");
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].message.hash, h1);
-        assert_eq!(got[0].message.plaintext.signature.as_ref().map(|(_, k)| k.to_uncompressed().to_vec()), Some(pk));
+        assert_eq!(
+            got[0]
+                .message
+                .plaintext
+                .signature
+                .as_ref()
+                .map(|(_, k)| k.to_uncompressed().to_vec()),
+            Some(pk)
+        );
         let got = s.get_filter_messages(&f_asym).expect("messages");
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].message.plaintext.payload, b"direct");
@@ -447,29 +493,69 @@ mod tests {
         fn err<T>(r: Result<T, ShhError>) -> String {
             r.err().map(|e| e.to_string()).unwrap_or_default()
         }
-        assert_eq!(err(s.post(NewMessage::default()).await), "specify either a symmetric or an asymmetric key");
-        let sym = s.new_sym_key().await.expect("key");
-        assert_eq!(err(s.post(NewMessage { sym_key_id: sym.clone(), ..Default::default() }).await), "missing topic(s)");
         assert_eq!(
-            err(s.post(NewMessage { sym_key_id: "nope".into(), topic: [1; 4], ..Default::default() }).await),
+            err(s.post(NewMessage::default()).await),
+            "specify either a symmetric or an asymmetric key"
+        );
+        let sym = s.new_sym_key().await.expect("key");
+        assert_eq!(
+            err(s
+                .post(NewMessage {
+                    sym_key_id: sym.clone(),
+                    ..Default::default()
+                })
+                .await),
+            "missing topic(s)"
+        );
+        assert_eq!(
+            err(s
+                .post(NewMessage {
+                    sym_key_id: "nope".into(),
+                    topic: [1; 4],
+                    ..Default::default()
+                })
+                .await),
             "non-existent key ID"
         );
         s.set_min_pow(0.2).expect("sets");
         assert_eq!(
-            err(s.post(NewMessage { sym_key_id: sym.clone(), topic: [1; 4], ..Default::default() }).await),
+            err(s
+                .post(NewMessage {
+                    sym_key_id: sym.clone(),
+                    topic: [1; 4],
+                    ..Default::default()
+                })
+                .await),
             "message rejected, PoW too low"
         );
         assert_eq!(err(s.add_sym_key(vec![1; 5]).await), "wrong key size: 5");
-        assert_eq!(err(s.add_private_key(vec![0; 32]).await), "invalid private key, zero or negative");
-        assert_eq!(err(s.delete_key_pair("x".into()).await), "key pair x not found");
+        assert_eq!(
+            err(s.add_private_key(vec![0; 32]).await),
+            "invalid private key, zero or negative"
+        );
+        assert_eq!(
+            err(s.delete_key_pair("x".into()).await),
+            "key pair x not found"
+        );
         assert_eq!(err(s.get_public_key("x")), "invalid id");
         assert!(err(s.get_private_key("x")).contains("--allow-key-export"));
         assert!(err(s.get_sym_key(&sym)).contains("--allow-key-export"));
         assert_eq!(err(s.get_filter_messages("x")), "filter not found");
-        assert_eq!(err(s.delete_message_filter("x".into()).await), "Unsubscribe: Invalid ID");
+        assert_eq!(
+            err(s.delete_message_filter("x".into()).await),
+            "Unsubscribe: Invalid ID"
+        );
         assert_eq!(err(s.set_min_pow(-1.0)), "invalid PoW: -1.000000");
         assert_eq!(
-            err(s.post(NewMessage { sym_key_id: sym, topic: [1; 4], pow_target: 1e9, pow_time: 0, ..Default::default() }).await),
+            err(s
+                .post(NewMessage {
+                    sym_key_id: sym,
+                    topic: [1; 4],
+                    pow_target: 1e9,
+                    pow_time: 0,
+                    ..Default::default()
+                })
+                .await),
             "failed to reach the PoW target, specified pow time (0 seconds) was insufficient"
         );
         let e = service(true);
