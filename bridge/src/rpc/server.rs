@@ -373,7 +373,15 @@ async fn ws_session<H: Handler>(
                 break;
             }
             Some(frame) = out_rx.recv() => {
-                if tx.send(Message::Text(frame.into())).await.is_err() {
+                // Write everything already queued, then flush once: one syscall for a burst.
+                let mut ok = tx.feed(Message::Text(frame.into())).await.is_ok();
+                while ok {
+                    match out_rx.try_recv() {
+                        Ok(f) => ok = tx.feed(Message::Text(f.into())).await.is_ok(),
+                        Err(_) => break,
+                    }
+                }
+                if !ok || tx.flush().await.is_err() {
                     break;
                 }
             }
