@@ -29,7 +29,9 @@ fn rss_kib(pid: u32) -> u64 {
 }
 
 async fn client(url: String, idx: usize, n: usize) -> Vec<Duration> {
-    let (ws, _) = tokio_tungstenite::connect_async(url.as_str()).await.expect("connect");
+    let (ws, _) = tokio_tungstenite::connect_async(url.as_str())
+        .await
+        .expect("connect");
     let (mut tx, mut rx) = ws.split();
     let mut key = [0u8; 32];
     key[..8].copy_from_slice(&(idx as u64 + 1).to_be_bytes());
@@ -39,7 +41,9 @@ async fn client(url: String, idx: usize, n: usize) -> Vec<Duration> {
         next_id += 1;
         json!({"jsonrpc":"2.0","id":next_id,"method":m,"params":p}).to_string()
     };
-    async fn answer(rx: &mut (impl StreamExt<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin)) -> Value {
+    async fn answer(
+        rx: &mut (impl StreamExt<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin),
+    ) -> Value {
         loop {
             if let Some(Ok(Message::Text(t))) = rx.next().await {
                 let v: Value = serde_json::from_str(&t).unwrap();
@@ -49,11 +53,24 @@ async fn client(url: String, idx: usize, n: usize) -> Vec<Duration> {
             }
         }
     }
-    tx.send(Message::Text(rpc("shh_addSymKey", json!([format!("0x{}", hex::encode(key))])).into())).await.unwrap();
-    let sym = answer(&mut rx).await["result"].as_str().unwrap().to_string();
-    tx.send(Message::Text(rpc("shh_subscribe", json!(["messages", {"symKeyID": sym, "topics": [topic]}])).into()))
-        .await
-        .unwrap();
+    tx.send(Message::Text(
+        rpc("shh_addSymKey", json!([format!("0x{}", hex::encode(key))])).into(),
+    ))
+    .await
+    .unwrap();
+    let sym = answer(&mut rx).await["result"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    tx.send(Message::Text(
+        rpc(
+            "shh_subscribe",
+            json!(["messages", {"symKeyID": sym, "topics": [topic]}]),
+        )
+        .into(),
+    ))
+    .await
+    .unwrap();
     answer(&mut rx).await;
 
     let mut sent_at = vec![None; n];
@@ -62,13 +79,18 @@ async fn client(url: String, idx: usize, n: usize) -> Vec<Duration> {
     while got < n {
         while in_flight < WINDOW && sent < n {
             let payload = format!("0x{:016x}", sent);
-            let body = rpc("shh_post", json!([{"symKeyID": sym, "topic": topic, "payload": payload, "ttl": 60, "powTarget": 0}]));
+            let body = rpc(
+                "shh_post",
+                json!([{"symKeyID": sym, "topic": topic, "payload": payload, "ttl": 60, "powTarget": 0}]),
+            );
             sent_at[sent] = Some(Instant::now());
             tx.send(Message::Text(body.into())).await.unwrap();
             sent += 1;
             in_flight += 1;
         }
-        let Some(Ok(Message::Text(t))) = rx.next().await else { continue };
+        let Some(Ok(Message::Text(t))) = rx.next().await else {
+            continue;
+        };
         let v: Value = serde_json::from_str(&t).unwrap();
         if let Some(e) = v.get("error") {
             panic!("post failed: {e}");
@@ -89,27 +111,48 @@ async fn client(url: String, idx: usize, n: usize) -> Vec<Duration> {
 fn main() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_staples"))
-        .args(["--rpc-addr", "127.0.0.1:0", "--ws-addr", "127.0.0.1:0", "--min-pow", "0", "--data-dir"])
+        .args([
+            "--rpc-addr",
+            "127.0.0.1:0",
+            "--ws-addr",
+            "127.0.0.1:0",
+            "--min-pow",
+            "0",
+            "--data-dir",
+        ])
         .arg(dir.path())
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .spawn()
         .expect("spawn staples");
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let ws = line.split_whitespace().find_map(|w| w.strip_prefix("ws=")).unwrap().to_string();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let ws = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("ws="))
+        .unwrap()
+        .to_string();
     std::thread::sleep(Duration::from_secs(1));
     let idle = rss_kib(child.id());
 
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let (elapsed, mut lat) = rt.block_on(async {
         // Warm-up round, then the measured round.
-        let warm: Vec<_> = (0..CLIENTS).map(|i| tokio::spawn(client(ws.clone(), i, WARMUP))).collect();
+        let warm: Vec<_> = (0..CLIENTS)
+            .map(|i| tokio::spawn(client(ws.clone(), i, WARMUP)))
+            .collect();
         for w in warm {
             w.await.unwrap();
         }
         let start = Instant::now();
-        let tasks: Vec<_> = (0..CLIENTS).map(|i| tokio::spawn(client(ws.clone(), i + CLIENTS, PER_CLIENT))).collect();
+        let tasks: Vec<_> = (0..CLIENTS)
+            .map(|i| tokio::spawn(client(ws.clone(), i + CLIENTS, PER_CLIENT)))
+            .collect();
         let mut all = Vec::new();
         for t in tasks {
             all.extend(t.await.unwrap());
@@ -127,9 +170,18 @@ fn main() {
     println!("|---|---|---|");
     println!("| clients (WebSocket) | {CLIENTS} x {WINDOW} in flight | |");
     println!("| messages delivered | {total} | |");
-    println!("| throughput | {:.0} msg/s | >= 10000 |", total as f64 / elapsed.as_secs_f64());
-    println!("| latency p50 | {:.2} ms | |", pct(0.50).as_secs_f64() * 1e3);
-    println!("| latency p99 | {:.2} ms | < 5 |", pct(0.99).as_secs_f64() * 1e3);
+    println!(
+        "| throughput | {:.0} msg/s | >= 10000 |",
+        total as f64 / elapsed.as_secs_f64()
+    );
+    println!(
+        "| latency p50 | {:.2} ms | |",
+        pct(0.50).as_secs_f64() * 1e3
+    );
+    println!(
+        "| latency p99 | {:.2} ms | < 5 |",
+        pct(0.99).as_secs_f64() * 1e3
+    );
     println!("| idle RSS | {:.1} MiB | < 20 |", idle as f64 / 1024.0);
     println!("| RSS after load | {:.1} MiB | |", loaded as f64 / 1024.0);
 }

@@ -177,10 +177,10 @@ async fn janitor(node: Arc<LocalNode>, store: Store) {
         let now = crate::rpc::shh_local::unix_now();
         node.purge(now);
         n += 1;
-        if n % 10 == 0 {
-            if let Err(e) = store.purge_outbox(now).await {
-                tracing::warn!(error = %e, "outbox purge failed");
-            }
+        if n.is_multiple_of(10)
+            && let Err(e) = store.purge_outbox(now).await
+        {
+            tracing::warn!(error = %e, "outbox purge failed");
         }
     }
 }

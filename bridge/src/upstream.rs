@@ -171,10 +171,10 @@ impl Upstream {
 
     /// `shh_unsubscribe` upstream (best effort).
     pub async fn unsubscribe(&self, sub: &str) {
-        if let Some(ws) = self.ws.lock().await.clone() {
-            if let Ok(mut subs) = ws.subs.lock() {
-                subs.remove(sub);
-            }
+        if let Some(ws) = self.ws.lock().await.clone()
+            && let Ok(mut subs) = ws.subs.lock()
+        {
+            subs.remove(sub);
         }
         let params = serde_json::value::to_raw_value(&[sub]).ok();
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -185,10 +185,10 @@ impl Upstream {
 
     async fn ws(&self) -> Result<Arc<WsClient>, RpcError> {
         let mut slot = self.ws.lock().await;
-        if let Some(c) = slot.as_ref() {
-            if c.alive.load(Ordering::Acquire) {
-                return Ok(c.clone());
-            }
+        if let Some(c) = slot.as_ref()
+            && c.alive.load(Ordering::Acquire)
+        {
+            return Ok(c.clone());
         }
         let (socket, _) = tokio_tungstenite::connect_async(self.ws_url.as_str())
             .await
@@ -231,12 +231,12 @@ impl Upstream {
                 {
                     if let Some(p) = f.params {
                         let mut subs = subs.lock().unwrap_or_else(|p| p.into_inner());
-                        if let Some(tx) = subs.get(&p.subscription) {
-                            if tx.try_send(p.result).is_err() {
-                                // Full or gone: dropping the sender ends the bridged
-                                // subscription, which then reports the failure to the app.
-                                subs.remove(&p.subscription);
-                            }
+                        if let Some(tx) = subs.get(&p.subscription)
+                            && tx.try_send(p.result).is_err()
+                        {
+                            // Full or gone: dropping the sender ends the bridged
+                            // subscription, which then reports the failure to the app.
+                            subs.remove(&p.subscription);
                         }
                     }
                     continue;
@@ -252,12 +252,12 @@ impl Upstream {
                     let out = outcome(f);
                     // Register the route before answering, so no notification can arrive
                     // for an id nobody listens to.
-                    if let (Ok(v), Some(tx)) = (&out, sub_tx) {
-                        if let Ok(sub) = serde_json::from_str::<String>(v.get()) {
-                            subs.lock()
-                                .unwrap_or_else(|p| p.into_inner())
-                                .insert(sub, tx);
-                        }
+                    if let (Ok(v), Some(tx)) = (&out, sub_tx)
+                        && let Ok(sub) = serde_json::from_str::<String>(v.get())
+                    {
+                        subs.lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .insert(sub, tx);
                     }
                     let _ = reply.send(out);
                 }

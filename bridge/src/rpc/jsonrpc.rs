@@ -128,10 +128,10 @@ async fn one<H: Handler>(
     let id = call.id.as_deref();
     Some(match result {
         Ok(v) => {
-            if call.method.ends_with("_subscribe") {
-                if let Ok(sub) = serde_json::from_str::<String>(v.get()) {
-                    subscribed.push(sub);
-                }
+            if call.method.ends_with("_subscribe")
+                && let Ok(sub) = serde_json::from_str::<String>(v.get())
+            {
+                subscribed.push(sub);
             }
             format!(
                 r#"{{"jsonrpc":"2.0","id":{},"result":{}}}"#,

@@ -196,21 +196,19 @@ pub async fn serve<H: Handler>(
 
 async fn guard(State(cfg): State<ServerConfig>, req: Request, next: Next) -> Response {
     let origin = req.headers().get(header::ORIGIN).cloned();
-    if let Some(o) = &origin {
-        if !origin_allowed(&cfg.cors, o) {
-            return (StatusCode::FORBIDDEN, "origin not allowed\n").into_response();
-        }
+    if let Some(o) = &origin
+        && !origin_allowed(&cfg.cors, o)
+    {
+        return (StatusCode::FORBIDDEN, "origin not allowed\n").into_response();
     }
-    if req.method() != Method::OPTIONS {
-        if let Some(token) = &cfg.token {
-            if !bearer_ok(req.headers(), token) {
-                let mut r =
-                    (StatusCode::UNAUTHORIZED, "missing or wrong bearer token\n").into_response();
-                r.headers_mut()
-                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-                return r;
-            }
-        }
+    if req.method() != Method::OPTIONS
+        && let Some(token) = &cfg.token
+        && !bearer_ok(req.headers(), token)
+    {
+        let mut r = (StatusCode::UNAUTHORIZED, "missing or wrong bearer token\n").into_response();
+        r.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        return r;
     }
     let mut resp = next.run(req).await;
     if let Some(o) = origin {
@@ -350,10 +348,10 @@ async fn ws_session<H: Handler>(
             tokio::spawn(async move {
                 let answer = jsonrpc::handle(&h, &text, &c).await;
                 if let Some(ws) = c.ws() {
-                    if let Some(t) = answer.text {
-                        if !ws.send(t).await {
-                            return;
-                        }
+                    if let Some(t) = answer.text
+                        && !ws.send(t).await
+                    {
+                        return;
                     }
                     for sub in &answer.subscribed {
                         ws.activate(sub);

@@ -61,7 +61,10 @@ impl Server {
 /// POSTs a JSON body; returns (status, parsed body or Null).
 pub async fn post_raw(url: &str, body: &str, headers: &[(&str, &str)]) -> (u16, String) {
     let client = reqwest::Client::new();
-    let mut req = client.post(url).header("content-type", "application/json").body(body.to_string());
+    let mut req = client
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body.to_string());
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
@@ -88,13 +91,20 @@ pub async fn ok(url: &str, method: &str, params: Value) -> Value {
 /// The `(code, message)` of a call that must fail.
 pub async fn err(url: &str, method: &str, params: Value) -> (i64, String) {
     let r = call(url, method, params).await;
-    let e = r.get("error").unwrap_or_else(|| panic!("{method} should fail: {r}"));
-    (e["code"].as_i64().unwrap(), e["message"].as_str().unwrap().to_string())
+    let e = r
+        .get("error")
+        .unwrap_or_else(|| panic!("{method} should fail: {r}"));
+    (
+        e["code"].as_i64().unwrap(),
+        e["message"].as_str().unwrap().to_string(),
+    )
 }
 
 /// A WebSocket JSON-RPC client.
 pub struct Ws {
-    socket: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    socket: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
     next: u64,
     /// Notifications received while waiting for responses.
     pub backlog: Vec<Value>,
@@ -102,16 +112,26 @@ pub struct Ws {
 
 impl Ws {
     pub async fn connect(url: &str) -> Ws {
-        let (socket, _) = tokio_tungstenite::connect_async(url).await.expect("ws connect");
-        Ws { socket, next: 1, backlog: Vec::new() }
+        let (socket, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("ws connect");
+        Ws {
+            socket,
+            next: 1,
+            backlog: Vec::new(),
+        }
     }
 
     /// Sends a call and waits for its response (notifications are kept in `backlog`).
     pub async fn call(&mut self, method: &str, params: Value) -> Value {
         let id = self.next;
         self.next += 1;
-        let body = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}).to_string();
-        self.socket.send(Message::Text(body.into())).await.expect("send");
+        let body =
+            json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}).to_string();
+        self.socket
+            .send(Message::Text(body.into()))
+            .await
+            .expect("send");
         loop {
             let v = self.recv().await;
             if v.get("id").and_then(Value::as_u64) == Some(id) {
@@ -167,14 +187,20 @@ impl Proc {
         let mut child = cmd.spawn().expect("spawns staples");
         let stdout = child.stdout.take().expect("stdout");
         let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).expect("reads address line");
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("reads address line");
         let field = |k: &str| {
             line.split_whitespace()
                 .find_map(|w| w.strip_prefix(k))
                 .unwrap_or_else(|| panic!("no {k} in {line:?}"))
                 .to_string()
         };
-        Proc { http: field("rpc="), ws: field("ws="), child }
+        Proc {
+            http: field("rpc="),
+            ws: field("ws="),
+            child,
+        }
     }
 
     /// Sends SIGTERM and waits for a clean exit.
