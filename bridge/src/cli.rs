@@ -5,12 +5,15 @@
 //! `staples whisper open` decodes an envelope and prints geth's `Message` JSON;
 //! `staples whisper inspect` prints an envelope's fields and both PoW values;
 //! `staples topic` prints a Status chat's topic and bloom.
+//! `staples` alone (or `staples run`) starts the sidecar; see [`crate::config`].
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use staples_protocol::crypto::PublicKey;
+
+use crate::config::RunArgs;
 use staples_protocol::whisper::pow::{self, SealOptions};
 use staples_protocol::whisper::{Draft, Envelope, OpenKey, Recipient, SymKey, Topic, open, wrap};
 
@@ -19,17 +22,28 @@ use staples_protocol::whisper::{Draft, Envelope, OpenKey, Recipient, SymKey, Top
 #[command(
     name = "staples",
     version,
-    about = "Staples: move Status messaging from Whisper to Swarm"
+    about = "Staples: move Status messaging from Whisper to Swarm",
+    long_about = "Staples: move Status messaging from Whisper to Swarm.\n\n\
+        With no subcommand (or `staples run`) it starts the sidecar: a Whisper v6 `shh_*` \
+        JSON-RPC server over HTTP and WebSocket, backed by a local Whisper node or, with \
+        --whisper-rpc, by an upstream one. Every option is also a STAPLES_* environment \
+        variable and a key of the --config TOML file (flag > env > file > default).",
+    args_conflicts_with_subcommands = true
 )]
 pub struct Cli {
-    /// What to do.
+    /// Sidecar options (when no subcommand is given).
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// What to do; nothing means `run`.
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 /// Subcommands.
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Start the sidecar (the default when no subcommand is given).
+    Run(RunArgs),
     /// Whisper v6 envelope tools (byte-compatible with go-ethereum's whisperv6).
     #[command(subcommand)]
     Whisper(WhisperCommand),
@@ -107,7 +121,23 @@ pub struct OpenArgs {
 
 /// Runs a parsed command line, writing results to stdout.
 pub fn run(cli: Cli) -> Result<()> {
-    match cli.command {
+    let command = match cli.command {
+        None => Command::Run(cli.run),
+        Some(c) => c,
+    };
+    match command {
+        Command::Run(args) => {
+            let cfg = args.resolve()?;
+            crate::sidecar::init_logging(cfg.log_format);
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            rt.block_on(crate::sidecar::run_with_config(
+                cfg,
+                crate::sidecar::shutdown_signal(),
+            ))?;
+        }
         Command::Topic { name } => {
             let t = Topic::from_name(&name);
             println!("topic {t}");

@@ -1,8 +1,20 @@
 //! The Staples sidecar library; `main.rs` is a thin binary over it.
 //!
 //! - [`cli`]: the command line (clap) and what each command does.
-//!
-//! The JSON-RPC server, transports, store and keystore arrive with their issues; today the
-//! binary offers the Whisper codec commands (`staples whisper ...`, `staples topic`).
+//! - [`config`]: sidecar settings merged from flags, `STAPLES_*` variables and a TOML file.
+//! - [`node`]: the local Whisper node (envelope pool and filters).
+//! - [`keystore`]: keys in encrypted Web3 v3 files; [`store`]: SQLite (key index, filters,
+//!   outbox).
+//! - [`rpc`]: the JSON-RPC server (HTTP + WebSocket) and the `shh`, `net`, `web3` namespaces.
+//! - [`upstream`]: forwarding to an upstream Whisper node (`--whisper-rpc`).
+//! - [`sidecar`]: wires it all together and runs until shutdown.
 
 pub mod cli;
+pub mod config;
+pub mod ids;
+pub mod keystore;
+pub mod node;
+pub mod rpc;
+pub mod sidecar;
+pub mod store;
+pub mod upstream;

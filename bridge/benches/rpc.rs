@@ -1,0 +1,187 @@
+//! Sidecar benchmark: `shh_post` → delivery to a `shh_subscribe` subscription through the
+//! local Whisper node, with 64 concurrent WebSocket clients (PoW target 0, node min PoW 0),
+//! plus the idle RSS of a spawned `staples`.
+//!
+//! Each client has its own symmetric key and topic, subscribes, then keeps 8 posts in flight
+//! on its own socket; latency is post sent → notification received. Prints a table.
+//! Run: `cargo bench -p staples-bridge --bench rpc` (release build).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+
+const CLIENTS: usize = 64;
+const WINDOW: usize = 8;
+const PER_CLIENT: usize = 1500;
+const WARMUP: usize = 100;
+
+fn rss_kib(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+async fn client(url: String, idx: usize, n: usize) -> Vec<Duration> {
+    let (ws, _) = tokio_tungstenite::connect_async(url.as_str())
+        .await
+        .expect("connect");
+    let (mut tx, mut rx) = ws.split();
+    let mut key = [0u8; 32];
+    key[..8].copy_from_slice(&(idx as u64 + 1).to_be_bytes());
+    let topic = format!("0x{:08x}", idx as u32 + 0x1000_0000);
+    let mut next_id = 1u64;
+    let mut rpc = |m: &str, p: Value| {
+        next_id += 1;
+        json!({"jsonrpc":"2.0","id":next_id,"method":m,"params":p}).to_string()
+    };
+    async fn answer(
+        rx: &mut (impl StreamExt<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin),
+    ) -> Value {
+        loop {
+            if let Some(Ok(Message::Text(t))) = rx.next().await {
+                let v: Value = serde_json::from_str(&t).unwrap();
+                if v.get("id").is_some() {
+                    return v;
+                }
+            }
+        }
+    }
+    tx.send(Message::Text(
+        rpc("shh_addSymKey", json!([format!("0x{}", hex::encode(key))])).into(),
+    ))
+    .await
+    .unwrap();
+    let sym = answer(&mut rx).await["result"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    tx.send(Message::Text(
+        rpc(
+            "shh_subscribe",
+            json!(["messages", {"symKeyID": sym, "topics": [topic]}]),
+        )
+        .into(),
+    ))
+    .await
+    .unwrap();
+    answer(&mut rx).await;
+
+    let mut sent_at = vec![None; n];
+    let mut lat = Vec::with_capacity(n);
+    let (mut sent, mut got, mut in_flight) = (0usize, 0usize, 0usize);
+    while got < n {
+        while in_flight < WINDOW && sent < n {
+            let payload = format!("0x{:016x}", sent);
+            let body = rpc(
+                "shh_post",
+                json!([{"symKeyID": sym, "topic": topic, "payload": payload, "ttl": 60, "powTarget": 0}]),
+            );
+            sent_at[sent] = Some(Instant::now());
+            tx.send(Message::Text(body.into())).await.unwrap();
+            sent += 1;
+            in_flight += 1;
+        }
+        let Some(Ok(Message::Text(t))) = rx.next().await else {
+            continue;
+        };
+        let v: Value = serde_json::from_str(&t).unwrap();
+        if let Some(e) = v.get("error") {
+            panic!("post failed: {e}");
+        }
+        if v["method"] == "shh_subscription" {
+            let p = v["params"]["result"]["payload"].as_str().unwrap();
+            let seq = usize::from_str_radix(&p[2..], 16).unwrap();
+            if let Some(t0) = sent_at.get(seq).copied().flatten() {
+                lat.push(t0.elapsed());
+            }
+            got += 1;
+            in_flight -= 1;
+        }
+    }
+    lat
+}
+
+fn main() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_staples"))
+        .args([
+            "--rpc-addr",
+            "127.0.0.1:0",
+            "--ws-addr",
+            "127.0.0.1:0",
+            "--min-pow",
+            "0",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn staples");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let ws = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("ws="))
+        .unwrap()
+        .to_string();
+    std::thread::sleep(Duration::from_secs(1));
+    let idle = rss_kib(child.id());
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (elapsed, mut lat) = rt.block_on(async {
+        // Warm-up round, then the measured round.
+        let warm: Vec<_> = (0..CLIENTS)
+            .map(|i| tokio::spawn(client(ws.clone(), i, WARMUP)))
+            .collect();
+        for w in warm {
+            w.await.unwrap();
+        }
+        let start = Instant::now();
+        let tasks: Vec<_> = (0..CLIENTS)
+            .map(|i| tokio::spawn(client(ws.clone(), i + CLIENTS, PER_CLIENT)))
+            .collect();
+        let mut all = Vec::new();
+        for t in tasks {
+            all.extend(t.await.unwrap());
+        }
+        (start.elapsed(), all)
+    });
+    let loaded = rss_kib(child.id());
+    let _ = child.kill();
+    let _ = child.wait();
+
+    lat.sort();
+    let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];
+    let total = lat.len();
+    println!("| metric | value | target |");
+    println!("|---|---|---|");
+    println!("| clients (WebSocket) | {CLIENTS} x {WINDOW} in flight | |");
+    println!("| messages delivered | {total} | |");
+    println!(
+        "| throughput | {:.0} msg/s | >= 10000 |",
+        total as f64 / elapsed.as_secs_f64()
+    );
+    println!(
+        "| latency p50 | {:.2} ms | |",
+        pct(0.50).as_secs_f64() * 1e3
+    );
+    println!(
+        "| latency p99 | {:.2} ms | < 5 |",
+        pct(0.99).as_secs_f64() * 1e3
+    );
+    println!("| idle RSS | {:.1} MiB | < 20 |", idle as f64 / 1024.0);
+    println!("| RSS after load | {:.1} MiB | |", loaded as f64 / 1024.0);
+}

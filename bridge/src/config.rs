@@ -1,0 +1,322 @@
+//! Sidecar settings: flags, `STAPLES_*` environment variables and a TOML file, merged with
+//! the precedence flag > environment > file > default.
+//!
+//! clap reads flags and their environment variables (every option is an `Option`, so an
+//! unset one is distinguishable from a default); [`RunArgs::resolve`] then fills the gaps
+//! from the file named by `--config` and finally from the defaults. The keystore passphrase
+//! comes from `--password-file` or `STAPLES_KEYSTORE_PASSWORD` and is never logged.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use clap::{Args, ValueEnum};
+use serde::Deserialize;
+
+use crate::keystore::{KdfParams, Password};
+
+/// What carries the messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    /// Whisper: a local node, or the upstream given by `--whisper-rpc`.
+    Whisper,
+    /// Swarm PSS + Feeds (not yet available).
+    Pss,
+    /// Both during migration (not yet available).
+    Dual,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `staples [run]` options. Each is also `STAPLES_<NAME>` and a key of the `--config` file.
+#[derive(Args, Debug, Clone, Default)]
+pub struct RunArgs {
+    /// What carries messages: whisper | pss | dual [default: whisper].
+    #[arg(long, env = "STAPLES_TRANSPORT", value_enum)]
+    pub transport: Option<Transport>,
+    /// JSON-RPC over HTTP (WebSocket upgrades accepted too) [default: 127.0.0.1:8545].
+    #[arg(long, env = "STAPLES_RPC_ADDR")]
+    pub rpc_addr: Option<SocketAddr>,
+    /// JSON-RPC over WebSocket (HTTP accepted too) [default: 127.0.0.1:8546].
+    #[arg(long, env = "STAPLES_WS_ADDR")]
+    pub ws_addr: Option<SocketAddr>,
+    /// Where keys, the SQLite store and the outbox live [default: $XDG_DATA_HOME/staples or
+    /// ~/.local/share/staples].
+    #[arg(long, env = "STAPLES_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Forward to this Whisper node (http(s):// or ws(s)://) instead of running a local one.
+    #[arg(long, env = "STAPLES_WHISPER_RPC")]
+    pub whisper_rpc: Option<String>,
+    /// Bee API URLs for the pss and dual transports (repeat or comma-separate).
+    #[arg(long, env = "STAPLES_BEE_API", value_delimiter = ',')]
+    pub bee_api: Vec<String>,
+    /// TOML file with any of these settings (keys as the long flags, with underscores).
+    #[arg(long, env = "STAPLES_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// File holding the keystore passphrase (else STAPLES_KEYSTORE_PASSWORD; with neither,
+    /// keys live in memory only).
+    #[arg(long, env = "STAPLES_PASSWORD_FILE")]
+    pub password_file: Option<PathBuf>,
+    /// Allow shh_getPrivateKey and shh_getSymKey [default: false].
+    #[arg(long, env = "STAPLES_ALLOW_KEY_EXPORT", num_args = 0..=1, default_missing_value = "true")]
+    pub allow_key_export: Option<bool>,
+    /// Allow binding the RPC to a non-loopback address (requires --rpc-token-file)
+    /// [default: false].
+    #[arg(long, env = "STAPLES_RPC_ALLOW_REMOTE", num_args = 0..=1, default_missing_value = "true")]
+    pub rpc_allow_remote: Option<bool>,
+    /// File holding the bearer token clients must send (Authorization: Bearer <token>).
+    #[arg(long, env = "STAPLES_RPC_TOKEN_FILE")]
+    pub rpc_token_file: Option<PathBuf>,
+    /// Origins allowed to call from a browser (comma-separated, `*` for any). Requests with
+    /// any other Origin header are refused [default: none].
+    #[arg(long, env = "STAPLES_RPC_CORS", value_delimiter = ',')]
+    pub rpc_cors: Vec<String>,
+    /// Log format: human | json [default: human]. Verbosity: RUST_LOG.
+    #[arg(long, env = "STAPLES_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// Local node's minimum PoW [default: 0.2, geth's].
+    #[arg(long, env = "STAPLES_MIN_POW")]
+    pub min_pow: Option<f64>,
+    /// scrypt cost of new key files, log2(N) [default: 18, geth's standard].
+    #[arg(long, env = "STAPLES_KEYSTORE_SCRYPT_LOG_N")]
+    pub keystore_scrypt_log_n: Option<u8>,
+}
+
+/// The `--config` file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    transport: Option<Transport>,
+    rpc_addr: Option<SocketAddr>,
+    ws_addr: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    whisper_rpc: Option<String>,
+    bee_api: Option<Vec<String>>,
+    password_file: Option<PathBuf>,
+    allow_key_export: Option<bool>,
+    rpc_allow_remote: Option<bool>,
+    rpc_token_file: Option<PathBuf>,
+    rpc_cors: Option<Vec<String>>,
+    log_format: Option<LogFormat>,
+    min_pow: Option<f64>,
+    keystore_scrypt_log_n: Option<u8>,
+}
+
+/// Errors from resolving settings.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The config file could not be read.
+    #[error("cannot read config file {0}: {1}")]
+    Read(PathBuf, std::io::Error),
+    /// The config file is not valid TOML for these settings.
+    #[error("config file {0}: {1}")]
+    Parse(PathBuf, String),
+    /// A password or token file could not be read.
+    #[error("cannot read {what} {file}: {source}")]
+    Secret {
+        /// Which file.
+        what: &'static str,
+        /// Path.
+        file: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// An empty token file.
+    #[error("the token file {0} is empty")]
+    EmptyToken(PathBuf),
+    /// No data dir could be chosen.
+    #[error("no --data-dir given and no HOME to default to")]
+    NoDataDir,
+    /// Bad scrypt cost.
+    #[error("--keystore-scrypt-log-n must be between 1 and 22, got {0}")]
+    ScryptCost(u8),
+}
+
+/// Settings after merging.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Transport.
+    pub transport: Transport,
+    /// HTTP address.
+    pub rpc_addr: SocketAddr,
+    /// WebSocket address.
+    pub ws_addr: SocketAddr,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Upstream Whisper node.
+    pub whisper_rpc: Option<String>,
+    /// Bee API URLs.
+    pub bee_api: Vec<String>,
+    /// Keystore passphrase (redacted in `Debug`).
+    pub password: Option<Password>,
+    /// Key export allowed.
+    pub allow_key_export: bool,
+    /// Non-loopback bind allowed.
+    pub rpc_allow_remote: bool,
+    /// Bearer token.
+    pub rpc_token: Option<Token>,
+    /// Allowed origins.
+    pub rpc_cors: Vec<String>,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Local node's minimum PoW.
+    pub min_pow: f64,
+    /// scrypt cost for new key files.
+    pub kdf: KdfParams,
+}
+
+/// A bearer token; never printed.
+#[derive(Clone)]
+pub struct Token(pub String);
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Token(<redacted>)")
+    }
+}
+
+impl RunArgs {
+    /// Merges flags/environment (already in `self`) with the config file and defaults.
+    pub fn resolve(self) -> Result<Config, ConfigError> {
+        let file = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| ConfigError::Read(path.clone(), e))?;
+                toml::from_str::<FileConfig>(&text)
+                    .map_err(|e| ConfigError::Parse(path.clone(), e.to_string()))?
+            }
+            None => FileConfig::default(),
+        };
+        let data_dir = match self.data_dir.or(file.data_dir) {
+            Some(d) => d,
+            None => default_data_dir().ok_or(ConfigError::NoDataDir)?,
+        };
+        let password = match self.password_file.or(file.password_file) {
+            Some(f) => Some(Password::new(read_secret("password file", &f)?)),
+            None => std::env::var("STAPLES_KEYSTORE_PASSWORD")
+                .ok()
+                .map(Password::new),
+        };
+        let rpc_token = match self.rpc_token_file.or(file.rpc_token_file) {
+            Some(f) => {
+                let t = read_secret("token file", &f)?;
+                if t.is_empty() {
+                    return Err(ConfigError::EmptyToken(f));
+                }
+                Some(Token(t))
+            }
+            None => None,
+        };
+        let log_n = self
+            .keystore_scrypt_log_n
+            .or(file.keystore_scrypt_log_n)
+            .unwrap_or(KdfParams::STANDARD.log_n);
+        if !(1..=22).contains(&log_n) {
+            return Err(ConfigError::ScryptCost(log_n));
+        }
+        let or_file = |cli: Vec<String>, f: Option<Vec<String>>| {
+            if cli.is_empty() {
+                f.unwrap_or_default()
+            } else {
+                cli
+            }
+        };
+        Ok(Config {
+            transport: self
+                .transport
+                .or(file.transport)
+                .unwrap_or(Transport::Whisper),
+            rpc_addr: self
+                .rpc_addr
+                .or(file.rpc_addr)
+                .unwrap_or(([127, 0, 0, 1], 8545).into()),
+            ws_addr: self
+                .ws_addr
+                .or(file.ws_addr)
+                .unwrap_or(([127, 0, 0, 1], 8546).into()),
+            data_dir,
+            whisper_rpc: self.whisper_rpc.or(file.whisper_rpc),
+            bee_api: or_file(self.bee_api, file.bee_api),
+            password,
+            allow_key_export: self
+                .allow_key_export
+                .or(file.allow_key_export)
+                .unwrap_or(false),
+            rpc_allow_remote: self
+                .rpc_allow_remote
+                .or(file.rpc_allow_remote)
+                .unwrap_or(false),
+            rpc_token,
+            rpc_cors: or_file(self.rpc_cors, file.rpc_cors),
+            log_format: self
+                .log_format
+                .or(file.log_format)
+                .unwrap_or(LogFormat::Human),
+            min_pow: self
+                .min_pow
+                .or(file.min_pow)
+                .unwrap_or(staples_protocol::whisper::DEFAULT_MIN_POW),
+            kdf: KdfParams::with_log_n(log_n),
+        })
+    }
+}
+
+fn read_secret(what: &'static str, file: &Path) -> Result<String, ConfigError> {
+    let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Secret {
+        what,
+        file: file.to_path_buf(),
+        source,
+    })?;
+    // Files written by `echo` end in a newline that is not part of the secret.
+    Ok(text.trim_end_matches(['\n', '\r']).to_string())
+}
+
+fn default_data_dir() -> Option<PathBuf> {
+    if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|x| !x.is_empty()) {
+        return Some(PathBuf::from(x).join("staples"));
+    }
+    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share/staples"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flag_beats_file_beats_default() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("staples.toml");
+        std::fs::write(
+            &path,
+            "rpc_addr = \"127.0.0.1:9000\"\nws_addr = \"127.0.0.1:9001\"\nmin_pow = 0.5\nrpc_cors = [\"http://a\"]\ndata_dir = \"/tmp/x\"\n",
+        )
+        .expect("writes");
+        let args = RunArgs {
+            config: Some(path.clone()),
+            rpc_addr: Some("127.0.0.1:7000".parse().expect("addr")),
+            ..Default::default()
+        };
+        let c = args.resolve().expect("resolves");
+        assert_eq!(c.rpc_addr.port(), 7000, "flag wins");
+        assert_eq!(c.ws_addr.port(), 9001, "file beats default");
+        assert_eq!(c.min_pow, 0.5);
+        assert_eq!(c.rpc_cors, ["http://a"]);
+        assert_eq!(c.transport, Transport::Whisper, "default");
+        assert_eq!(c.kdf, KdfParams::STANDARD);
+        std::fs::write(&path, "no_such_key = 1\n").expect("writes");
+        let err = RunArgs {
+            config: Some(path),
+            ..Default::default()
+        }
+        .resolve();
+        assert!(matches!(err, Err(ConfigError::Parse(..))));
+    }
+}

@@ -1,0 +1,117 @@
+//! `net_*`, `web3_*` and `rpc_modules`, and [`LocalHandler`], which routes a local sidecar's
+//! calls to the `shh` service and these.
+//!
+//! web3.js reads `net_version` with `parseInt` and `net_peerCount` as a hex quantity
+//! (reference §6). The local node has no devp2p peers (sidecars sharing its pool are RPC
+//! clients), so it reports `0x0`.
+
+use std::sync::Arc;
+
+use serde_json::value::RawValue;
+use staples_protocol::crypto::keccak256;
+use staples_protocol::whisper::json::hex0x;
+
+use super::Handler;
+use super::conn::Conn;
+use super::errors::RpcError;
+use super::params::{self, Params};
+use super::shh::{self, ShhApi, to_raw};
+
+/// What `net_*` and `web3_clientVersion` report.
+#[derive(Debug, Clone)]
+pub struct NetInfo {
+    /// `net_version`.
+    pub network_id: String,
+    /// `web3_clientVersion`.
+    pub client_version: String,
+}
+
+impl Default for NetInfo {
+    fn default() -> Self {
+        NetInfo {
+            network_id: "1".into(),
+            client_version: format!(
+                "Staples/v{}/{}-{}/rust",
+                env!("CARGO_PKG_VERSION"),
+                std::env::consts::OS,
+                std::env::consts::ARCH
+            ),
+        }
+    }
+}
+
+/// Answers the `net`, `web3` and `rpc` methods; `None` if `method` is none of them.
+pub fn call(
+    info: &NetInfo,
+    method: &str,
+    raw: Option<&RawValue>,
+) -> Option<Result<Box<RawValue>, RpcError>> {
+    let p = |max| Params::parse(raw, max);
+    Some(match method {
+        "net_version" => p(0).and_then(|_| to_raw(&info.network_id)),
+        "net_listening" => p(0).and_then(|_| to_raw(&true)),
+        "net_peerCount" => p(0).and_then(|_| to_raw(&"0x0")),
+        "web3_clientVersion" => p(0).and_then(|_| to_raw(&info.client_version)),
+        "web3_sha3" => p(1)
+            .and_then(|p| p.arg(0, params::bytes))
+            .and_then(|data| to_raw(&hex0x(&keccak256(data)))),
+        "rpc_modules" => p(0).and_then(|_| {
+            to_raw(&serde_json::json!({"net": "1.0", "rpc": "1.0", "shh": "1.0", "web3": "1.0"}))
+        }),
+        _ => return None,
+    })
+}
+
+/// Routes calls of a sidecar that runs its own Whisper node.
+pub struct LocalHandler<S> {
+    shh: Arc<S>,
+    net: NetInfo,
+}
+
+impl<S: ShhApi> LocalHandler<S> {
+    /// Serves `shh` through `shh`, and `net`/`web3` with `net`.
+    pub fn new(shh: Arc<S>, net: NetInfo) -> Self {
+        LocalHandler { shh, net }
+    }
+}
+
+impl<S: ShhApi> Handler for LocalHandler<S> {
+    async fn call(
+        &self,
+        method: &str,
+        params: Option<&RawValue>,
+        conn: &Arc<Conn>,
+    ) -> Result<Box<RawValue>, RpcError> {
+        if let Some(r) = shh::call(&self.shh, method, params, conn).await {
+            return r;
+        }
+        if let Some(r) = call(&self.net, method, params) {
+            return r;
+        }
+        Err(RpcError::method_not_found(method))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn net_answers() {
+        let info = NetInfo::default();
+        let get = |m: &str, p: Option<&str>| {
+            let raw = p.map(|s| RawValue::from_string(s.into()).expect("json"));
+            call(&info, m, raw.as_deref()).map(|r| r.map(|v| v.get().to_string()))
+        };
+        assert_eq!(get("net_version", None), Some(Ok("\"1\"".into())));
+        assert_eq!(get("net_peerCount", None), Some(Ok("\"0x0\"".into())));
+        assert_eq!(get("net_listening", Some("[]")), Some(Ok("true".into())));
+        assert_eq!(
+            get("web3_sha3", Some(r#"["0x"]"#)),
+            Some(Ok(
+                "\"0xc5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470\"".into()
+            ))
+        );
+        assert_eq!(get("eth_blockNumber", None), None);
+    }
+}

@@ -1,0 +1,536 @@
+//! The HTTP + WebSocket JSON-RPC server (axum), mini-redis style: [`serve`] takes bound
+//! listeners and a shutdown future, so tests bind `127.0.0.1:0` and the binary binds the
+//! configured addresses.
+//!
+//! Security, checked on every request before any JSON is read:
+//! - binding to a non-loopback address is refused unless remote access is allowed *and* a
+//!   bearer token is set ([`check_bind`]);
+//! - with a token, `Authorization: Bearer <token>` is required (401 otherwise);
+//! - a request carrying an `Origin` header is refused (403) unless that origin is in the CORS
+//!   list, so a web page cannot reach the sidecar through DNS rebinding; allowed origins get
+//!   CORS headers and preflight answers;
+//! - HTTP bodies and WebSocket messages are capped; connections are capped by a semaphore
+//!   (accepting pauses while all permits are taken), and each WebSocket connection runs at
+//!   most [`WS_IN_FLIGHT`] calls at once.
+//!
+//! Both listeners speak both HTTP and WebSocket: apps are configured with geth's two ports,
+//! and an upstream URL `http://host:port` can then also be used for subscriptions.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
+
+use super::Handler;
+use super::conn::{Conn, Ctrl, MAX_SUBSCRIPTIONS, OUT_QUEUE, failure_notification};
+use super::jsonrpc;
+
+/// Calls one WebSocket connection may have running at once.
+pub const WS_IN_FLIGHT: usize = 16;
+
+/// Server limits and access rules.
+#[derive(Clone)]
+pub struct ServerConfig {
+    /// Required bearer token, if any.
+    pub token: Option<String>,
+    /// Origins allowed to call (`*` = any).
+    pub cors: Vec<String>,
+    /// Largest HTTP body, bytes (geth: 5 MiB).
+    pub body_limit: usize,
+    /// Largest WebSocket message, bytes.
+    pub ws_message_limit: usize,
+    /// Most simultaneous connections (HTTP and WebSocket together).
+    pub max_connections: usize,
+}
+
+impl std::fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerConfig")
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("cors", &self.cors)
+            .field("body_limit", &self.body_limit)
+            .field("ws_message_limit", &self.ws_message_limit)
+            .field("max_connections", &self.max_connections)
+            .finish()
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            token: None,
+            cors: Vec::new(),
+            body_limit: 5 * 1024 * 1024,
+            ws_message_limit: 5 * 1024 * 1024,
+            max_connections: 512,
+        }
+    }
+}
+
+/// Errors from binding.
+#[derive(Debug, thiserror::Error)]
+pub enum BindError {
+    /// A non-loopback address without `--rpc-allow-remote`.
+    #[error("refusing to listen on non-loopback address {0} without --rpc-allow-remote")]
+    RemoteNotAllowed(SocketAddr),
+    /// Remote access without a token.
+    #[error("--rpc-allow-remote requires a bearer token (--rpc-token-file)")]
+    TokenRequired,
+    /// The socket could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Io {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: io::Error,
+    },
+}
+
+/// Refuses a public bind unless remote access is allowed and a token protects it.
+pub fn check_bind(addr: SocketAddr, allow_remote: bool, has_token: bool) -> Result<(), BindError> {
+    if addr.ip().is_loopback() {
+        return Ok(());
+    }
+    if !allow_remote {
+        return Err(BindError::RemoteNotAllowed(addr));
+    }
+    if !has_token {
+        return Err(BindError::TokenRequired);
+    }
+    Ok(())
+}
+
+/// Binds `addr` after [`check_bind`].
+pub async fn bind(
+    addr: SocketAddr,
+    allow_remote: bool,
+    has_token: bool,
+) -> Result<TcpListener, BindError> {
+    check_bind(addr, allow_remote, has_token)?;
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| BindError::Io { addr, source })
+}
+
+struct AppState<H> {
+    handler: Arc<H>,
+    cfg: ServerConfig,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl<H> Clone for AppState<H> {
+    fn clone(&self) -> Self {
+        AppState {
+            handler: self.handler.clone(),
+            cfg: self.cfg.clone(),
+            shutdown: self.shutdown.clone(),
+        }
+    }
+}
+
+/// Serves JSON-RPC on every listener until `shutdown` resolves, then stops accepting,
+/// closes WebSocket sessions and waits for in-flight HTTP requests.
+pub async fn serve<H: Handler>(
+    listeners: Vec<TcpListener>,
+    handler: Arc<H>,
+    cfg: ServerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let permits = Arc::new(Semaphore::new(cfg.max_connections.max(1)));
+    let state = AppState {
+        handler,
+        cfg: cfg.clone(),
+        shutdown: stop_rx.clone(),
+    };
+    let app = Router::new()
+        .route(
+            "/",
+            get(ws_entry::<H>).post(http_entry::<H>).options(preflight),
+        )
+        .route(
+            "/{*path}",
+            get(ws_entry::<H>).post(http_entry::<H>).options(preflight),
+        )
+        .layer(middleware::from_fn_with_state(cfg.clone(), guard))
+        .layer(DefaultBodyLimit::max(cfg.body_limit))
+        .with_state(state);
+    let mut tasks = Vec::new();
+    for l in listeners {
+        let listener = Limited {
+            inner: l,
+            permits: permits.clone(),
+        };
+        let mut rx = stop_rx.clone();
+        let app = app.clone();
+        tasks.push(tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = rx.wait_for(|s| *s).await;
+                })
+                .await
+        }));
+    }
+    shutdown.await;
+    let _ = stop_tx.send(true);
+    for t in tasks {
+        t.await.map_err(io::Error::other)??;
+    }
+    Ok(())
+}
+
+async fn guard(State(cfg): State<ServerConfig>, req: Request, next: Next) -> Response {
+    let origin = req.headers().get(header::ORIGIN).cloned();
+    if let Some(o) = &origin
+        && !origin_allowed(&cfg.cors, o)
+    {
+        return (StatusCode::FORBIDDEN, "origin not allowed\n").into_response();
+    }
+    if req.method() != Method::OPTIONS
+        && let Some(token) = &cfg.token
+        && !bearer_ok(req.headers(), token)
+    {
+        let mut r = (StatusCode::UNAUTHORIZED, "missing or wrong bearer token\n").into_response();
+        r.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        return r;
+    }
+    let mut resp = next.run(req).await;
+    if let Some(o) = origin {
+        let h = resp.headers_mut();
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, o);
+        h.insert(header::VARY, HeaderValue::from_static("Origin"));
+    }
+    resp
+}
+
+async fn preflight() -> Response {
+    let mut r = StatusCode::NO_CONTENT.into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("POST, GET"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("content-type, authorization"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("600"),
+    );
+    r
+}
+
+fn origin_allowed(cors: &[String], origin: &HeaderValue) -> bool {
+    let Ok(o) = origin.to_str() else {
+        return false;
+    };
+    cors.iter().any(|c| {
+        c == "*"
+            || c.trim_end_matches('/')
+                .eq_ignore_ascii_case(o.trim_end_matches('/'))
+    })
+}
+
+fn bearer_ok(headers: &HeaderMap, token: &str) -> bool {
+    let Some(v) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let Some(given) = v
+        .strip_prefix("Bearer ")
+        .or_else(|| v.strip_prefix("bearer "))
+    else {
+        return false;
+    };
+    // Constant-time comparison: the token must not leak through response timing.
+    let (a, b) = (given.trim().as_bytes(), token.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn http_entry<H: Handler>(
+    State(st): State<AppState<H>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let json_ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .is_some_and(|mt| {
+            matches!(
+                mt.as_str(),
+                "application/json" | "application/json-rpc" | "application/jsonrequest"
+            )
+        });
+    if !json_ct {
+        return (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "invalid content type, only application/json is supported\n",
+        )
+            .into_response();
+    }
+    let text = match std::str::from_utf8(&body) {
+        Ok(t) => jsonrpc::handle(&st.handler, t, &Conn::http()).await.text,
+        Err(_) => Some(jsonrpc::error_response(
+            None,
+            &super::RpcError::parse_error(),
+        )),
+    };
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        text.unwrap_or_default(),
+    )
+        .into_response()
+}
+
+async fn ws_entry<H: Handler>(State(st): State<AppState<H>>, ws: WebSocketUpgrade) -> Response {
+    let limit = st.cfg.ws_message_limit;
+    ws.max_message_size(limit)
+        .max_frame_size(limit)
+        .on_upgrade(move |socket| ws_session(socket, st.handler, st.shutdown))
+}
+
+async fn ws_session<H: Handler>(
+    socket: WebSocket,
+    handler: Arc<H>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let (mut tx, mut rx) = socket.split();
+    let (out_tx, mut out_rx) = mpsc::channel::<String>(OUT_QUEUE);
+    let (ctrl_tx, mut ctrl_rx) = mpsc::channel::<Ctrl>(MAX_SUBSCRIPTIONS);
+    let conn = Conn::websocket(out_tx, ctrl_tx);
+
+    // Reading runs apart from writing so a full outgoing queue can always drain; the reader
+    // stops reading while WS_IN_FLIGHT calls are running (backpressure on the client).
+    let (done_tx, mut done_rx) = tokio::sync::oneshot::channel::<()>();
+    let reader_conn = conn.clone();
+    let reader = tokio::spawn(async move {
+        let in_flight = Arc::new(Semaphore::new(WS_IN_FLIGHT));
+        while let Some(msg) = rx.next().await {
+            let text = match msg {
+                Ok(Message::Text(t)) => t.to_string(),
+                Ok(Message::Binary(b)) => String::from_utf8_lossy(&b).into_owned(),
+                Ok(Message::Ping(_) | Message::Pong(_)) => continue,
+                Ok(Message::Close(_)) | Err(_) => break,
+            };
+            let Ok(permit) = in_flight.clone().acquire_owned().await else {
+                break;
+            };
+            let (h, c) = (handler.clone(), reader_conn.clone());
+            tokio::spawn(async move {
+                let answer = jsonrpc::handle(&h, &text, &c).await;
+                if let Some(ws) = c.ws() {
+                    if let Some(t) = answer.text
+                        && !ws.send(t).await
+                    {
+                        return;
+                    }
+                    for sub in &answer.subscribed {
+                        ws.activate(sub);
+                    }
+                }
+                drop(permit);
+            });
+        }
+        let _ = done_tx.send(());
+    });
+
+    loop {
+        tokio::select! {
+            biased;
+            _ = async { let _ = shutdown.wait_for(|s| *s).await; } => {
+                let _ = tx.send(Message::Close(None)).await;
+                break;
+            }
+            Some(frame) = out_rx.recv() => {
+                // Write everything already queued, then flush once: one syscall for a burst.
+                let mut ok = tx.feed(Message::Text(frame.into())).await.is_ok();
+                while ok {
+                    match out_rx.try_recv() {
+                        Ok(f) => ok = tx.feed(Message::Text(f.into())).await.is_ok(),
+                        Err(_) => break,
+                    }
+                }
+                if !ok || tx.flush().await.is_err() {
+                    break;
+                }
+            }
+            Some(Ctrl::Failed { sub, reason }) = ctrl_rx.recv() => {
+                if let Some(ws) = conn.ws() {
+                    ws.forget(&sub);
+                }
+                if tx.send(Message::Text(failure_notification(&sub, &reason).into())).await.is_err() {
+                    break;
+                }
+            }
+            _ = &mut done_rx => break,
+        }
+    }
+    reader.abort();
+    // Dropping the last handle on `conn` cancels its subscriptions; in-flight calls hold
+    // clones and end as soon as their answer finds the queue closed.
+    drop(conn);
+}
+
+/// A listener that holds a connection permit for each accepted socket.
+struct Limited {
+    inner: TcpListener,
+    permits: Arc<Semaphore>,
+}
+
+/// An accepted socket with its permit; dropping it frees the permit.
+struct PermitStream {
+    stream: TcpStream,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl axum::serve::Listener for Limited {
+    type Io = PermitStream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let Ok(permit) = self.permits.clone().acquire_owned().await else {
+                // The semaphore is never closed; wait forever rather than spin.
+                std::future::pending::<()>().await;
+                continue;
+            };
+            match self.inner.accept().await {
+                Ok((stream, addr)) => {
+                    // Small JSON-RPC frames: Nagle's delay would dominate latency.
+                    let _ = stream.set_nodelay(true);
+                    return (
+                        PermitStream {
+                            stream,
+                            _permit: permit,
+                        },
+                        addr,
+                    );
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: back off briefly (hyper's advice).
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<Self::Addr> {
+        self.inner.local_addr()
+    }
+}
+
+impl AsyncRead for PermitStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for PermitStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bind_rules() {
+        let lo: SocketAddr = "127.0.0.1:8545".parse().expect("addr");
+        let any: SocketAddr = "0.0.0.0:8545".parse().expect("addr");
+        assert!(check_bind(lo, false, false).is_ok());
+        assert!(matches!(
+            check_bind(any, false, true),
+            Err(BindError::RemoteNotAllowed(_))
+        ));
+        assert!(matches!(
+            check_bind(any, true, false),
+            Err(BindError::TokenRequired)
+        ));
+        assert!(check_bind(any, true, true).is_ok());
+    }
+
+    #[test]
+    fn origins_and_tokens() {
+        let cors = vec!["http://localhost:3000".to_string()];
+        assert!(origin_allowed(
+            &cors,
+            &HeaderValue::from_static("http://localhost:3000")
+        ));
+        assert!(!origin_allowed(
+            &cors,
+            &HeaderValue::from_static("http://evil.example")
+        ));
+        assert!(origin_allowed(
+            &["*".into()],
+            &HeaderValue::from_static("http://x")
+        ));
+        let mut h = HeaderMap::new();
+        assert!(!bearer_ok(&h, "t0k"));
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer t0k"),
+        );
+        assert!(bearer_ok(&h, "t0k"));
+        assert!(!bearer_ok(&h, "t0k2"));
+    }
+}

@@ -1,0 +1,565 @@
+//! [`ShhService`]: the `shh` namespace over an injected [`Node`] and [`Keys`], with geth
+//! v1.9.7's semantics (reference §5).
+//!
+//! `shh_post` builds, signs, encrypts and seals like geth (`NewSentMessage`, `Wrap`, `Seal`),
+//! checks `powTarget` against the node minimum, adds the envelope to the node's pool (so the
+//! node's own filters see it) and, when a store is attached, writes it to the outbox before
+//! answering: a returned hash is on disk. Proof of work runs on the blocking pool, never on
+//! an async worker. Polling filters' criteria are stored too, so after a restart a filter id
+//! keeps working and the outbox refills the pool through it.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::value::RawValue;
+use staples_protocol::crypto::{PrivateKey, PublicKey, keccak256};
+use staples_protocol::whisper::json::GoFloat;
+use staples_protocol::whisper::pow::{self, SealOptions};
+use staples_protocol::whisper::{Draft, Envelope, EnvelopeHash, Recipient, SymKey, Topic, wrap};
+
+use super::params::Place;
+use super::shh::{CriteriaReq, InfoJson, NewMessage, ShhApi, ShhError};
+use crate::ids::random_id;
+use crate::keystore::{Keys, RawSymKey};
+use crate::node::{Added, Criteria, Delivered, FilterKey, Node, PollError, Sink};
+use crate::store::{Origin, Store};
+
+/// The `shh` service of a sidecar that runs its own node.
+pub struct ShhService<N, K> {
+    node: Arc<N>,
+    keys: Arc<K>,
+    store: Option<Store>,
+    allow_key_export: bool,
+    light_client: AtomicBool,
+}
+
+/// Unix seconds now.
+pub fn unix_now() -> u32 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX))
+}
+
+impl<N: Node, K: Keys> ShhService<N, K> {
+    /// A service over `node` and `keys`; `store` (if any) keeps filters and the outbox.
+    pub fn new(node: Arc<N>, keys: Arc<K>, store: Option<Store>, allow_key_export: bool) -> Self {
+        ShhService {
+            node,
+            keys,
+            store,
+            allow_key_export,
+            light_client: AtomicBool::new(false),
+        }
+    }
+
+    /// After a restart: reinstalls stored polling filters under their ids, then re-adds the
+    /// outbox's unexpired envelopes to the pool (delivery is at least once across restarts).
+    pub async fn restore(&self) -> Result<(usize, usize), ShhError> {
+        let Some(store) = &self.store else {
+            return Ok((0, 0));
+        };
+        let mut filters = 0;
+        for (id, json) in store.filters(Origin::Local).await? {
+            let criteria = RawValue::from_string(json)
+                .ok()
+                .and_then(|raw| CriteriaReq::decode(&raw, Place::Value).ok())
+                .and_then(|c| self.resolve(&c, false).ok());
+            match criteria {
+                Some(c) => {
+                    self.node.install_poll(id, c);
+                    filters += 1;
+                }
+                None => {
+                    tracing::warn!(filter = %id, "stored filter's keys are gone; filter dropped");
+                    store.delete_filter(id).await?;
+                }
+            }
+        }
+        let now = unix_now();
+        let mut envelopes = 0;
+        for rlp in store.live_outbox(now).await? {
+            match Envelope::decode(&rlp) {
+                Ok(env) => {
+                    if matches!(self.node.readmit(env, now), Added::New(_)) {
+                        envelopes += 1;
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "undecodable outbox entry skipped"),
+            }
+        }
+        Ok((filters, envelopes))
+    }
+
+    /// Resolves key ids into a node filter. `subscribe` selects geth's `Messages` rules
+    /// (topics required for symmetric keys, "invalid public key" for a bad key pair id)
+    /// over `NewMessageFilter`'s.
+    fn resolve(&self, c: &CriteriaReq, subscribe: bool) -> Result<Criteria, ShhError> {
+        let sym = !c.sym_key_id.is_empty();
+        let asym = !c.private_key_id.is_empty();
+        if sym == asym {
+            return Err(ShhError::SymAsym);
+        }
+        let src = if c.sig.is_empty() {
+            None
+        } else {
+            Some(PublicKey::from_uncompressed(&c.sig).map_err(|_| ShhError::InvalidSigningPubKey)?)
+        };
+        let key = if sym {
+            if subscribe && c.topics.is_empty() {
+                return Err(ShhError::NoTopics);
+            }
+            let raw = self.keys.sym_key(&c.sym_key_id).ok_or(ShhError::NoSymKey)?;
+            FilterKey::Symmetric(Arc::new(usable_sym(&raw)?))
+        } else {
+            let k = self.keys.key_pair(&c.private_key_id).ok_or(if subscribe {
+                ShhError::InvalidPublicKey
+            } else {
+                ShhError::InvalidId
+            })?;
+            FilterKey::Asymmetric(k)
+        };
+        Ok(Criteria {
+            key,
+            src,
+            min_pow: c.min_pow,
+            topics: c.topics.iter().map(|t| Topic(*t)).collect(),
+            allow_p2p: c.allow_p2p,
+        })
+    }
+}
+
+fn usable_sym(raw: &RawSymKey) -> Result<SymKey, ShhError> {
+    SymKey::from_bytes(&raw.0).map_err(|_| ShhError::InvalidSymmetricKey)
+}
+
+/// Parses an enode URL enough to name its node id (keccak256 of the public key).
+fn enode_id(url: &str) -> Result<String, String> {
+    let rest = url
+        .strip_prefix("enode://")
+        .ok_or_else(|| "invalid URL scheme, want \"enode\"".to_string())?;
+    let key_hex = rest.split('@').next().unwrap_or_default();
+    let key = hex::decode(key_hex)
+        .ok()
+        .filter(|k| k.len() == 64)
+        .ok_or_else(|| "invalid node ID (wrong length, want 128 hex chars)".to_string())?;
+    let mut full = vec![4u8];
+    full.extend_from_slice(&key);
+    PublicKey::from_uncompressed(&full)
+        .map_err(|_| "invalid public key (invalid secp256k1 curve point)".to_string())?;
+    Ok(hex::encode(keccak256(&key)))
+}
+
+impl<N: Node, K: Keys> ShhApi for ShhService<N, K> {
+    fn version(&self) -> String {
+        "6.0".into()
+    }
+
+    fn info(&self) -> InfoJson {
+        let i = self.node.info();
+        InfoJson {
+            memory: i.memory,
+            messages: i.messages,
+            min_pow: GoFloat(i.min_pow),
+            max_message_size: i.max_message_size,
+        }
+    }
+
+    fn set_max_message_size(&self, size: u32) -> Result<bool, ShhError> {
+        self.node.set_max_message_size(size)?;
+        Ok(true)
+    }
+
+    fn set_min_pow(&self, pow: f64) -> Result<bool, ShhError> {
+        self.node.set_min_pow(pow, unix_now())?;
+        Ok(true)
+    }
+
+    fn set_bloom_filter(&self, bloom: Vec<u8>) -> Result<bool, ShhError> {
+        self.node.set_bloom(&bloom, unix_now())?;
+        Ok(true)
+    }
+
+    fn mark_trusted_peer(&self, enode: String) -> Result<bool, ShhError> {
+        let id = enode_id(&enode).map_err(ShhError::Enode)?;
+        // The local node has no devp2p peers, so no peer can be marked.
+        Err(ShhError::NoPeer(id))
+    }
+
+    fn make_light_client(&self) -> bool {
+        self.light_client.store(true, Ordering::Relaxed);
+        true
+    }
+
+    fn cancel_light_client(&self) -> bool {
+        self.light_client.store(false, Ordering::Relaxed);
+        true
+    }
+
+    async fn new_key_pair(&self) -> Result<String, ShhError> {
+        let key = PrivateKey::random(&mut rand::rngs::OsRng);
+        Ok(self.keys.add_key_pair(key).await?)
+    }
+
+    async fn add_private_key(&self, key: Vec<u8>) -> Result<String, ShhError> {
+        if key.len() != 32 {
+            return Err(ShhError::PrivateKeyLength);
+        }
+        let key = PrivateKey::from_bytes(&key).map_err(|_| {
+            if key.iter().all(|b| *b == 0) {
+                ShhError::PrivateKeyZero
+            } else {
+                ShhError::PrivateKeyRange
+            }
+        })?;
+        Ok(self.keys.add_key_pair(key).await?)
+    }
+
+    async fn delete_key_pair(&self, id: String) -> Result<bool, ShhError> {
+        if self.keys.delete_key_pair(&id).await? {
+            Ok(true)
+        } else {
+            Err(ShhError::KeyPairNotFound(id))
+        }
+    }
+
+    fn has_key_pair(&self, id: &str) -> bool {
+        self.keys.key_pair(id).is_some()
+    }
+
+    fn get_public_key(&self, id: &str) -> Result<Vec<u8>, ShhError> {
+        let k = self.keys.key_pair(id).ok_or(ShhError::InvalidId)?;
+        Ok(k.public_key().to_uncompressed().to_vec())
+    }
+
+    fn get_private_key(&self, id: &str) -> Result<Vec<u8>, ShhError> {
+        if !self.allow_key_export {
+            return Err(ShhError::ExportDisabled);
+        }
+        let k = self.keys.key_pair(id).ok_or(ShhError::InvalidId)?;
+        Ok(k.to_bytes().to_vec())
+    }
+
+    async fn new_sym_key(&self) -> Result<String, ShhError> {
+        let k = SymKey::random(&mut rand::rngs::OsRng);
+        Ok(self.keys.add_sym_key(RawSymKey(*k.as_bytes())).await?)
+    }
+
+    async fn add_sym_key(&self, key: Vec<u8>) -> Result<String, ShhError> {
+        let k: [u8; 32] = key
+            .as_slice()
+            .try_into()
+            .map_err(|_| ShhError::WrongKeySize(key.len()))?;
+        Ok(self.keys.add_sym_key(RawSymKey(k)).await?)
+    }
+
+    async fn generate_sym_key_from_password(&self, password: String) -> Result<String, ShhError> {
+        // 65 356 PBKDF2 rounds: blocking work, kept off the async workers.
+        let k = tokio::task::spawn_blocking(move || SymKey::from_password(&password))
+            .await
+            .map_err(|_| ShhError::Task)?;
+        Ok(self.keys.add_sym_key(RawSymKey(*k.as_bytes())).await?)
+    }
+
+    fn has_sym_key(&self, id: &str) -> bool {
+        self.keys.sym_key(id).is_some()
+    }
+
+    fn get_sym_key(&self, id: &str) -> Result<Vec<u8>, ShhError> {
+        if !self.allow_key_export {
+            return Err(ShhError::ExportDisabled);
+        }
+        let k = self.keys.sym_key(id).ok_or(ShhError::NoSymKey)?;
+        Ok(k.0.to_vec())
+    }
+
+    async fn delete_sym_key(&self, id: String) -> Result<bool, ShhError> {
+        Ok(self.keys.delete_sym_key(&id).await?)
+    }
+
+    async fn post(&self, m: NewMessage) -> Result<EnvelopeHash, ShhError> {
+        let sym_given = !m.sym_key_id.is_empty();
+        let pub_given = !m.pub_key.is_empty();
+        if sym_given == pub_given {
+            return Err(ShhError::SymAsym);
+        }
+        let signer = if m.sig.is_empty() {
+            None
+        } else {
+            Some(self.keys.key_pair(&m.sig).ok_or(ShhError::InvalidId)?)
+        };
+        enum To {
+            Sym(SymKey),
+            Asym(PublicKey),
+        }
+        let to = if sym_given {
+            if m.topic == [0; 4] {
+                return Err(ShhError::NoTopics);
+            }
+            let raw = self.keys.sym_key(&m.sym_key_id).ok_or(ShhError::NoSymKey)?;
+            To::Sym(usable_sym(&raw)?)
+        } else {
+            To::Asym(
+                PublicKey::from_uncompressed(&m.pub_key).map_err(|_| ShhError::InvalidPublicKey)?,
+            )
+        };
+        let now = unix_now();
+        let draft = Draft {
+            topic: Topic(m.topic),
+            payload: &m.payload,
+            padding: Some(&m.padding),
+            signer: signer.as_deref(),
+            ttl: m.ttl,
+            to: match &to {
+                To::Sym(k) => Recipient::Symmetric(k),
+                To::Asym(k) => Recipient::Asymmetric(k),
+            },
+        };
+        let mut env = wrap(&draft, now, &mut rand::rngs::OsRng)?;
+        if m.pow_target != 0.0 {
+            env = seal(env, m.pow_target, m.pow_time).await?;
+        }
+        if !m.target_peer.is_empty() {
+            let id = enode_id(&m.target_peer).map_err(ShhError::TargetPeer)?;
+            return Err(ShhError::NoPeer(id));
+        }
+        if m.pow_target < self.node.info().min_pow {
+            return Err(ShhError::TooLowPow);
+        }
+        let hash = env.hash();
+        let expiry = env.expiry;
+        let rlp = self.store.as_ref().map(|_| env.encode());
+        match self.node.add(env, now, false)? {
+            Added::New(_) | Added::Duplicate => {}
+            Added::Expired => return Err(ShhError::FailedToAdd),
+        }
+        if let (Some(store), Some(rlp)) = (&self.store, rlp) {
+            store.put_outbox(hash.0, expiry, rlp).await?;
+        }
+        Ok(hash)
+    }
+
+    async fn new_message_filter(&self, c: CriteriaReq) -> Result<String, ShhError> {
+        let criteria = self.resolve(&c, false)?;
+        let id = random_id();
+        if let Some(store) = &self.store {
+            store
+                .put_filter(id.clone(), c.to_json(), Origin::Local)
+                .await?;
+        }
+        self.node.install_poll(id.clone(), criteria);
+        Ok(id)
+    }
+
+    fn get_filter_messages(&self, id: &str) -> Result<Vec<Arc<Delivered>>, ShhError> {
+        self.node.retrieve(id).map_err(|e| match e {
+            PollError::NotFound => ShhError::FilterNotFound,
+            e => ShhError::Poll(e),
+        })
+    }
+
+    async fn delete_message_filter(&self, id: String) -> Result<bool, ShhError> {
+        if let Some(store) = &self.store {
+            store.delete_filter(id.clone()).await?;
+        }
+        if self.node.uninstall(&id) {
+            Ok(true)
+        } else {
+            Err(ShhError::UnsubscribeInvalidId)
+        }
+    }
+
+    fn subscribe_messages(&self, c: CriteriaReq, sink: Box<dyn Sink>) -> Result<String, ShhError> {
+        let criteria = self.resolve(&c, true)?;
+        let id = random_id();
+        self.node.install_push(id.clone(), criteria, sink);
+        Ok(id)
+    }
+
+    fn unsubscribe_messages(&self, filter_id: &str) {
+        self.node.uninstall(filter_id);
+    }
+}
+
+/// geth's `Seal`: a positive target must be reached within `pow_time` seconds; a negative
+/// one means "work for `pow_time` and add it to the expiry".
+async fn seal(mut env: Envelope, target: f64, pow_time: u32) -> Result<Envelope, ShhError> {
+    tokio::task::spawn_blocking(move || {
+        let bits = if target < 0.0 {
+            env.expiry = env.expiry.wrapping_add(pow_time);
+            None
+        } else {
+            Some(pow::target_bits(target, &env))
+        };
+        let deadline = Instant::now() + Duration::from_secs(u64::from(pow_time));
+        let stop = || Instant::now() >= deadline;
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let out = pow::seal(
+            &mut env,
+            bits,
+            &SealOptions {
+                threads,
+                should_stop: &stop,
+            },
+        );
+        if bits.is_some() && !out.reached {
+            return Err(ShhError::PowTime(pow_time));
+        }
+        Ok(env)
+    })
+    .await
+    .map_err(|_| ShhError::Task)?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keystore::Keystore;
+    use crate::node::LocalNode;
+
+    fn service(export: bool) -> ShhService<LocalNode, Keystore> {
+        ShhService::new(
+            Arc::new(LocalNode::new(0.0)),
+            Arc::new(Keystore::in_memory()),
+            None,
+            export,
+        )
+    }
+
+    #[tokio::test]
+    async fn post_and_poll_symmetric_and_asymmetric() {
+        let s = service(false);
+        let sym = s
+            .generate_sym_key_from_password("status".into())
+            .await
+            .expect("key");
+        let pair = s.new_key_pair().await.expect("pair");
+        let topic = Topic::from_name("status").0;
+        let f_sym = s
+            .new_message_filter(CriteriaReq {
+                sym_key_id: sym.clone(),
+                topics: vec![topic],
+                ..Default::default()
+            })
+            .await
+            .expect("filter");
+        let f_asym = s
+            .new_message_filter(CriteriaReq {
+                private_key_id: pair.clone(),
+                ..Default::default()
+            })
+            .await
+            .expect("filter");
+        let h1 = s
+            .post(NewMessage {
+                sym_key_id: sym,
+                topic,
+                payload: b"hello".to_vec(),
+                sig: pair.clone(),
+                ..Default::default()
+            })
+            .await
+            .expect("posts");
+        let pk = s.get_public_key(&pair).expect("pub");
+        s.post(NewMessage {
+            pub_key: pk.clone(),
+            topic,
+            payload: b"direct".to_vec(),
+            ..Default::default()
+        })
+        .await
+        .expect("posts");
+        let got = s.get_filter_messages(&f_sym).expect("messages");
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].message.hash, h1);
+        assert_eq!(
+            got[0]
+                .message
+                .plaintext
+                .signature
+                .as_ref()
+                .map(|(_, k)| k.to_uncompressed().to_vec()),
+            Some(pk)
+        );
+        let got = s.get_filter_messages(&f_asym).expect("messages");
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].message.plaintext.payload, b"direct");
+        assert!(s.get_filter_messages(&f_sym).expect("cleared").is_empty());
+    }
+
+    #[tokio::test]
+    async fn geth_error_texts() {
+        let s = service(false);
+        fn err<T>(r: Result<T, ShhError>) -> String {
+            r.err().map(|e| e.to_string()).unwrap_or_default()
+        }
+        assert_eq!(
+            err(s.post(NewMessage::default()).await),
+            "specify either a symmetric or an asymmetric key"
+        );
+        let sym = s.new_sym_key().await.expect("key");
+        assert_eq!(
+            err(s
+                .post(NewMessage {
+                    sym_key_id: sym.clone(),
+                    ..Default::default()
+                })
+                .await),
+            "missing topic(s)"
+        );
+        assert_eq!(
+            err(s
+                .post(NewMessage {
+                    sym_key_id: "nope".into(),
+                    topic: [1; 4],
+                    ..Default::default()
+                })
+                .await),
+            "non-existent key ID"
+        );
+        s.set_min_pow(0.2).expect("sets");
+        assert_eq!(
+            err(s
+                .post(NewMessage {
+                    sym_key_id: sym.clone(),
+                    topic: [1; 4],
+                    ..Default::default()
+                })
+                .await),
+            "message rejected, PoW too low"
+        );
+        assert_eq!(err(s.add_sym_key(vec![1; 5]).await), "wrong key size: 5");
+        assert_eq!(
+            err(s.add_private_key(vec![0; 32]).await),
+            "invalid private key, zero or negative"
+        );
+        assert_eq!(
+            err(s.delete_key_pair("x".into()).await),
+            "key pair x not found"
+        );
+        assert_eq!(err(s.get_public_key("x")), "invalid id");
+        assert!(err(s.get_private_key("x")).contains("--allow-key-export"));
+        assert!(err(s.get_sym_key(&sym)).contains("--allow-key-export"));
+        assert_eq!(err(s.get_filter_messages("x")), "filter not found");
+        assert_eq!(
+            err(s.delete_message_filter("x".into()).await),
+            "Unsubscribe: Invalid ID"
+        );
+        assert_eq!(err(s.set_min_pow(-1.0)), "invalid PoW: -1.000000");
+        assert_eq!(
+            err(s
+                .post(NewMessage {
+                    sym_key_id: sym,
+                    topic: [1; 4],
+                    pow_target: 1e9,
+                    pow_time: 0,
+                    ..Default::default()
+                })
+                .await),
+            "failed to reach the PoW target, specified pow time (0 seconds) was insufficient"
+        );
+        let e = service(true);
+        let k = e.add_sym_key(vec![3; 32]).await.expect("adds");
+        assert_eq!(e.get_sym_key(&k).expect("exports"), vec![3; 32]);
+    }
+}

@@ -1,0 +1,454 @@
+//! The sidecar's SQLite store: what must survive a restart.
+//!
+//! Holds the key index (which key ids exist, of which kind, created locally or upstream), the
+//! message filters' criteria, and the outbox of envelopes acknowledged to the app. Schema
+//! changes are an ordered list of migrations applied inside one transaction each, with
+//! SQLite's `user_version` recording how many have run; a database from a newer Staples is
+//! refused rather than guessed at.
+//!
+//! SQLite is synchronous, so one dedicated thread owns the connection and async callers send
+//! it jobs over a bounded channel (backpressure instead of an unbounded queue). The thread
+//! drains every queued job into one transaction and answers them only after the commit
+//! (group commit): an `Ok` from a write means it is on disk (WAL, `synchronous=FULL`).
+
+use std::path::Path;
+
+use rusqlite::{Connection, Transaction, params};
+use tokio::sync::{mpsc, oneshot};
+
+/// Migrations in order; entry `i` moves the schema from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[
+    // 1: keys index, filters, outbox.
+    "CREATE TABLE keys (
+         id TEXT PRIMARY KEY,
+         kind TEXT NOT NULL CHECK (kind IN ('keypair', 'symkey')),
+         origin TEXT NOT NULL CHECK (origin IN ('local', 'upstream')),
+         created INTEGER NOT NULL
+     );
+     CREATE TABLE filters (
+         id TEXT PRIMARY KEY,
+         criteria TEXT NOT NULL,
+         origin TEXT NOT NULL CHECK (origin IN ('local', 'upstream')),
+         created INTEGER NOT NULL
+     );
+     CREATE TABLE outbox (
+         hash BLOB PRIMARY KEY,
+         expiry INTEGER NOT NULL,
+         envelope BLOB NOT NULL
+     );
+     CREATE INDEX outbox_by_expiry ON outbox (expiry);",
+];
+
+/// Jobs waiting for the store thread; callers wait when it is full.
+const QUEUE: usize = 1024;
+
+/// Errors from the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite reported an error.
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The database was written by a newer Staples.
+    #[error("database schema version {found} is newer than this staples understands ({known})")]
+    TooNew {
+        /// `user_version` in the file.
+        found: i64,
+        /// Migrations this build knows.
+        known: usize,
+    },
+    /// The batch holding this write failed to commit.
+    #[error("commit failed: {0}")]
+    Commit(String),
+    /// The store thread has stopped (or could not start a transaction).
+    #[error("store is closed")]
+    Closed,
+    /// The store thread could not be started.
+    #[error("cannot start the store thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// Where a key or filter id was created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// By this sidecar's local node.
+    Local,
+    /// By the upstream node; only the id is known here.
+    Upstream,
+}
+
+impl Origin {
+    fn as_str(self) -> &'static str {
+        match self {
+            Origin::Local => "local",
+            Origin::Upstream => "upstream",
+        }
+    }
+}
+
+/// Kind of a key id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    /// A secp256k1 key pair.
+    KeyPair,
+    /// A symmetric key.
+    SymKey,
+}
+
+impl KeyKind {
+    /// The name used in the database and key files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyKind::KeyPair => "keypair",
+            KeyKind::SymKey => "symkey",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        match s {
+            "keypair" => Some(KeyKind::KeyPair),
+            "symkey" => Some(KeyKind::SymKey),
+            _ => None,
+        }
+    }
+}
+
+type Reply = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+type Job = Box<dyn FnOnce(&Transaction<'_>) -> Reply + Send>;
+
+enum Msg {
+    Job(Job),
+    Close(oneshot::Sender<()>),
+}
+
+/// A handle to the store thread; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    tx: mpsc::Sender<Msg>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Store")
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) and migrates `path`, and starts the store thread.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let conn = Connection::open(path)?;
+        Self::start(conn)
+    }
+
+    /// An in-memory store (tests, and the sidecar without a data dir).
+    pub fn in_memory() -> Result<Store, StoreError> {
+        Self::start(Connection::open_in_memory()?)
+    }
+
+    fn start(mut conn: Connection) -> Result<Store, StoreError> {
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        migrate(&mut conn)?;
+        let (tx, rx) = mpsc::channel(QUEUE);
+        std::thread::Builder::new()
+            .name("staples-store".into())
+            .spawn(move || serve(conn, rx))
+            .map_err(StoreError::Thread)?;
+        Ok(Store { tx })
+    }
+
+    /// Commits everything queued, checkpoints the WAL and stops the thread.
+    pub async fn close(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Msg::Close(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    /// Runs `f` in the store thread inside a transaction; resolves after the commit.
+    pub async fn run<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |t| {
+            let out = f(t);
+            Box::new(move |commit| {
+                let _ = tx.send(commit.and(out));
+            })
+        });
+        self.tx
+            .send(Msg::Job(job))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Records an acknowledged envelope until it expires.
+    pub async fn put_outbox(
+        &self,
+        hash: [u8; 32],
+        expiry: u32,
+        envelope: Vec<u8>,
+    ) -> Result<(), StoreError> {
+        self.run(move |t| {
+            t.execute(
+                "INSERT OR IGNORE INTO outbox (hash, expiry, envelope) VALUES (?1, ?2, ?3)",
+                params![&hash[..], expiry, envelope],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Envelopes in the outbox that have not expired at `now`.
+    pub async fn live_outbox(&self, now: u32) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.run(move |t| {
+            let mut st =
+                t.prepare("SELECT envelope FROM outbox WHERE expiry >= ?1 ORDER BY rowid")?;
+            let rows = st.query_map([now], |r| r.get::<_, Vec<u8>>(0))?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    /// Deletes expired outbox entries; returns how many.
+    pub async fn purge_outbox(&self, now: u32) -> Result<usize, StoreError> {
+        self.run(move |t| Ok(t.execute("DELETE FROM outbox WHERE expiry < ?1", [now])?))
+            .await
+    }
+
+    /// Adds a key id to the index.
+    pub async fn put_key(
+        &self,
+        id: String,
+        kind: KeyKind,
+        origin: Origin,
+    ) -> Result<(), StoreError> {
+        self.run(move |t| {
+            t.execute(
+                "INSERT OR REPLACE INTO keys (id, kind, origin, created) VALUES (?1, ?2, ?3, ?4)",
+                params![id, kind.as_str(), origin.as_str(), unix_now()],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Removes a key id; true if it was there.
+    pub async fn delete_key(&self, id: String) -> Result<bool, StoreError> {
+        self.run(move |t| Ok(t.execute("DELETE FROM keys WHERE id = ?1", [id])? > 0))
+            .await
+    }
+
+    /// The key ids of one origin, oldest first.
+    pub async fn keys(&self, origin: Origin) -> Result<Vec<(String, KeyKind)>, StoreError> {
+        self.run(move |t| {
+            let mut st =
+                t.prepare("SELECT id, kind FROM keys WHERE origin = ?1 ORDER BY created, rowid")?;
+            let rows = st.query_map([origin.as_str()], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (id, kind) = row?;
+                // The CHECK constraint makes an unknown kind impossible; skip rather than fail.
+                if let Some(kind) = KeyKind::parse(&kind) {
+                    out.push((id, kind));
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Records a filter's criteria (JSON).
+    pub async fn put_filter(
+        &self,
+        id: String,
+        criteria: String,
+        origin: Origin,
+    ) -> Result<(), StoreError> {
+        self.run(move |t| {
+            t.execute(
+                "INSERT OR REPLACE INTO filters (id, criteria, origin, created) VALUES (?1, ?2, ?3, ?4)",
+                params![id, criteria, origin.as_str(), unix_now()],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Forgets a filter; true if it was there.
+    pub async fn delete_filter(&self, id: String) -> Result<bool, StoreError> {
+        self.run(move |t| Ok(t.execute("DELETE FROM filters WHERE id = ?1", [id])? > 0))
+            .await
+    }
+
+    /// The filters of one origin: `(id, criteria JSON)`, oldest first.
+    pub async fn filters(&self, origin: Origin) -> Result<Vec<(String, String)>, StoreError> {
+        self.run(move |t| {
+            let mut st = t.prepare(
+                "SELECT id, criteria FROM filters WHERE origin = ?1 ORDER BY created, rowid",
+            )?;
+            let rows = st.query_map([origin.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    /// The schema version of an open database (for tests and diagnostics).
+    pub async fn schema_version(&self) -> Result<i64, StoreError> {
+        self.run(|t| Ok(t.query_row("PRAGMA user_version", [], |r| r.get(0))?))
+            .await
+    }
+}
+
+/// Applies the migrations the database has not seen yet.
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version > MIGRATIONS.len() as i64 {
+        return Err(StoreError::TooNew {
+            found: version,
+            known: MIGRATIONS.len(),
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
+        let t = conn.transaction()?;
+        t.execute_batch(sql)?;
+        t.pragma_update(None, "user_version", i as i64 + 1)?;
+        t.commit()?;
+        tracing::info!(version = i + 1, "store schema migrated");
+    }
+    Ok(())
+}
+
+fn serve(mut conn: Connection, mut rx: mpsc::Receiver<Msg>) {
+    let mut closing = None;
+    while let Some(first) = rx.blocking_recv() {
+        let mut batch = Vec::new();
+        let mut next = Some(first);
+        while let Some(msg) = next {
+            match msg {
+                Msg::Job(job) => batch.push(job),
+                Msg::Close(done) => {
+                    closing = Some(done);
+                    break;
+                }
+            }
+            next = rx.try_recv().ok();
+        }
+        run_batch(&mut conn, batch);
+        if closing.is_some() {
+            break;
+        }
+    }
+    if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);") {
+        tracing::warn!(error = %e, "store checkpoint at close failed");
+    }
+    drop(conn);
+    if let Some(done) = closing {
+        let _ = done.send(());
+    }
+}
+
+fn run_batch(conn: &mut Connection, batch: Vec<Job>) {
+    if batch.is_empty() {
+        return;
+    }
+    let t = match conn.transaction() {
+        Ok(t) => t,
+        Err(e) => {
+            // Dropping the jobs unanswered makes each caller see `Closed`.
+            tracing::error!(error = %e, "store transaction could not begin");
+            return;
+        }
+    };
+    let replies: Vec<Reply> = batch.into_iter().map(|job| job(&t)).collect();
+    let commit = t.commit().map_err(StoreError::from);
+    let failed = commit.as_ref().err().map(|e| e.to_string());
+    for reply in replies {
+        reply(match &failed {
+            None => Ok(()),
+            Some(e) => Err(StoreError::Commit(e.clone())),
+        });
+    }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn fresh_database_is_migrated_and_reopening_is_idempotent() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("staples.sqlite");
+        let s = Store::open(&path).expect("opens");
+        assert_eq!(
+            s.schema_version().await.expect("reads"),
+            MIGRATIONS.len() as i64
+        );
+        s.put_key("k1".into(), KeyKind::SymKey, Origin::Local)
+            .await
+            .expect("put");
+        s.close().await;
+        let s = Store::open(&path).expect("reopens");
+        assert_eq!(
+            s.keys(Origin::Local).await.expect("reads"),
+            [("k1".to_string(), KeyKind::SymKey)]
+        );
+        assert!(s.keys(Origin::Upstream).await.expect("reads").is_empty());
+        s.close().await;
+    }
+
+    #[tokio::test]
+    async fn a_newer_schema_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("staples.sqlite");
+        let c = Connection::open(&path).expect("opens");
+        c.pragma_update(None, "user_version", 99).expect("sets");
+        drop(c);
+        assert!(matches!(
+            Store::open(&path),
+            Err(StoreError::TooNew { found: 99, .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn outbox_keeps_live_envelopes_until_expiry() {
+        let s = Store::in_memory().expect("opens");
+        s.put_outbox([1; 32], 100, vec![1]).await.expect("put");
+        s.put_outbox([2; 32], 200, vec![2]).await.expect("put");
+        s.put_outbox([2; 32], 200, vec![2])
+            .await
+            .expect("duplicate is fine");
+        assert_eq!(s.live_outbox(150).await.expect("reads"), [vec![2]]);
+        assert_eq!(s.purge_outbox(150).await.expect("purges"), 1);
+        assert_eq!(s.live_outbox(0).await.expect("reads"), [vec![2]]);
+    }
+
+    #[tokio::test]
+    async fn concurrent_writes_are_group_committed() {
+        let s = Store::in_memory().expect("opens");
+        let writes = (0..200u8).map(|i| {
+            let s = s.clone();
+            tokio::spawn(async move { s.put_outbox([i; 32], 10, vec![i]).await })
+        });
+        for w in writes {
+            w.await.expect("joins").expect("writes");
+        }
+        assert_eq!(s.live_outbox(0).await.expect("reads").len(), 200);
+        s.put_filter("f".into(), "{}".into(), Origin::Upstream)
+            .await
+            .expect("put");
+        assert!(s.delete_filter("f".into()).await.expect("deletes"));
+        assert!(!s.delete_filter("f".into()).await.expect("deletes"));
+    }
+}
