@@ -140,7 +140,7 @@ mod tests {
             "0xD1220A0cf47c7B9Be7A2E6BA89F429762e7b9aDb",
         ] {
             let mut raw = [0u8; 20];
-            hex::decode_to_slice(&s[2..].to_lowercase(), &mut raw).expect("hex");
+            hex::decode_to_slice(s[2..].to_lowercase(), &mut raw).expect("hex");
             assert_eq!(checksum_address(&raw), s);
         }
     }

@@ -85,9 +85,14 @@ impl ApiError {
         }
     }
 
-    /// Bee's bodyless default for a status (`{"code":404,"message":"Not Found"}`).
+    /// Bee's default body for a status (`{"code":404,"message":"Not Found"}`): Go's
+    /// `http.StatusText`, which differs from the `http` crate's reason phrase for 413.
     pub fn status(status: StatusCode) -> Self {
-        Self::new(status, status.canonical_reason().unwrap_or(""))
+        let text = match status {
+            StatusCode::PAYLOAD_TOO_LARGE => "Request Entity Too Large",
+            other => other.canonical_reason().unwrap_or(""),
+        };
+        Self::new(status, text)
     }
 }
 
