@@ -93,14 +93,14 @@ async fn knob_flags_reach_the_running_network() {
         .expect("prints its URLs")
         .expect("reader");
     assert_eq!(urls.len(), 2);
-    let knobs: serde_json::Value = http()
-        .get(format!("{}/_staples/knobs", urls[0]))
-        .send()
-        .await
-        .expect("admin")
-        .json()
-        .await
-        .expect("json");
+    let knobs = common::json_of(
+        http()
+            .get(format!("{}/_staples/knobs", urls[0]))
+            .send()
+            .await
+            .expect("admin"),
+    )
+    .await;
     assert_eq!(knobs["latency_ms"], 120);
     assert_eq!(knobs["stale_feed_ms"], 1500);
     assert_eq!(knobs["drop_probability"], 0.25);

@@ -12,9 +12,7 @@ use staples_devnode::{DevNetConfig, KnobSettings};
 use tokio::io::AsyncWriteExt;
 
 async fn put_knobs(url: &str, body: serde_json::Value) {
-    let resp = http()
-        .put(format!("{url}/_staples/knobs"))
-        .json(&body)
+    let resp = with_json(http().put(format!("{url}/_staples/knobs")), &body)
         .send()
         .await
         .expect("admin");
@@ -34,25 +32,26 @@ async fn latency_knob_delays_bee_routes_only() {
         t.elapsed()
     );
     let t = Instant::now();
-    let knobs: serde_json::Value = http()
-        .get(format!("{b}/_staples/knobs"))
-        .send()
-        .await
-        .expect("knobs")
-        .json()
-        .await
-        .expect("json");
+    let knobs = json_of(
+        http()
+            .get(format!("{b}/_staples/knobs"))
+            .send()
+            .await
+            .expect("knobs"),
+    )
+    .await;
     assert!(
         t.elapsed() < Duration::from_millis(300),
         "admin routes are not delayed"
     );
     assert_eq!(knobs["latency_ms"], 300);
-    let bad = http()
-        .put(format!("{a}/_staples/knobs"))
-        .json(&json!({"drop_probability": 2.0}))
-        .send()
-        .await
-        .expect("admin");
+    let bad = with_json(
+        http().put(format!("{a}/_staples/knobs")),
+        &json!({"drop_probability": 2.0}),
+    )
+    .send()
+    .await
+    .expect("admin");
     assert_eq!(error_body(bad).await.0, 400);
     put_knobs(a, json!({"latency_ms": 0})).await;
     net.stop().await;
@@ -225,14 +224,13 @@ async fn dropped_chunks_vanish_silently() {
         .expect("stored");
     let addr = up.reference.to_hex();
     let h = http();
-    let r: serde_json::Value = h
-        .post(format!("{url}/_staples/chunks/{addr}/drop"))
-        .send()
-        .await
-        .expect("drop")
-        .json()
-        .await
-        .expect("json");
+    let r = json_of(
+        h.post(format!("{url}/_staples/chunks/{addr}/drop"))
+            .send()
+            .await
+            .expect("drop"),
+    )
+    .await;
     assert_eq!(r["removed"], true);
     assert_eq!(
         f.download_chunk(&up.reference, None)

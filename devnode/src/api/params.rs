@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{FromRequestParts, Path, Query};
+use axum::extract::{FromRequestParts, Path};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use http_body_util::BodyExt;
@@ -34,12 +34,43 @@ pub struct Q(pub HashMap<String, String>);
 impl<S: Send + Sync> FromRequestParts<S> for Q {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        Query::<HashMap<String, String>>::from_request_parts(parts, state)
-            .await
-            .map(|Query(q)| Q(q))
-            .map_err(|e| ApiError::invalid_param("query", "query", e.body_text()))
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        parse_query(parts.uri.query().unwrap_or_default()).map(Q)
     }
+}
+
+/// `application/x-www-form-urlencoded` pairs; the first value of a repeated key wins, as
+/// Go's `url.Values.Get`.
+fn parse_query(query: &str) -> Result<HashMap<String, String>, ApiError> {
+    let mut out = HashMap::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let k = percent_decode(k)?;
+        let v = percent_decode(v)?;
+        out.entry(k).or_insert(v);
+    }
+    Ok(out)
+}
+
+fn percent_decode(s: &str) -> Result<String, ApiError> {
+    let bad = || ApiError::invalid_param("query", "query", "invalid URL escape");
+    let mut bytes = Vec::with_capacity(s.len());
+    let mut rest = s.as_bytes();
+    while let Some((&b, tail)) = rest.split_first() {
+        match b {
+            b'+' => bytes.push(b' '),
+            b'%' => {
+                let hex = tail.get(..2).ok_or_else(bad)?;
+                let hex = std::str::from_utf8(hex).map_err(|_| bad())?;
+                bytes.push(u8::from_str_radix(hex, 16).map_err(|_| bad())?);
+                rest = &tail[2..];
+                continue;
+            }
+            other => bytes.push(other),
+        }
+        rest = tail;
+    }
+    String::from_utf8(bytes).map_err(|_| bad())
 }
 
 impl Q {
@@ -200,6 +231,19 @@ mod tests {
             "value out of range"
         );
         assert!(header_bool(&h, "swarm-encrypt").is_err());
+    }
+
+    #[test]
+    fn queries_decode_like_go() {
+        let q = parse_query("a=1&b=x%20y+z&a=2&flag&e=").expect("valid");
+        assert_eq!(q.get("a").map(String::as_str), Some("1"));
+        assert_eq!(q.get("b").map(String::as_str), Some("x y z"));
+        assert_eq!(q.get("flag").map(String::as_str), Some(""));
+        let q = Q(q);
+        assert_eq!(q.get("e"), None, "empty values read as absent");
+        for bad in ["a=%zz", "a=%4", "a=%ff"] {
+            assert!(parse_query(bad).is_err(), "{bad}");
+        }
     }
 
     #[tokio::test]

@@ -51,13 +51,28 @@ pub async fn error_body(resp: reqwest::Response) -> (u16, String) {
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_string();
-    let body: serde_json::Value = resp.json().await.expect("json error body");
+    let body = json_of(resp).await;
     assert_eq!(content_type, "application/json; charset=utf-8");
     assert_eq!(body["code"], status, "code mirrors the status: {body}");
     (
         status,
         body["message"].as_str().unwrap_or_default().to_string(),
     )
+}
+
+/// A response body as JSON (reqwest's `json` feature is not enabled in this workspace).
+pub async fn json_of(resp: reqwest::Response) -> serde_json::Value {
+    let bytes = resp.bytes().await.expect("body");
+    serde_json::from_slice(&bytes).expect("JSON body")
+}
+
+/// `body` as a JSON request body.
+pub fn with_json(
+    req: reqwest::RequestBuilder,
+    body: &serde_json::Value,
+) -> reqwest::RequestBuilder {
+    req.header("content-type", "application/json")
+        .body(serde_json::to_vec(body).expect("serialisable"))
 }
 
 /// Data `b[i] = i % 251`, the generator of the shared `/bytes` vectors.
