@@ -134,11 +134,12 @@ pub fn split(data: &[u8], redundancy: Redundancy) -> Result<Split, BytesTreeErro
     Ok(Split { root, span, chunks })
 }
 
-/// The root reference of `data` without keeping the chunks.
+/// The root reference of `data` without keeping the chunks: leaves are hashed straight
+/// from `data`, without building chunk values.
 pub fn root(data: &[u8], redundancy: Redundancy) -> Result<ChunkAddress, BytesTreeError> {
-    let mut splitter = Splitter::new(redundancy)?;
-    splitter.write(data, &mut |_| {});
-    Ok(splitter.finish(&mut |_| {}).0)
+    redundancy.require_none()?;
+    let refs: Vec<[u8; 32]> = data.chunks(CHUNK_SIZE).map(leaf_hash).collect();
+    Ok(root_from_leaf_refs(data, &refs))
 }
 
 /// The root reference of `data`, hashing the leaves on `threads` scoped worker threads.
@@ -150,12 +151,9 @@ pub fn root_parallel(
     threads: NonZeroUsize,
 ) -> Result<ChunkAddress, BytesTreeError> {
     redundancy.require_none()?;
-    if data.is_empty() {
-        return root(data, redundancy);
-    }
     let leaves = data.len().div_ceil(CHUNK_SIZE);
     let mut refs = vec![[0u8; 32]; leaves];
-    let per_thread = leaves.div_ceil(threads.get());
+    let per_thread = leaves.div_ceil(threads.get()).max(1);
     std::thread::scope(|scope| {
         for (refs, data) in refs
             .chunks_mut(per_thread)
@@ -168,6 +166,15 @@ pub fn root_parallel(
             });
         }
     });
+    Ok(root_from_leaf_refs(data, &refs))
+}
+
+/// Builds the levels above the leaf references of `data` (one per 4096-byte piece).
+fn root_from_leaf_refs(data: &[u8], refs: &[[u8; 32]]) -> ChunkAddress {
+    if data.is_empty() {
+        // Empty content is one empty leaf, which is its own root.
+        return ChunkAddress::from_bytes(leaf_hash(&[]));
+    }
     let mut trie = Trie::default();
     for (r, leaf) in refs.iter().zip(data.chunks(CHUNK_SIZE)) {
         trie.push(
@@ -177,7 +184,7 @@ pub fn root_parallel(
             &mut |_| {},
         );
     }
-    Ok(trie.finish(&mut |_| {}).0)
+    trie.finish(&mut |_| {}).0
 }
 
 /// Incremental splitter: feed content with [`Splitter::write`], collect chunks through the
