@@ -167,8 +167,8 @@ impl Shared {
     }
 
     /// Takes node `index` down: listener closed, connections and PSS subscriptions cut.
-    /// Returns at once; the server task finishes in the background.
-    pub fn take_down(&self, index: usize) -> Result<(), DevNetError> {
+    /// Returns once the listener is closed (the server task has ended).
+    pub async fn take_down(&self, index: usize) -> Result<(), DevNetError> {
         let node = self.node(index)?;
         node.up.store(false, Ordering::Release);
         node.pss.close(EndReason::NodeDown);
@@ -179,6 +179,14 @@ impl Shared {
             .take();
         if let Some(server) = server {
             let _ = server.stop.send(Stop::Abort);
+            // Abort mode cuts connections at once, so this is quick; the timeout only
+            // guards against a bug turning "down" into a hang.
+            if tokio::time::timeout(Duration::from_secs(5), server.task)
+                .await
+                .is_err()
+            {
+                tracing::warn!(node = index, "server task did not end within 5 s");
+            }
             tracing::info!(node = index, "node taken down");
         }
         Ok(())
@@ -369,9 +377,9 @@ impl DevNet {
         &self.shared.knobs
     }
 
-    /// Takes node `index` down.
-    pub fn take_down(&self, index: usize) -> Result<(), DevNetError> {
-        self.shared.take_down(index)
+    /// Takes node `index` down; returns once its listener is closed.
+    pub async fn take_down(&self, index: usize) -> Result<(), DevNetError> {
+        self.shared.take_down(index).await
     }
 
     /// Brings node `index` back up on its port.

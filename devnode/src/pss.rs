@@ -71,6 +71,9 @@ struct HubInner {
 }
 
 /// The PSS subscribers of one node.
+///
+/// A `std::sync::Mutex`, not an async one: delivery only does `try_send` under it and
+/// never awaits, so it is never held across an `.await`.
 #[derive(Debug)]
 pub struct PssHub {
     inner: Mutex<HubInner>,

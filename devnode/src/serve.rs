@@ -61,7 +61,11 @@ pub async fn run(
                 // The semaphore is never closed.
                 Err(_) => break Stop::Graceful,
             },
-            _ = stop.changed() => continue,
+            changed = stop.changed() => match changed {
+                Ok(()) => continue,
+                // The controller is gone: nobody can stop us later, so stop now.
+                Err(_) => break Stop::Graceful,
+            },
         };
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -73,7 +77,10 @@ pub async fn run(
                     continue;
                 }
             },
-            _ = stop.changed() => continue,
+            changed = stop.changed() => match changed {
+                Ok(()) => continue,
+                Err(_) => break Stop::Graceful,
+            },
         };
         let _ = stream.set_nodelay(true);
         let service = TowerToHyperService::new(app.clone());

@@ -142,7 +142,7 @@ async fn nodes_go_down_and_come_back() {
     );
 
     // The same through the Rust handle.
-    net.take_down(1).expect("down");
+    net.take_down(1).await.expect("down");
     assert!(!net.node(1).expect("node").up);
     net.bring_up(1).await.expect("up");
     bee(&net, 1).debug().health().await.expect("back");

@@ -61,14 +61,14 @@ async fn down(
     let back_after = query.u64("for_ms")?.map(Duration::from_millis);
     let own = index == ctx.index;
     if !own {
-        ctx.net.take_down(index).map_err(node_error)?;
+        ctx.net.take_down(index).await.map_err(node_error)?;
     }
     if own || back_after.is_some() {
         let net = ctx.net.clone();
         tokio::spawn(async move {
             if own {
                 tokio::time::sleep(Duration::from_millis(100)).await;
-                if let Err(e) = net.take_down(index) {
+                if let Err(e) = net.take_down(index).await {
                     tracing::warn!(error = %e, "take down failed");
                     return;
                 }
