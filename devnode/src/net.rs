@@ -139,13 +139,16 @@ pub(crate) struct Shared {
     pub nodes: Vec<Node>,
     pub mining: Semaphore,
     pub inflight: AtomicUsize,
-    started: Instant,
+    /// Unix time of the simulated chain's genesis block (kept in the data directory, so
+    /// block numbers keep growing across restarts).
+    genesis_unix: u64,
 }
 
 impl Shared {
     /// The simulated chain's current block.
     pub fn block(&self) -> u64 {
-        GENESIS_BLOCK + self.started.elapsed().as_secs() / crate::postage::BLOCK_TIME_SECS
+        GENESIS_BLOCK
+            + unix_now().saturating_sub(self.genesis_unix) / crate::postage::BLOCK_TIME_SECS
     }
 
     pub fn node(&self, index: usize) -> Result<&Node, DevNetError> {
@@ -270,14 +273,19 @@ impl DevNet {
     pub async fn start(config: DevNetConfig) -> Result<Self, DevNetError> {
         config.validate()?;
         let knobs = Knobs::new(config.knobs.clone(), config.knob_seed)?;
-        let (seed, journal, replay) = match &config.data_dir {
+        let (meta, journal, replay) = match &config.data_dir {
             Some(dir) => {
-                let seed = load_or_create_seed(dir, config.seed)?;
+                let meta = load_or_create_meta(dir, config.seed)?;
                 let (journal, replay) = Journal::open(dir)?;
-                (seed, Some(journal), replay)
+                (meta, Some(journal), replay)
             }
-            None => (config.seed.unwrap_or_else(random_seed), None, Vec::new()),
+            None => (
+                Meta::new(config.seed.unwrap_or_else(random_seed)),
+                None,
+                Vec::new(),
+            ),
         };
+        let seed = meta.seed;
         let store = Store::with_journal(journal);
         let postage = Postage::new();
         for record in &replay {
@@ -328,7 +336,7 @@ impl DevNet {
             knobs,
             nodes,
             inflight: AtomicUsize::new(0),
-            started: Instant::now(),
+            genesis_unix: meta.genesis_unix,
         });
         for (index, listener) in listeners.into_iter().enumerate() {
             if config.start_down.contains(&index) {
@@ -421,16 +429,33 @@ impl Drop for DevNet {
     }
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+/// What the data directory remembers besides the journal.
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Meta {
-    format: u32,
-    seed: String,
+    seed: [u8; 32],
+    genesis_unix: u64,
 }
 
-/// Reads the seed stored in `dir`, or stores `wanted` (or a random one) there.
-/// A seed given explicitly must match the stored one: a different seed would orphan the
-/// batches in the journal.
-fn load_or_create_seed(dir: &Path, wanted: Option<[u8; 32]>) -> Result<[u8; 32], DevNetError> {
+impl Meta {
+    fn new(seed: [u8; 32]) -> Self {
+        Self {
+            seed,
+            genesis_unix: unix_now(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct MetaFile {
+    format: u32,
+    seed: String,
+    genesis_unix: u64,
+}
+
+/// Reads the metadata stored in `dir`, or stores new metadata with `wanted` (or a random
+/// seed). A seed given explicitly must match the stored one: a different seed would
+/// orphan the batches in the journal.
+fn load_or_create_meta(dir: &Path, wanted: Option<[u8; 32]>) -> Result<Meta, DevNetError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
         move |source| DevNetError::DataDir { path, source }
@@ -443,12 +468,13 @@ fn load_or_create_seed(dir: &Path, wanted: Option<[u8; 32]>) -> Result<[u8; 32],
     };
     match std::fs::read(&path) {
         Ok(bytes) => {
-            let meta: Meta = serde_json::from_slice(&bytes).map_err(|e| meta_err(e.to_string()))?;
-            if meta.format != 1 {
-                return Err(meta_err(format!("unknown format {}", meta.format)));
+            let file: MetaFile =
+                serde_json::from_slice(&bytes).map_err(|e| meta_err(e.to_string()))?;
+            if file.format != 1 {
+                return Err(meta_err(format!("unknown format {}", file.format)));
             }
             let mut seed = [0u8; 32];
-            hex::decode_to_slice(&meta.seed, &mut seed)
+            hex::decode_to_slice(&file.seed, &mut seed)
                 .map_err(|_| meta_err("seed is not 64 hex digits".into()))?;
             if let Some(w) = wanted
                 && w != seed
@@ -457,20 +483,31 @@ fn load_or_create_seed(dir: &Path, wanted: Option<[u8; 32]>) -> Result<[u8; 32],
                     "the data directory was created with a different seed".into(),
                 ));
             }
-            Ok(seed)
+            Ok(Meta {
+                seed,
+                genesis_unix: file.genesis_unix,
+            })
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let seed = wanted.unwrap_or_else(random_seed);
-            let meta = Meta {
+            let meta = Meta::new(wanted.unwrap_or_else(random_seed));
+            let file = MetaFile {
                 format: 1,
-                seed: hex::encode(seed),
+                seed: hex::encode(meta.seed),
+                genesis_unix: meta.genesis_unix,
             };
-            let json = serde_json::to_vec_pretty(&meta).map_err(|e| meta_err(e.to_string()))?;
+            let json = serde_json::to_vec_pretty(&file).map_err(|e| meta_err(e.to_string()))?;
             std::fs::write(&path, json).map_err(io(&path))?;
-            Ok(seed)
+            Ok(meta)
         }
         Err(e) => Err(io(&path)(e)),
     }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 fn random_seed() -> [u8; 32] {
@@ -504,19 +541,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_seed_persists_and_must_match() {
+    fn the_seed_and_genesis_persist_and_the_seed_must_match() {
         let dir = std::env::temp_dir().join(format!("staples-devnode-meta-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let a = load_or_create_seed(&dir, None).expect("created");
-        assert_eq!(load_or_create_seed(&dir, None).expect("read"), a);
-        assert_eq!(load_or_create_seed(&dir, Some(a)).expect("same"), a);
+        let a = load_or_create_meta(&dir, None).expect("created");
+        assert_eq!(load_or_create_meta(&dir, None).expect("read"), a);
+        assert_eq!(load_or_create_meta(&dir, Some(a.seed)).expect("same"), a);
         assert!(matches!(
-            load_or_create_seed(&dir, Some([0; 32])),
+            load_or_create_meta(&dir, Some([0; 32])),
             Err(DevNetError::Meta { .. })
         ));
         std::fs::write(dir.join(META_FILE), b"{").expect("write");
         assert!(matches!(
-            load_or_create_seed(&dir, None),
+            load_or_create_meta(&dir, None),
             Err(DevNetError::Meta { .. })
         ));
         let _ = std::fs::remove_dir_all(&dir);
