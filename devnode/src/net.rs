@@ -127,6 +127,20 @@ impl Node {
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
+
+    /// Marks the node down, ends its PSS subscriptions with `reason`, and tells its server
+    /// to stop in `mode`. Returns the server task to wait on, if it was running.
+    fn halt(&self, reason: EndReason, mode: Stop) -> Option<JoinHandle<()>> {
+        self.up.store(false, Ordering::Release);
+        self.pss.close(reason);
+        let server = self
+            .server
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()?;
+        let _ = server.stop.send(mode);
+        Some(server.task)
+    }
 }
 
 /// State shared by every node of a network.
@@ -173,18 +187,10 @@ impl Shared {
     /// Returns once the listener is closed (the server task has ended).
     pub async fn take_down(&self, index: usize) -> Result<(), DevNetError> {
         let node = self.node(index)?;
-        node.up.store(false, Ordering::Release);
-        node.pss.close(EndReason::NodeDown);
-        let server = node
-            .server
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        if let Some(server) = server {
-            let _ = server.stop.send(Stop::Abort);
+        if let Some(task) = node.halt(EndReason::NodeDown, Stop::Abort) {
             // Abort mode cuts connections at once, so this is quick; the timeout only
             // guards against a bug turning "down" into a hang.
-            if tokio::time::timeout(Duration::from_secs(5), server.task)
+            if tokio::time::timeout(Duration::from_secs(5), task)
                 .await
                 .is_err()
             {
@@ -235,17 +241,7 @@ impl Shared {
     async fn stop(&self) {
         let mut tasks = Vec::new();
         for node in &self.nodes {
-            node.up.store(false, Ordering::Release);
-            node.pss.close(EndReason::Stopped);
-            let server = node
-                .server
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .take();
-            if let Some(server) = server {
-                let _ = server.stop.send(Stop::Graceful);
-                tasks.push(server.task);
-            }
+            tasks.extend(node.halt(EndReason::Stopped, Stop::Graceful));
         }
         for task in tasks {
             let _ = task.await;
@@ -416,15 +412,8 @@ impl Drop for DevNet {
     fn drop(&mut self) {
         // Without an async context the best is to signal; the tasks end on their own.
         for node in &self.shared.nodes {
-            if let Some(server) = node
-                .server
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .take()
-            {
-                let _ = server.stop.send(Stop::Graceful);
-            }
-            node.pss.close(EndReason::Stopped);
+            // The returned task is left to finish by itself.
+            drop(node.halt(EndReason::Stopped, Stop::Graceful));
         }
     }
 }
