@@ -17,4 +17,5 @@ pub mod node;
 pub mod rpc;
 pub mod sidecar;
 pub mod store;
+pub mod swarm;
 pub mod upstream;
