@@ -19,6 +19,7 @@
 //! - [`mvds`]: MVDS message ids and status-go one-to-one group ids.
 #![warn(missing_docs)]
 
+pub mod chat;
 pub mod crypto;
 pub mod dag;
 pub mod inbox;
