@@ -4,7 +4,8 @@
 //! would (default padding, AES-256-GCM or ECIES, v1.9 PoW) and prints its RLP and hash;
 //! `staples whisper open` decodes an envelope and prints geth's `Message` JSON;
 //! `staples whisper inspect` prints an envelope's fields and both PoW values;
-//! `staples topic` prints a Status chat's topic and bloom.
+//! `staples topic` prints a Status chat's topic and bloom; `staples demo` plays the seed
+//! scenario over the embedded Swarm dev node.
 //! `staples` alone (or `staples run`) starts the sidecar; see [`crate::config`].
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -47,6 +48,13 @@ pub enum Command {
     /// Whisper v6 envelope tools (byte-compatible with go-ethereum's whisperv6).
     #[command(subcommand)]
     Whisper(WhisperCommand),
+    /// Play the seed scenario: the embedded Swarm dev node and three sidecars (Alice, Bob,
+    /// Charlie) in this process, driven through their JSON-RPC, with a transcript.
+    Demo {
+        /// Keep the sidecars' data here (default: a temporary directory).
+        #[arg(long)]
+        data_dir: Option<std::path::PathBuf>,
+    },
     /// Print the Whisper topic and bloom of a Status chat name.
     Topic {
         /// The chat name, e.g. `status`.
@@ -137,6 +145,15 @@ pub fn run(cli: Cli) -> Result<()> {
                 cfg,
                 crate::sidecar::shutdown_signal(),
             ))?;
+        }
+        Command::Demo { data_dir } => {
+            // The transcript is the output; only warnings from the sidecars join it.
+            crate::sidecar::init_logging_at(crate::config::LogFormat::Human, "warn");
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            rt.block_on(crate::demo::run(data_dir))?;
         }
         Command::Topic { name } => {
             let t = Topic::from_name(&name);

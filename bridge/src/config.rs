@@ -88,6 +88,10 @@ pub struct RunArgs {
     /// scrypt cost of new key files, log2(N) [default: 18, geth's standard].
     #[arg(long, env = "STAPLES_KEYSTORE_SCRYPT_LOG_N")]
     pub keystore_scrypt_log_n: Option<u8>,
+    /// pss: how often members' inboxes and chat rosters are read, in milliseconds, when
+    /// nothing else triggers a read [default: 5000].
+    #[arg(long, env = "STAPLES_SYNC_INTERVAL_MS")]
+    pub sync_interval_ms: Option<u64>,
 }
 
 /// The `--config` file.
@@ -108,6 +112,7 @@ struct FileConfig {
     log_format: Option<LogFormat>,
     min_pow: Option<f64>,
     keystore_scrypt_log_n: Option<u8>,
+    sync_interval_ms: Option<u64>,
 }
 
 /// Errors from resolving settings.
@@ -171,6 +176,8 @@ pub struct Config {
     pub min_pow: f64,
     /// scrypt cost for new key files.
     pub kdf: KdfParams,
+    /// pss: periodic inbox and roster reads.
+    pub sync_interval: std::time::Duration,
 }
 
 /// A bearer token; never printed.
@@ -265,6 +272,12 @@ impl RunArgs {
                 .or(file.min_pow)
                 .unwrap_or(staples_protocol::whisper::DEFAULT_MIN_POW),
             kdf: KdfParams::with_log_n(log_n),
+            sync_interval: std::time::Duration::from_millis(
+                self.sync_interval_ms
+                    .or(file.sync_interval_ms)
+                    .unwrap_or(5000)
+                    .max(50),
+            ),
         })
     }
 }

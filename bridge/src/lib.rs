@@ -11,6 +11,8 @@
 
 pub mod cli;
 pub mod config;
+pub mod demo;
+pub mod engine;
 pub mod ids;
 pub mod keystore;
 pub mod node;

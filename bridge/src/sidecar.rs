@@ -13,22 +13,26 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 use crate::config::{Config, LogFormat, Transport};
-use crate::keystore::{Keystore, KeystoreError};
+use crate::keystore::{Keys, Keystore, KeystoreError};
 use crate::node::{LocalNode, Node};
 use crate::rpc::server::{self, BindError, ServerConfig};
 use crate::rpc::shh::ShhError;
 use crate::rpc::{LocalHandler, NetInfo, ShhService};
 use crate::store::{Store, StoreError};
 use crate::upstream::{Upstream, UpstreamError, UpstreamHandler};
+use staples_protocol::crypto::PrivateKey;
 
 /// Errors that stop the sidecar.
 #[derive(Debug, thiserror::Error)]
 pub enum SidecarError {
-    /// pss and dual are not built yet.
+    /// dual is not built yet.
     #[error(
-        "--transport={0} is not yet available (it lands with the PSS transport issues); use --transport=whisper"
+        "--transport={0} is not yet available (it lands with the dual-transport issue); use --transport=whisper or --transport=pss"
     )]
     NotYetAvailable(&'static str),
+    /// The PSS transport could not start.
+    #[error("pss transport: {0}")]
+    Pss(String),
     /// The data directory could not be created.
     #[error("cannot create data dir {0}: {1}")]
     DataDir(std::path::PathBuf, std::io::Error),
@@ -54,8 +58,13 @@ pub enum SidecarError {
 
 /// Installs the tracing subscriber (human or JSON lines on stderr; `RUST_LOG` filters).
 pub fn init_logging(format: LogFormat) {
+    init_logging_at(format, "info");
+}
+
+/// [`init_logging`] with another default level when `RUST_LOG` is unset.
+pub fn init_logging_at(format: LogFormat, default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -94,7 +103,10 @@ pub async fn run_with_config(
 fn refuse_unavailable(cfg: &Config) -> Result<(), SidecarError> {
     match cfg.transport {
         Transport::Whisper => Ok(()),
-        Transport::Pss => Err(SidecarError::NotYetAvailable("pss")),
+        Transport::Pss if cfg.whisper_rpc.is_some() => Err(SidecarError::Pss(
+            "--whisper-rpc forwards to a Whisper node; with --transport=pss the sidecar runs its own node and talks to Bee (--bee-api)".into(),
+        )),
+        Transport::Pss => Ok(()),
         Transport::Dual => Err(SidecarError::NotYetAvailable("dual")),
     }
 }
@@ -121,33 +133,25 @@ pub async fn run(
             server::serve(listeners, Arc::new(handler), scfg, shutdown).await
         }
         None => {
-            let keys = match &cfg.password {
-                Some(pw) => {
-                    Keystore::open(
-                        cfg.data_dir.join("keystore"),
-                        pw.clone(),
-                        cfg.kdf,
-                        store.clone(),
-                    )
-                    .await?
-                }
-                None => {
-                    tracing::warn!(
-                        "no keystore passphrase (--password-file or STAPLES_KEYSTORE_PASSWORD): keys live in memory only"
-                    );
-                    Keystore::in_memory()
-                }
-            };
+            let keys = Arc::new(open_keys(&cfg, &store).await?);
             let (pairs, syms) = keys.counts();
             let node = Arc::new(LocalNode::new(cfg.min_pow));
-            let shh = Arc::new(ShhService::new(
+            let mut service = ShhService::new(
                 node.clone(),
-                Arc::new(keys),
+                keys.clone(),
                 Some(store.clone()),
                 cfg.allow_key_export,
-            ));
+            );
+            let mut pss = None;
+            if cfg.transport == Transport::Pss {
+                let started = start_pss(&cfg, &store, node.clone(), keys.clone()).await?;
+                service = service.with_engine(started.engine.clone());
+                pss = Some(started);
+            }
+            let shh = Arc::new(service);
             let (filters, envelopes) = shh.restore().await?;
             tracing::info!(
+                transport = ?cfg.transport,
                 key_pairs = pairs,
                 sym_keys = syms,
                 filters,
@@ -156,15 +160,134 @@ pub async fn run(
                 "local Whisper node ready"
             );
             let janitor = tokio::spawn(janitor(node, store.clone()));
-            let handler = LocalHandler::new(shh, NetInfo::default());
+            let mut handler = LocalHandler::new(shh, NetInfo::default());
+            if let Some(p) = &pss {
+                handler = handler.with_engine(p.engine.clone());
+            }
             let r = server::serve(listeners, Arc::new(handler), scfg, shutdown).await;
             janitor.abort();
+            if let Some(p) = pss {
+                p.stop().await;
+            }
             r
         }
     };
     store.close().await;
     tracing::info!("stopped; store flushed");
     result.map_err(SidecarError::Serve)
+}
+
+async fn open_keys(cfg: &Config, store: &Store) -> Result<Keystore, SidecarError> {
+    Ok(match &cfg.password {
+        Some(pw) => {
+            Keystore::open(
+                cfg.data_dir.join("keystore"),
+                pw.clone(),
+                cfg.kdf,
+                store.clone(),
+            )
+            .await?
+        }
+        None => {
+            tracing::warn!(
+                "no keystore passphrase (--password-file or STAPLES_KEYSTORE_PASSWORD): keys live in memory only"
+            );
+            Keystore::in_memory()
+        }
+    })
+}
+
+/// A running PSS transport: the engine, its tasks, and the embedded dev node if one was
+/// started.
+struct PssTransport {
+    engine: Arc<dyn crate::engine::Hook>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    embedded: Option<crate::swarm::embedded::EmbeddedSwarm>,
+}
+
+impl PssTransport {
+    async fn stop(self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+        if let Some(e) = self.embedded {
+            e.stop().await;
+        }
+    }
+}
+
+/// Keys as the engine looks them up.
+struct EngineKeys(Arc<Keystore>);
+
+impl crate::engine::KeyLookup for EngineKeys {
+    fn sym(&self, id: &str) -> Option<[u8; 32]> {
+        self.0.sym_key(id).map(|k| k.0)
+    }
+    fn pair(&self, id: &str) -> Option<Arc<PrivateKey>> {
+        self.0.key_pair(id)
+    }
+}
+
+/// The node key: owner of our inbox feeds and author of our DAG messages, kept in the
+/// keystore like the app's keys (its id is in the store).
+async fn node_key(keys: &Keystore, store: &Store) -> Result<Arc<PrivateKey>, SidecarError> {
+    let stored = crate::engine::db::meta(store, "node_key_id").await?;
+    if let Some(id) = stored.and_then(|v| String::from_utf8(v).ok())
+        && let Some(k) = keys.key_pair(&id)
+    {
+        return Ok(k);
+    }
+    let key = PrivateKey::random(&mut rand::rngs::OsRng);
+    let id = keys.add_key_pair(key).await?;
+    crate::engine::db::set_meta(store, "node_key_id", id.clone().into_bytes()).await?;
+    keys.key_pair(&id)
+        .ok_or_else(|| SidecarError::Pss("node key vanished from the keystore".into()))
+}
+
+async fn start_pss(
+    cfg: &Config,
+    store: &Store,
+    node: Arc<LocalNode>,
+    keys: Arc<Keystore>,
+) -> Result<PssTransport, SidecarError> {
+    let (url, embedded) = match cfg.bee_api.first() {
+        Some(url) => (url.clone(), None),
+        None => {
+            let e = crate::swarm::embedded::start_embedded(1, Some(cfg.data_dir.join("devnode")))
+                .await
+                .map_err(|e| SidecarError::Pss(e.to_string()))?;
+            let url = e
+                .urls()
+                .first()
+                .cloned()
+                .ok_or_else(|| SidecarError::Pss("embedded dev node has no node".into()))?;
+            tracing::info!(bee_api = %url, "no --bee-api given: started the embedded Swarm dev node");
+            (url, Some(e))
+        }
+    };
+    let swarm = crate::swarm::bee::BeeSwarm::new(&url, crate::swarm::bee::BeeOptions::default())
+        .map_err(|e| SidecarError::Pss(e.to_string()))?;
+    let nk = node_key(&keys, store).await?;
+    let engine_cfg = crate::engine::EngineConfig {
+        sync_interval: cfg.sync_interval,
+        ..Default::default()
+    };
+    let (engine, tasks) = crate::engine::Engine::start(
+        Arc::new(swarm),
+        store.clone(),
+        node,
+        Arc::new(EngineKeys(keys)),
+        nk,
+        engine_cfg,
+    )
+    .await
+    .map_err(|e| SidecarError::Pss(e.to_string()))?;
+    tracing::info!(bee_api = %url, node = %hex::encode(engine.node_address()), "PSS transport ready");
+    Ok(PssTransport {
+        engine: Arc::new(engine),
+        tasks,
+        embedded,
+    })
 }
 
 /// Purges expired envelopes every second (geth's expiry cycle) and expired outbox rows

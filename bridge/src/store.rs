@@ -37,6 +37,56 @@ const MIGRATIONS: &[&str] = &[
          envelope BLOB NOT NULL
      );
      CREATE INDEX outbox_by_expiry ON outbox (expiry);",
+    // 2: the PSS transport (engine): chats, their members and reader cursors, the PSS
+    // outbox, and every message received or sent with its delivery state.
+    "CREATE TABLE pss_meta (k TEXT PRIMARY KEY, v BLOB NOT NULL);
+     CREATE TABLE pss_chats (
+         chat BLOB PRIMARY KEY,
+         key_ref TEXT NOT NULL,
+         topic BLOB NOT NULL,
+         clock INTEGER NOT NULL DEFAULT 0,
+         writer TEXT,
+         roster_next INTEGER NOT NULL DEFAULT 0,
+         announced INTEGER NOT NULL DEFAULT 0
+     );
+     CREATE TABLE pss_members (
+         chat BLOB NOT NULL,
+         node BLOB NOT NULL,
+         overlay BLOB,
+         pss_key BLOB,
+         reader TEXT NOT NULL,
+         PRIMARY KEY (chat, node)
+     );
+     CREATE TABLE pss_outbox (
+         seq INTEGER PRIMARY KEY AUTOINCREMENT,
+         id BLOB NOT NULL UNIQUE,
+         chat BLOB NOT NULL,
+         clock INTEGER NOT NULL,
+         envelope BLOB NOT NULL,
+         reference BLOB,
+         page_index INTEGER,
+         published INTEGER NOT NULL DEFAULT 0
+     );
+     CREATE TABLE pss_messages (
+         seq INTEGER PRIMARY KEY AUTOINCREMENT,
+         id BLOB NOT NULL UNIQUE,
+         chat BLOB NOT NULL,
+         clock INTEGER NOT NULL,
+         parents BLOB NOT NULL,
+         state TEXT NOT NULL CHECK (state IN ('pending', 'delivered')),
+         envelope BLOB,
+         gap_parents BLOB NOT NULL DEFAULT x'',
+         late INTEGER NOT NULL DEFAULT 0,
+         own INTEGER NOT NULL DEFAULT 0
+     );
+     CREATE INDEX pss_messages_by_chat ON pss_messages (chat, state, seq);
+     CREATE TABLE pss_gaps (
+         chat BLOB NOT NULL,
+         id BLOB NOT NULL,
+         reason TEXT NOT NULL,
+         declared_at INTEGER NOT NULL,
+         PRIMARY KEY (chat, id)
+     );",
 ];
 
 /// Jobs waiting for the store thread; callers wait when it is full.

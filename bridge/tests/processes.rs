@@ -183,13 +183,17 @@ async fn a_crashed_sidecar_loses_nothing_it_acknowledged() {
 }
 
 #[test]
-fn pss_and_dual_are_not_yet_available() {
-    for t in ["pss", "dual"] {
+fn dual_is_not_yet_available_and_pss_refuses_an_upstream_whisper_node() {
+    let run = |args: &[&str]| {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_staples"))
-            .args(["--transport", t])
+            .args(args)
             .output()
             .unwrap();
         assert!(!out.status.success());
-        assert!(String::from_utf8_lossy(&out.stderr).contains("not yet available"));
-    }
+        String::from_utf8_lossy(&out.stderr).to_string()
+    };
+    assert!(run(&["--transport", "dual"]).contains("not yet available"));
+    assert!(
+        run(&["--transport", "pss", "--whisper-rpc", "http://127.0.0.1:1"]).contains("--bee-api")
+    );
 }

@@ -64,6 +64,28 @@ pub trait Node: Send + Sync + 'static {
     fn retrieve(&self, id: &str) -> Result<Vec<Arc<Delivered>>, PollError>;
 }
 
+impl LocalNode {
+    /// Offers an envelope released by the PSS engine to the filters, without pooling it:
+    /// the engine already checked it, deduplicated it by DAG id, and it may be long
+    /// expired (an offline inbox is read hours later).
+    pub fn release(&self, envelope: Envelope) {
+        let hash = envelope.hash();
+        let pow = staples_protocol::whisper::pow::pow_v19(&envelope);
+        let pooled = Arc::new(Pooled {
+            envelope,
+            hash,
+            pow,
+        });
+        self.deliver(&Added::New(pooled), false);
+    }
+}
+
+impl crate::engine::Release for LocalNode {
+    fn release(&self, envelope: Envelope) {
+        LocalNode::release(self, envelope);
+    }
+}
+
 /// The in-memory Whisper node.
 pub struct LocalNode {
     pool: Mutex<Pool>,

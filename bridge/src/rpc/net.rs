@@ -16,6 +16,8 @@ use super::conn::Conn;
 use super::errors::RpcError;
 use super::params::{self, Params};
 use super::shh::{self, ShhApi, to_raw};
+use crate::engine::Hook;
+use staples_protocol::dag::ChatId;
 
 /// What `net_*` and `web3_clientVersion` report.
 #[derive(Debug, Clone)]
@@ -66,13 +68,68 @@ pub fn call(
 pub struct LocalHandler<S> {
     shh: Arc<S>,
     net: NetInfo,
+    engine: Option<Arc<dyn Hook>>,
 }
 
 impl<S: ShhApi> LocalHandler<S> {
     /// Serves `shh` through `shh`, and `net`/`web3` with `net`.
     pub fn new(shh: Arc<S>, net: NetInfo) -> Self {
-        LocalHandler { shh, net }
+        LocalHandler {
+            shh,
+            net,
+            engine: None,
+        }
     }
+
+    /// Also serves the `staples_*` extensions from the PSS engine.
+    pub fn with_engine(mut self, engine: Arc<dyn Hook>) -> Self {
+        self.engine = Some(engine);
+        self
+    }
+}
+
+/// `staples_status`, `staples_gaps`, `staples_history([chat])`: what Whisper's API cannot
+/// say (transport health, outbox depth, per-chat sync state, gaps, DAG order).
+async fn staples_call(
+    engine: &dyn Hook,
+    method: &str,
+    raw: Option<&RawValue>,
+) -> Option<Result<Box<RawValue>, RpcError>> {
+    let p = |max| Params::parse(raw, max);
+    Some(match method {
+        "staples_status" => match p(0) {
+            Ok(_) => to_raw(&engine.status().await),
+            Err(e) => Err(e),
+        },
+        "staples_gaps" => match p(0) {
+            Ok(_) => engine
+                .gaps()
+                .await
+                .map_err(|e| RpcError::server(e.to_string()))
+                .and_then(|v| to_raw(&v)),
+            Err(e) => Err(e),
+        },
+        "staples_history" => {
+            let chat = p(1).and_then(|p| {
+                if p.is_empty() {
+                    return Ok(None);
+                }
+                let b = p.arg(0, params::bytes)?;
+                ChatId::from_slice(&b)
+                    .map(Some)
+                    .map_err(|_| RpcError::invalid_params("chat id must be 32 bytes"))
+            });
+            match chat {
+                Ok(chat) => engine
+                    .history(chat)
+                    .await
+                    .map_err(|e| RpcError::server(e.to_string()))
+                    .and_then(|v| to_raw(&v)),
+                Err(e) => Err(e),
+            }
+        }
+        _ => return None,
+    })
 }
 
 impl<S: ShhApi> Handler for LocalHandler<S> {
@@ -86,6 +143,11 @@ impl<S: ShhApi> Handler for LocalHandler<S> {
             return r;
         }
         if let Some(r) = call(&self.net, method, params) {
+            return r;
+        }
+        if let Some(engine) = &self.engine
+            && let Some(r) = staples_call(engine.as_ref(), method, params).await
+        {
             return r;
         }
         Err(RpcError::method_not_found(method))

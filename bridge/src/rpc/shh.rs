@@ -264,6 +264,9 @@ pub enum ShhError {
     /// The store failed (e.g. the outbox write behind an acknowledgement).
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    /// The PSS transport could not accept the post (nothing was acknowledged).
+    #[error(transparent)]
+    Engine(#[from] crate::engine::EngineError),
     /// A blocking task died.
     #[error("internal task failed")]
     Task,

@@ -20,6 +20,7 @@ use staples_protocol::whisper::{Draft, Envelope, EnvelopeHash, Recipient, SymKey
 
 use super::params::Place;
 use super::shh::{CriteriaReq, InfoJson, NewMessage, ShhApi, ShhError};
+use crate::engine::{Hook, Target};
 use crate::ids::random_id;
 use crate::keystore::{Keys, RawSymKey};
 use crate::node::{Added, Criteria, Delivered, FilterKey, Node, PollError, Sink};
@@ -32,6 +33,7 @@ pub struct ShhService<N, K> {
     store: Option<Store>,
     allow_key_export: bool,
     light_client: AtomicBool,
+    engine: Option<Arc<dyn Hook>>,
 }
 
 /// Unix seconds now.
@@ -50,6 +52,29 @@ impl<N: Node, K: Keys> ShhService<N, K> {
             store,
             allow_key_export,
             light_client: AtomicBool::new(false),
+            engine: None,
+        }
+    }
+
+    /// Carries posts over the PSS transport (`--transport=pss`): each post gets its DAG
+    /// header in the padding and goes to the engine's durable outbox instead of the Whisper
+    /// one, and every filter the app installs tells the engine which chats to read.
+    pub fn with_engine(mut self, engine: Arc<dyn Hook>) -> Self {
+        self.engine = Some(engine);
+        self
+    }
+
+    /// Tells the engine what a filter listens to.
+    fn follow(&self, c: &CriteriaReq) {
+        let Some(engine) = &self.engine else {
+            return;
+        };
+        if !c.sym_key_id.is_empty() {
+            if let Some(raw) = self.keys.sym_key(&c.sym_key_id) {
+                engine.follow_symmetric(&c.sym_key_id, raw.0, &c.topics);
+            }
+        } else if let Some(k) = self.keys.key_pair(&c.private_key_id) {
+            engine.follow_identity(&c.private_key_id, k);
         }
     }
 
@@ -64,9 +89,10 @@ impl<N: Node, K: Keys> ShhService<N, K> {
             let criteria = RawValue::from_string(json)
                 .ok()
                 .and_then(|raw| CriteriaReq::decode(&raw, Place::Value).ok())
-                .and_then(|c| self.resolve(&c, false).ok());
+                .and_then(|req| self.resolve(&req, false).ok().map(|c| (req, c)));
             match criteria {
-                Some(c) => {
+                Some((req, c)) => {
+                    self.follow(&req);
                     self.node.install_poll(id, c);
                     filters += 1;
                 }
@@ -303,11 +329,31 @@ impl<N: Node, K: Keys> ShhApi for ShhService<N, K> {
                 PublicKey::from_uncompressed(&m.pub_key).map_err(|_| ShhError::InvalidPublicKey)?,
             )
         };
+        let begun = match &self.engine {
+            Some(engine) => {
+                let target = match &to {
+                    To::Sym(k) => Target::Symmetric {
+                        key_id: m.sym_key_id.clone(),
+                        key: *k.as_bytes(),
+                        topic: m.topic,
+                    },
+                    To::Asym(k) => Target::Asymmetric {
+                        recipient: *k,
+                        topic: m.topic,
+                    },
+                };
+                Some(engine.begin(target, &m.payload, signer.is_some()).await?)
+            }
+            None => None,
+        };
+        // Over PSS the padding carries the DAG header (specs/dag.md §3), replacing any
+        // padding the app chose.
+        let padding = begun.as_ref().map_or(&m.padding, |b| &b.padding);
         let now = unix_now();
         let draft = Draft {
             topic: Topic(m.topic),
             payload: &m.payload,
-            padding: Some(&m.padding),
+            padding: Some(padding),
             signer: signer.as_deref(),
             ttl: m.ttl,
             to: match &to {
@@ -328,6 +374,15 @@ impl<N: Node, K: Keys> ShhApi for ShhService<N, K> {
         }
         let hash = env.hash();
         let expiry = env.expiry;
+        if let (Some(engine), Some(begun)) = (&self.engine, begun) {
+            // Durable in the PSS outbox before anyone sees it, then to our own filters.
+            engine.commit(begun, &env).await?;
+            match self.node.add(env, now, false)? {
+                Added::New(_) | Added::Duplicate => {}
+                Added::Expired => return Err(ShhError::FailedToAdd),
+            }
+            return Ok(hash);
+        }
         let rlp = self.store.as_ref().map(|_| env.encode());
         match self.node.add(env, now, false)? {
             Added::New(_) | Added::Duplicate => {}
@@ -341,6 +396,7 @@ impl<N: Node, K: Keys> ShhApi for ShhService<N, K> {
 
     async fn new_message_filter(&self, c: CriteriaReq) -> Result<String, ShhError> {
         let criteria = self.resolve(&c, false)?;
+        self.follow(&c);
         let id = random_id();
         if let Some(store) = &self.store {
             store
@@ -371,6 +427,7 @@ impl<N: Node, K: Keys> ShhApi for ShhService<N, K> {
 
     fn subscribe_messages(&self, c: CriteriaReq, sink: Box<dyn Sink>) -> Result<String, ShhError> {
         let criteria = self.resolve(&c, true)?;
+        self.follow(&c);
         let id = random_id();
         self.node.install_push(id.clone(), criteria, sink);
         Ok(id)

@@ -12,9 +12,14 @@ use std::future::Future;
 use staples_protocol::crypto::PublicKey;
 use staples_protocol::swarm::chunk::ChunkAddress;
 use staples_protocol::swarm::feed::FeedTopic;
-use staples_protocol::swarm::pss::{PssTopic, Targets};
+#[allow(unused_imports)] // named in docs
+use staples_protocol::swarm::pss::PssTopic;
+use staples_protocol::swarm::pss::Targets;
 use staples_protocol::swarm::soc::SingleOwnerChunk;
 use tokio::sync::mpsc;
+
+pub mod bee;
+pub mod embedded;
 
 /// What a Bee node says about itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,18 +138,20 @@ pub trait Swarm: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Option<u64>, SwarmError>> + Send;
 
     /// Sends `payload` over PSS to the node(s) whose overlay starts with `targets`,
-    /// encrypted to `recipient` (`POST /pss/send/{topic}/{targets}?recipient=`).
+    /// encrypted to `recipient` (`POST /pss/send/{topic}/{targets}?recipient=`). `topic` is
+    /// the topic *name*: Bee hashes the path segment ([`PssTopic::from_string`]).
     fn pss_send(
         &self,
-        topic: &PssTopic,
+        topic: &str,
         targets: &Targets,
         recipient: &PublicKey,
         payload: &[u8],
     ) -> impl Future<Output = Result<(), SwarmError>> + Send;
 
-    /// Subscribes to `topic` over Bee's PSS WebSocket (`GET /pss/subscribe/{topic}`).
+    /// Subscribes to the topic named `topic` over Bee's PSS WebSocket
+    /// (`GET /pss/subscribe/{topic}`).
     fn pss_subscribe(
         &self,
-        topic: &PssTopic,
+        topic: &str,
     ) -> impl Future<Output = Result<PssSubscription, SwarmError>> + Send;
 }

@@ -40,10 +40,14 @@ pub fn rendezvous_topic() -> FeedTopic {
     FeedTopic::from_bytes(keccak256_concat(&[b"staples/rendezvous/v1"]))
 }
 
-/// The one PSS topic Staples frames travel on; the frame names the chat, and PSS encrypts
-/// each message to its recipient node, so a shared topic reveals nothing more.
+/// The name of the one PSS topic Staples frames travel on (Bee's API takes the name and
+/// hashes it); the frame names the chat, and PSS encrypts each message to its recipient
+/// node, so a shared topic reveals nothing more.
+pub const PSS_TOPIC_NAME: &str = "staples-pss-v1";
+
+/// [`PSS_TOPIC_NAME`] as Bee hashes it.
 pub fn pss_topic() -> PssTopic {
-    PssTopic::from_string("staples/pss/v1")
+    PssTopic::from_string(PSS_TOPIC_NAME)
 }
 
 impl Chat {

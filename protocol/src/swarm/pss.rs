@@ -195,6 +195,15 @@ impl Targets {
         self.len
     }
 
+    /// Bee's `{targets}` path segment: comma-separated hex (the inverse of [`Self::parse`]).
+    pub fn to_param(&self) -> String {
+        self.prefixes
+            .iter()
+            .map(|p| hex::encode(&p[..self.len]))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
     /// Whether `address` starts with one of the targets.
     pub fn matches(&self, address: &[u8; 32]) -> bool {
         self.prefixes
@@ -472,6 +481,13 @@ mod tests {
 
     fn one_byte_target() -> Targets {
         Targets::new(&[[0xab]]).expect("valid")
+    }
+
+    #[test]
+    fn targets_param_round_trips() {
+        let t = Targets::new(&[[0xab, 0x01], [0x00, 0xff]]).expect("valid");
+        assert_eq!(t.to_param(), "ab01,00ff");
+        assert_eq!(Targets::parse(&t.to_param()), Ok(t));
     }
 
     #[test]

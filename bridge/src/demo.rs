@@ -1,0 +1,321 @@
+//! `staples demo`: the seed scenario, played on one machine with a readable transcript.
+//!
+//! Starts the embedded Swarm dev node with three virtual Bee nodes and three sidecars
+//! (Alice, Bob, Charlie) in this process, each on its own Bee node, data dir and ports, and
+//! drives them only through their public JSON-RPC, as apps would:
+//!
+//! 1. Alice writes to Bob's public key while Bob's sidecar is not running.
+//! 2. Bob starts, listens with his key, catches up from Alice's inbox feed (messages are
+//!    fetched in parallel and released in causal order), then gets live ones over PSS.
+//! 3. A group chat (symmetric key) of Alice and Bob; Charlie starts late and catches up
+//!    from both members' inboxes through the chat's rendezvous roster.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+use staples_protocol::crypto::PrivateKey;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+use crate::config::{Config, LogFormat, Transport};
+use crate::keystore::KdfParams;
+
+/// A sidecar started by the demo.
+struct Peer {
+    name: &'static str,
+    url: String,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Peer {
+    async fn start(name: &'static str, bee: &str, dir: &Path) -> Result<Peer> {
+        let rpc = TcpListener::bind("127.0.0.1:0").await?;
+        let ws = TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}", rpc.local_addr()?);
+        let cfg = Config {
+            transport: Transport::Pss,
+            rpc_addr: rpc.local_addr()?,
+            ws_addr: ws.local_addr()?,
+            data_dir: dir.join(name),
+            whisper_rpc: None,
+            bee_api: vec![bee.to_string()],
+            password: Some(crate::keystore::Password::new("staples-demo".into())),
+            allow_key_export: false,
+            rpc_allow_remote: false,
+            rpc_token: None,
+            rpc_cors: vec![],
+            log_format: LogFormat::Human,
+            min_pow: 0.0,
+            // Cheap key files: this is a throwaway demo keystore.
+            kdf: KdfParams::with_log_n(10),
+            sync_interval: Duration::from_millis(300),
+        };
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let shutdown = async {
+                let _ = rx.await;
+            };
+            if let Err(e) = crate::sidecar::run(cfg, vec![rpc, ws], shutdown).await {
+                eprintln!("{name}'s sidecar stopped: {e}");
+            }
+        });
+        Ok(Peer {
+            name,
+            url,
+            stop: Some(tx),
+            task,
+        })
+    }
+
+    async fn call(&self, method: &str, params: Value) -> Result<Value> {
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+        let resp: Value = reqwest::Client::new()
+            .post(&self.url)
+            .json(&body)
+            .send()
+            .await
+            .with_context(|| format!("{} unreachable", self.name))?
+            .json()
+            .await?;
+        if let Some(e) = resp.get("error") {
+            bail!("{}: {method} failed: {e}", self.name);
+        }
+        Ok(resp.get("result").cloned().unwrap_or(Value::Null))
+    }
+
+    async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        let _ = self.task.await;
+    }
+}
+
+fn hex0x(b: &[u8]) -> String {
+    format!("0x{}", hex::encode(b))
+}
+
+fn text(m: &Value) -> String {
+    let p = m["payload"].as_str().unwrap_or_default();
+    let bytes = hex::decode(p.trim_start_matches("0x")).unwrap_or_default();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// Polls a filter until `n` messages arrived (or `timeout`), in arrival order.
+async fn collect(peer: &Peer, filter: &str, n: usize, timeout: Duration) -> Result<Vec<Value>> {
+    let start = Instant::now();
+    let mut got = Vec::new();
+    while got.len() < n {
+        if start.elapsed() > timeout {
+            let status = peer
+                .call("staples_status", json!([]))
+                .await
+                .unwrap_or_default();
+            bail!(
+                "{} got {} of {n} messages within {timeout:?}; its staples_status: {status}",
+                peer.name,
+                got.len()
+            );
+        }
+        if let Value::Array(ms) = peer.call("shh_getFilterMessages", json!([filter])).await? {
+            got.extend(ms);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(got)
+}
+
+async fn post(from: &Peer, params: Value, body: &str) -> Result<()> {
+    let mut p = params;
+    p["payload"] = json!(hex0x(body.as_bytes()));
+    p["ttl"] = json!(60);
+    p["powTarget"] = json!(0);
+    p["powTime"] = json!(1);
+    from.call("shh_post", json!([p])).await?;
+    println!("  {:<8}→ {body}", from.name);
+    Ok(())
+}
+
+fn show(to: &Peer, msgs: &[Value], t0: Instant) {
+    for m in msgs {
+        println!(
+            "  {:<8}← {:<40} (+{} ms)",
+            to.name,
+            text(m),
+            t0.elapsed().as_millis()
+        );
+    }
+}
+
+/// Runs the demo; `dir` holds the three sidecars' data (a temporary dir if `None`).
+pub async fn run(dir: Option<PathBuf>) -> Result<()> {
+    let tmp;
+    let dir = match dir {
+        Some(d) => d,
+        None => {
+            tmp = tempfile::tempdir()?;
+            tmp.path().to_path_buf()
+        }
+    };
+    println!("Staples demo: three sidecars on one embedded Swarm dev node (3 Bee nodes)\n");
+    let swarm = crate::swarm::embedded::start_embedded(3, None)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let urls = swarm.urls();
+    for (name, u) in ["Alice", "Bob", "Charlie"].iter().zip(&urls) {
+        println!("  {name:<8} Bee API {u}");
+    }
+    let topic = "0x5354504c";
+
+    // Bob's identity exists before his sidecar runs; Alice knows his public key (a QR
+    // code, in Status terms).
+    let bob_key = PrivateKey::random(&mut rand::rngs::OsRng);
+    let bob_pub = hex0x(&bob_key.public_key().to_uncompressed());
+
+    println!("\n1. Alice writes to Bob while Bob is offline");
+    let alice = Peer::start("Alice", &urls[0], &dir).await?;
+    let alice_id = alice.call("shh_newKeyPair", json!([])).await?;
+    for i in 1..=5 {
+        post(
+            &alice,
+            json!({"pubKey": bob_pub, "sig": alice_id, "topic": topic}),
+            &format!("Bob, message {i} while you were away"),
+        )
+        .await?;
+    }
+
+    println!("\n2. Bob starts, catches up from Alice's feed, then gets live messages");
+    let t0 = Instant::now();
+    let bob = Peer::start("Bob", &urls[1], &dir).await?;
+    let bob_id = bob
+        .call("shh_addPrivateKey", json!([hex0x(&bob_key.to_bytes())]))
+        .await?;
+    let bob_filter = bob
+        .call(
+            "shh_newMessageFilter",
+            json!([{"privateKeyID": bob_id, "topics": [topic]}]),
+        )
+        .await?;
+    let bob_filter = bob_filter.as_str().unwrap_or_default().to_string();
+    let caught_up = collect(&bob, &bob_filter, 5, Duration::from_secs(30)).await?;
+    show(&bob, &caught_up, t0);
+    let history = bob.call("staples_history", json!([])).await?;
+    println!("  Bob's DAG (delivery order is causal):");
+    for h in history.as_array().into_iter().flatten() {
+        let id = h["id"].as_str().unwrap_or_default();
+        let parents: Vec<&str> = h["parents"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p.as_str())
+            .map(|p| &p[..10.min(p.len())])
+            .collect();
+        println!("    {} parents {:?}", &id[..10.min(id.len())], parents);
+    }
+    // Live: Alice's sidecar finds Bob's contact record and reaches him over PSS.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let t1 = Instant::now();
+    post(
+        &alice,
+        json!({"pubKey": bob_pub, "sig": alice_id, "topic": topic}),
+        "Bob, you are online now: this one is live",
+    )
+    .await?;
+    let live = collect(&bob, &bob_filter, 1, Duration::from_secs(30)).await?;
+    show(&bob, &live, t1);
+
+    println!("\n3. A group chat; Charlie joins late and catches up");
+    let group = json!(["staples-demo-group"]);
+    let a_key = alice
+        .call("shh_generateSymKeyFromPassword", group.clone())
+        .await?;
+    let b_key = bob
+        .call("shh_generateSymKeyFromPassword", group.clone())
+        .await?;
+    let gtopic = "0x47525550";
+    let a_f = alice
+        .call(
+            "shh_newMessageFilter",
+            json!([{"symKeyID": a_key, "topics": [gtopic]}]),
+        )
+        .await?;
+    let b_f = bob
+        .call(
+            "shh_newMessageFilter",
+            json!([{"symKeyID": b_key, "topics": [gtopic]}]),
+        )
+        .await?;
+    post(
+        &alice,
+        json!({"symKeyID": a_key, "topic": gtopic}),
+        "Group: hi all, Alice here",
+    )
+    .await?;
+    post(
+        &bob,
+        json!({"symKeyID": b_key, "topic": gtopic}),
+        "Group: Bob here",
+    )
+    .await?;
+    post(
+        &alice,
+        json!({"symKeyID": a_key, "topic": gtopic}),
+        "Group: where is Charlie?",
+    )
+    .await?;
+    let _ = collect(
+        &alice,
+        a_f.as_str().unwrap_or_default(),
+        3,
+        Duration::from_secs(30),
+    )
+    .await?;
+    let _ = collect(
+        &bob,
+        b_f.as_str().unwrap_or_default(),
+        3,
+        Duration::from_secs(30),
+    )
+    .await?;
+    let t2 = Instant::now();
+    let charlie = Peer::start("Charlie", &urls[2], &dir).await?;
+    let c_key = charlie
+        .call("shh_generateSymKeyFromPassword", group)
+        .await?;
+    let c_f = charlie
+        .call(
+            "shh_newMessageFilter",
+            json!([{"symKeyID": c_key, "topics": [gtopic]}]),
+        )
+        .await?;
+    let c_f = c_f.as_str().unwrap_or_default().to_string();
+    let caught = collect(&charlie, &c_f, 3, Duration::from_secs(30)).await?;
+    show(&charlie, &caught, t2);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    post(
+        &charlie,
+        json!({"symKeyID": c_key, "topic": gtopic}),
+        "Group: Charlie, caught up!",
+    )
+    .await?;
+    let _ = collect(
+        &alice,
+        a_f.as_str().unwrap_or_default(),
+        1,
+        Duration::from_secs(30),
+    )
+    .await?;
+    println!("  Alice    ← Group: Charlie, caught up!");
+
+    let status = bob.call("staples_status", json!([])).await?;
+    println!("\nBob's staples_status counters: {}", status["counters"]);
+    for p in [alice, bob, charlie] {
+        p.stop().await;
+    }
+    swarm.stop().await;
+    println!("\nDemo finished.");
+    Ok(())
+}

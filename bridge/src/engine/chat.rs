@@ -1,0 +1,284 @@
+//! One chat's in-memory state and the checks every incoming sealed message passes.
+//!
+//! No I/O here: the engine's tasks fetch and store; this module decides. A message reaches
+//! the causal buffer only after its envelope opened with the chat's key, its DAG header
+//! came out of the Whisper padding, the DAG signature verified over the Whisper payload,
+//! the message named this chat, and its clock was not from the future.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use staples_protocol::chat::Chat;
+use staples_protocol::chat::keys;
+use staples_protocol::crypto::{PrivateKey, PublicKey};
+use staples_protocol::dag::{
+    self, Causal, CausalBuffer, ChatId, Heads, LamportClock, Limits, MessageId, SignedMessage,
+};
+use staples_protocol::inbox::{InboxReader, InboxWriter};
+use staples_protocol::whisper::{Envelope, OpenKey, SymKey, open};
+
+/// Why an incoming sealed message was refused. Each is counted under its name.
+#[derive(Debug, thiserror::Error)]
+pub enum Refused {
+    /// The envelope bytes do not decode.
+    #[error("malformed envelope: {0}")]
+    Envelope(String),
+    /// It does not open with the chat's key (wrong key or tampered).
+    #[error("does not open with the chat key")]
+    Open,
+    /// The Whisper padding carries no DAG header: not a Staples message.
+    #[error("no DAG header in the padding")]
+    NoHeader,
+    /// The DAG header is malformed.
+    #[error("malformed DAG header: {0}")]
+    Header(String),
+    /// The DAG signature does not verify over this payload.
+    #[error("DAG signature invalid: {0}")]
+    Signature(String),
+    /// The message names another chat than the one it came through.
+    #[error("message names another chat")]
+    WrongChat,
+    /// Clock zero or too far in the future.
+    #[error("clock refused: {0}")]
+    Clock(String),
+}
+
+impl Refused {
+    /// A short stable name for counters.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Refused::Envelope(_) => "malformed_envelope",
+            Refused::Open => "wrong_key",
+            Refused::NoHeader => "no_dag_header",
+            Refused::Header(_) => "malformed_dag_header",
+            Refused::Signature(_) => "bad_signature",
+            Refused::WrongChat => "wrong_chat",
+            Refused::Clock(_) => "bad_clock",
+        }
+    }
+}
+
+/// The key that opens a chat's envelopes, if we are a reader of it.
+#[derive(Clone)]
+pub enum Opener {
+    /// Symmetric chat key.
+    Symmetric(Arc<SymKey>),
+    /// Our identity key, for an asymmetric chat addressed to us.
+    Asymmetric(Arc<PrivateKey>),
+}
+
+/// A verified message waiting in (or released by) the causal buffer.
+#[derive(Clone, Debug)]
+pub struct Incoming {
+    /// The DAG message (body = the Whisper payload).
+    pub message: SignedMessage,
+    /// The envelope as received, handed to the app's filters on release.
+    pub envelope: Envelope,
+}
+
+impl Causal for Incoming {
+    fn id(&self) -> MessageId {
+        self.message.id()
+    }
+    fn clock(&self) -> u64 {
+        self.message.clock()
+    }
+    fn parents(&self) -> &[MessageId] {
+        self.message.parents()
+    }
+    fn ephemeral(&self) -> bool {
+        self.message.ephemeral()
+    }
+    fn size(&self) -> usize {
+        self.envelope.size() + self.message.body().len()
+    }
+}
+
+/// Opens and verifies `bytes` as a sealed message of `chat`.
+pub fn verify(
+    chat: &ChatId,
+    opener: &Opener,
+    bytes: &[u8],
+    now_ms: u64,
+) -> Result<Incoming, Refused> {
+    let envelope = Envelope::decode(bytes).map_err(|e| Refused::Envelope(e.to_string()))?;
+    let key = match opener {
+        Opener::Symmetric(k) => OpenKey::Symmetric(k),
+        Opener::Asymmetric(k) => OpenKey::Asymmetric(k),
+    };
+    let opened = open(&envelope, key).map_err(|_| Refused::Open)?;
+    let header = dag::decode_padding(&opened.plaintext.padding)
+        .map_err(|e| Refused::Header(e.to_string()))?
+        .ok_or(Refused::NoHeader)?;
+    let message = header
+        .with_body(opened.plaintext.payload)
+        .map_err(|e| Refused::Signature(e.to_string()))?;
+    if message.chat_id() != chat {
+        return Err(Refused::WrongChat);
+    }
+    LamportClock::check(message.clock(), now_ms).map_err(|e| Refused::Clock(e.to_string()))?;
+    Ok(Incoming { message, envelope })
+}
+
+/// Another node writing to this chat.
+pub struct Member {
+    /// Its node key (owner of its inbox feed, author of its messages).
+    pub node_key: PublicKey,
+    /// Its overlay and PSS key, when known (for live sends).
+    pub live: Option<([u8; 32], PublicKey)>,
+    /// Our reader of its inbox feed.
+    pub reader: InboxReader,
+    /// Whether the reader changed since it was last stored.
+    pub dirty: bool,
+}
+
+/// One chat.
+pub struct ChatState {
+    /// What the app addresses.
+    pub chat: Chat,
+    /// `chat.id()`, cached.
+    pub id: ChatId,
+    /// How to find the chat's key again after a restart (`sym:<key id>`, `to:<hex>`,
+    /// `me:<key pair id>`); never the key itself.
+    pub key_ref: String,
+    /// Present when we read this chat.
+    pub opener: Option<Opener>,
+    /// Lamport clock (inbox pages are sealed with [`ChatState::page_key`]).
+    pub clock: LamportClock,
+    /// Parent selection.
+    pub heads: Heads,
+    /// Causal order for what we receive.
+    pub buffer: CausalBuffer<Incoming>,
+    /// Our own inbox for this chat, once we posted.
+    pub writer: Option<InboxWriter>,
+    /// Other writers, by their node address.
+    pub members: HashMap<[u8; 20], Member>,
+    /// Message references learned from inbox pages (R4: where to fetch a wanted parent).
+    pub refs: HashMap<MessageId, [u8; 32]>,
+    /// Wanted parents with no known reference yet.
+    pub wanted: Vec<MessageId>,
+    /// Next rendezvous index to read.
+    pub roster_next: u64,
+    /// Whether our roster entry is written.
+    pub announced: bool,
+    /// For a chat we write to someone's public key: their node's overlay and PSS key, from
+    /// their contact record.
+    pub recipient_live: Option<([u8; 32], PublicKey)>,
+    /// Messages delivered to the app (this run and before).
+    pub delivered: u64,
+}
+
+impl ChatState {
+    /// Fresh state for `chat`.
+    pub fn new(chat: Chat, key_ref: String, opener: Option<Opener>, limits: Limits) -> Self {
+        let id = chat.id();
+        Self {
+            chat,
+            id,
+            key_ref,
+            opener,
+            clock: LamportClock::new(),
+            heads: Heads::default(),
+            buffer: CausalBuffer::new(limits, &mut rand::rngs::OsRng),
+            writer: None,
+            members: HashMap::new(),
+            refs: HashMap::new(),
+            wanted: Vec::new(),
+            roster_next: 0,
+            announced: false,
+            recipient_live: None,
+            delivered: 0,
+        }
+    }
+
+    /// The key sealing pages written by `writer_node` in this chat: the symmetric page key,
+    /// or for an asymmetric chat the ECDH-derived one. `ours` is our node key and
+    /// `identity` our identity key when the chat is addressed to us.
+    pub fn page_key(&self, writer_node: &PublicKey, ours: &PrivateKey) -> Option<[u8; 32]> {
+        match (&self.chat, &self.opener) {
+            (Chat::Symmetric { key, topic }, _) => Some(keys::symmetric_page_key(key, topic)),
+            // We are the recipient: ECDH of our identity with the writer's node key.
+            (Chat::Asymmetric { topic, .. }, Some(Opener::Asymmetric(me))) => {
+                Some(keys::asymmetric_page_key(&me.ecdh_x(writer_node), topic))
+            }
+            // We are a writer: ECDH of our node key with the recipient.
+            (Chat::Asymmetric { recipient, topic }, _) => {
+                Some(keys::asymmetric_page_key(&ours.ecdh_x(recipient), topic))
+            }
+        }
+    }
+
+    /// Whether we may read `id` as a new message (not delivered, pending or a gap).
+    pub fn wants(&self, id: &MessageId) -> bool {
+        matches!(self.buffer.state(id), None | Some(dag::IdState::Missing))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use staples_protocol::dag::{Align, Draft};
+    use staples_protocol::whisper::{self, Recipient, Topic};
+
+    fn sealed(chat: &ChatId, key: &SymKey, author: &PrivateKey, clock: u64) -> Vec<u8> {
+        let body = b"hello".to_vec();
+        let msg = Draft {
+            chat_id: *chat,
+            clock,
+            timestamp: clock,
+            parents: vec![],
+            ephemeral: false,
+            body: body.clone(),
+        }
+        .sign(author)
+        .expect("signs");
+        let padding = dag::encode_padding(
+            msg.header(),
+            Align::Geth {
+                payload_len: body.len(),
+                signed: false,
+            },
+        );
+        let draft = whisper::Draft {
+            topic: Topic([1, 2, 3, 4]),
+            payload: &body,
+            padding: Some(&padding),
+            signer: None,
+            ttl: 50,
+            to: Recipient::Symmetric(key),
+        };
+        whisper::wrap(&draft, 1_000, &mut rand::rngs::OsRng)
+            .expect("wraps")
+            .encode()
+    }
+
+    #[test]
+    fn verifies_and_refuses_with_reasons() {
+        let key = SymKey::from_bytes(&[3; 32]).expect("key");
+        let chat = Chat::Symmetric {
+            key: [3; 32],
+            topic: [1, 2, 3, 4],
+        }
+        .id();
+        let author = PrivateKey::from_bytes(&[8; 32]).expect("key");
+        let opener = Opener::Symmetric(Arc::new(key.clone()));
+        let now = 10_000_000;
+        let ok = sealed(&chat, &key, &author, now);
+        let got = verify(&chat, &opener, &ok, now).expect("verifies");
+        assert_eq!(got.message.author(), &author.public_key());
+
+        let wrong = Opener::Symmetric(Arc::new(SymKey::from_bytes(&[4; 32]).expect("key")));
+        let r = |res: Result<Incoming, Refused>| res.err().map(|e| e.reason());
+        assert_eq!(r(verify(&chat, &wrong, &ok, now)), Some("wrong_key"));
+        assert_eq!(
+            r(verify(&ChatId::new([0; 32]), &opener, &ok, now)),
+            Some("wrong_chat")
+        );
+        assert_eq!(
+            r(verify(&chat, &opener, b"garbage", now)),
+            Some("malformed_envelope")
+        );
+        let future = sealed(&chat, &key, &author, now + 10 * 60_000);
+        assert_eq!(r(verify(&chat, &opener, &future, now)), Some("bad_clock"));
+    }
+}

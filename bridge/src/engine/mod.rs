@@ -1,0 +1,863 @@
+//! The PSS transport engine: chats, the DAG, the outbox, inbox sync and parent fetching
+//! (`--transport=pss`; normative text in `specs/transport-pss.md`).
+//!
+//! - A post ([`Engine::begin`] then [`Engine::commit`]) becomes a DAG message riding in the
+//!   Whisper padding (the app's payload is untouched), is written to the durable outbox
+//!   before the app gets its hash, and is then uploaded, listed in our inbox page for the
+//!   chat and sent live over PSS by the sender task ([`send`]).
+//! - What arrives (PSS frames, inbox pages, fetched parents) is verified
+//!   ([`chat::verify`]), goes through the chat's causal buffer, and is released to the
+//!   local node's filters only when its parents are in ([`Engine::accept`]).
+//! - The sync task ([`sync`]) reads rosters and contact records, walks members' inboxes
+//!   back to what we have, and fetches wanted parents by the references pages list (R4,
+//!   R5).
+//!
+//! Locks are `std::sync::Mutex`es held only for in-memory work, never across an `.await`.
+
+pub mod chat;
+pub mod db;
+pub mod send;
+pub mod sync;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures_util::StreamExt;
+use serde_json::json;
+use staples_protocol::chat::Chat;
+use staples_protocol::crypto::{PrivateKey, PublicKey};
+use staples_protocol::dag::{
+    self, Align, ChatId, Delivery, Draft, GapReason, Limits, MessageId, SignedMessage,
+};
+use staples_protocol::inbox::InboxWriter;
+use staples_protocol::whisper::{Envelope, SymKey};
+use tokio::sync::{Notify, mpsc};
+
+use crate::store::{Store, StoreError};
+use crate::swarm::{NodeAddresses, Swarm, SwarmError};
+use chat::{ChatState, Incoming, Member, Opener};
+
+/// Errors the engine reports to the RPC layer.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The store failed: nothing was acknowledged.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The DAG message could not be built.
+    #[error("building the DAG message: {0}")]
+    Dag(#[from] dag::MessageError),
+    /// A Swarm call failed.
+    #[error(transparent)]
+    Swarm(#[from] SwarmError),
+}
+
+/// Lets the engine hand released envelopes to the app's filters.
+pub trait Release: Send + Sync + 'static {
+    /// Offers a released envelope to every matching filter (no expiry or PoW gate: it may
+    /// be hours old when an offline inbox is caught up).
+    fn release(&self, envelope: Envelope);
+}
+
+/// Looks keys up by the ids the app uses, so stored chats name keys without holding them.
+pub trait KeyLookup: Send + Sync + 'static {
+    /// A symmetric key.
+    fn sym(&self, id: &str) -> Option<[u8; 32]>;
+    /// A key pair.
+    fn pair(&self, id: &str) -> Option<Arc<PrivateKey>>;
+}
+
+type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+/// What the `shh` service needs from the engine, object-safe so the service does not
+/// carry the engine's Swarm type.
+pub trait Hook: Send + Sync + 'static {
+    /// [`Engine::begin`].
+    fn begin<'a>(
+        &'a self,
+        target: Target,
+        payload: &'a [u8],
+        whisper_signed: bool,
+    ) -> BoxFuture<'a, Result<Begun, EngineError>>;
+    /// [`Engine::commit`].
+    fn commit<'a>(
+        &'a self,
+        begun: Begun,
+        envelope: &'a Envelope,
+    ) -> BoxFuture<'a, Result<(), EngineError>>;
+    /// [`Engine::follow_symmetric`].
+    fn follow_symmetric(&self, key_id: &str, key: [u8; 32], topics: &[[u8; 4]]);
+    /// [`Engine::follow_identity`].
+    fn follow_identity(&self, key_id: &str, key: Arc<PrivateKey>);
+    /// `staples_status`.
+    fn status(&self) -> BoxFuture<'_, serde_json::Value>;
+    /// `staples_gaps`.
+    fn gaps(&self) -> BoxFuture<'_, Result<serde_json::Value, EngineError>>;
+    /// `staples_history`.
+    fn history(
+        &self,
+        chat: Option<ChatId>,
+    ) -> BoxFuture<'_, Result<serde_json::Value, EngineError>>;
+}
+
+impl<S: Swarm> Hook for Engine<S> {
+    fn begin<'a>(
+        &'a self,
+        target: Target,
+        payload: &'a [u8],
+        whisper_signed: bool,
+    ) -> BoxFuture<'a, Result<Begun, EngineError>> {
+        Box::pin(Engine::begin(self, target, payload, whisper_signed))
+    }
+    fn commit<'a>(
+        &'a self,
+        begun: Begun,
+        envelope: &'a Envelope,
+    ) -> BoxFuture<'a, Result<(), EngineError>> {
+        Box::pin(Engine::commit(self, begun, envelope))
+    }
+    fn follow_symmetric(&self, key_id: &str, key: [u8; 32], topics: &[[u8; 4]]) {
+        Engine::follow_symmetric(self, key_id, key, topics);
+    }
+    fn follow_identity(&self, key_id: &str, key: Arc<PrivateKey>) {
+        Engine::follow_identity(self, key_id, key);
+    }
+    fn status(&self) -> BoxFuture<'_, serde_json::Value> {
+        Box::pin(Engine::status(self))
+    }
+    fn gaps(&self) -> BoxFuture<'_, Result<serde_json::Value, EngineError>> {
+        Box::pin(Engine::gaps(self))
+    }
+    fn history(
+        &self,
+        chat: Option<ChatId>,
+    ) -> BoxFuture<'_, Result<serde_json::Value, EngineError>> {
+        Box::pin(Engine::history(self, chat))
+    }
+}
+
+/// Tuning.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// How often rosters and inboxes are read when nothing wakes the sync task.
+    pub sync_interval: Duration,
+    /// How many chunk fetches run at once during catch-up.
+    pub fetch_parallelism: usize,
+    /// Causal buffer limits (gap deadline among them).
+    pub limits: Limits,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            sync_interval: Duration::from_secs(5),
+            fetch_parallelism: 64,
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// What a post is addressed to.
+#[derive(Clone, Debug)]
+pub enum Target {
+    /// A symmetric-key chat.
+    Symmetric {
+        /// The app's key id.
+        key_id: String,
+        /// The key.
+        key: [u8; 32],
+        /// Topic.
+        topic: [u8; 4],
+    },
+    /// A public key.
+    Asymmetric {
+        /// Recipient.
+        recipient: PublicKey,
+        /// Topic.
+        topic: [u8; 4],
+    },
+}
+
+/// A post between [`Engine::begin`] and [`Engine::commit`].
+pub struct Begun {
+    /// The padding to put in the Whisper message.
+    pub padding: Vec<u8>,
+    message: SignedMessage,
+}
+
+impl Begun {
+    /// The DAG id of the post.
+    pub fn id(&self) -> MessageId {
+        self.message.id()
+    }
+}
+
+/// Unix ms now.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// The engine; cheap to clone.
+pub struct Engine<S: Swarm> {
+    inner: Arc<Inner<S>>,
+}
+
+impl<S: Swarm> Clone for Engine<S> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+struct Inner<S> {
+    swarm: Arc<S>,
+    store: Store,
+    node: Arc<dyn Release>,
+    keys: Arc<dyn KeyLookup>,
+    node_key: Arc<PrivateKey>,
+    cfg: EngineConfig,
+    me: Mutex<Option<NodeAddresses>>,
+    chats: Mutex<HashMap<ChatId, ChatState>>,
+    /// Key pairs the app listens with: id → key.
+    identities: Mutex<BTreeMap<String, Arc<PrivateKey>>>,
+    /// Next drop-box index to read, by drop-box owner (in memory: a restart re-reads).
+    drop_box_next: Mutex<HashMap<[u8; 20], u64>>,
+    counters: Mutex<BTreeMap<&'static str, u64>>,
+    bee_ok: AtomicBool,
+    last_error: Mutex<Option<String>>,
+    wake_send: Notify,
+    wake_sync: Notify,
+    /// Wanted parents whose reference is known, for the fetcher task.
+    fetch_tx: mpsc::UnboundedSender<(ChatId, [u8; 32])>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Poisoning means a panic mid-update elsewhere; serving on is better than stopping.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl<S: Swarm> Engine<S> {
+    /// Restores the engine's state from the store and starts its tasks (sender, sync,
+    /// PSS receiver). The tasks end when every clone of the engine is dropped... or with
+    /// the runtime; call [`Engine::shutdown`] to stop them first.
+    pub async fn start(
+        swarm: Arc<S>,
+        store: Store,
+        node: Arc<dyn Release>,
+        keys: Arc<dyn KeyLookup>,
+        node_key: Arc<PrivateKey>,
+        cfg: EngineConfig,
+    ) -> Result<(Self, Vec<tokio::task::JoinHandle<()>>), EngineError> {
+        let (fetch_tx, fetch_rx) = mpsc::unbounded_channel();
+        let engine = Self {
+            inner: Arc::new(Inner {
+                swarm,
+                store,
+                node,
+                keys,
+                node_key,
+                cfg,
+                me: Mutex::new(None),
+                chats: Mutex::new(HashMap::new()),
+                identities: Mutex::new(BTreeMap::new()),
+                drop_box_next: Mutex::new(HashMap::new()),
+                counters: Mutex::new(BTreeMap::new()),
+                bee_ok: AtomicBool::new(false),
+                last_error: Mutex::new(None),
+                wake_send: Notify::new(),
+                wake_sync: Notify::new(),
+                fetch_tx,
+            }),
+        };
+        engine.restore().await?;
+        let tasks = vec![
+            tokio::spawn(send::run(engine.clone())),
+            tokio::spawn(sync::run(engine.clone())),
+            tokio::spawn(sync::run_pss(engine.clone())),
+            tokio::spawn(fetcher(engine.clone(), fetch_rx)),
+        ];
+        Ok((engine, tasks))
+    }
+
+    /// Our node's address (owner of our inbox feeds).
+    pub fn node_address(&self) -> [u8; 20] {
+        self.inner.node_key.public_key().eth_address()
+    }
+
+    fn count(&self, what: &'static str) {
+        self.count_n(what, 1);
+    }
+
+    fn count_n(&self, what: &'static str, n: u64) {
+        *lock(&self.inner.counters).entry(what).or_default() += n;
+    }
+
+    fn note_swarm(&self, r: &Result<(), SwarmError>) {
+        match r {
+            Ok(()) => self.inner.bee_ok.store(true, Ordering::Relaxed),
+            Err(e) => {
+                if e.is_transient() {
+                    self.inner.bee_ok.store(false, Ordering::Relaxed);
+                }
+                let text = e.to_string();
+                let mut last = lock(&self.inner.last_error);
+                // Logged once per distinct error, not once per retry.
+                if last.as_deref() != Some(text.as_str()) {
+                    tracing::warn!(error = %text, "swarm call failed");
+                    *last = Some(text);
+                }
+            }
+        }
+    }
+
+    async fn me(&self) -> Result<NodeAddresses, SwarmError> {
+        if let Some(me) = lock(&self.inner.me).clone() {
+            return Ok(me);
+        }
+        let me = self.inner.swarm.addresses().await?;
+        *lock(&self.inner.me) = Some(me.clone());
+        Ok(me)
+    }
+
+    fn resolve_key_ref(&self, key_ref: &str, topic: [u8; 4]) -> Option<(Chat, Option<Opener>)> {
+        if let Some(id) = key_ref.strip_prefix("sym:") {
+            let key = self.inner.keys.sym(id)?;
+            let opener = SymKey::from_bytes(&key)
+                .ok()
+                .map(|k| Opener::Symmetric(Arc::new(k)));
+            return Some((Chat::Symmetric { key, topic }, opener));
+        }
+        if let Some(hex) = key_ref.strip_prefix("to:") {
+            let recipient = PublicKey::from_bytes(&hex::decode(hex).ok()?).ok()?;
+            return Some((Chat::Asymmetric { recipient, topic }, None));
+        }
+        if let Some(id) = key_ref.strip_prefix("me:") {
+            let me = self.inner.keys.pair(id)?;
+            let chat = Chat::Asymmetric {
+                recipient: me.public_key(),
+                topic,
+            };
+            return Some((chat, Some(Opener::Asymmetric(me))));
+        }
+        None
+    }
+
+    async fn restore(&self) -> Result<(), EngineError> {
+        let store = &self.inner.store;
+        let now = now_ms();
+        let mut chats = HashMap::new();
+        for row in db::chats(store).await? {
+            let Some((chat, opener)) = self.resolve_key_ref(&row.key_ref, row.topic) else {
+                tracing::warn!(key = %row.key_ref, "a stored chat's key is gone; chat skipped");
+                continue;
+            };
+            if chat.id() != row.chat {
+                continue;
+            }
+            let mut st = ChatState::new(chat, row.key_ref, opener, self.inner.cfg.limits);
+            st.clock = dag::LamportClock::from_last(row.clock);
+            st.writer = row
+                .writer
+                .and_then(|w| serde_json::from_str::<InboxWriter>(&w).ok());
+            st.roster_next = row.roster_next;
+            st.announced = row.announced;
+            chats.insert(row.chat, st);
+        }
+        for m in db::members(store).await? {
+            let (Some(st), Ok(node_key)) = (chats.get_mut(&m.chat), PublicKey::from_bytes(&m.node))
+            else {
+                continue;
+            };
+            let live = match (m.overlay, m.pss_key) {
+                (Some(o), Some(k)) => match (
+                    <[u8; 32]>::try_from(o.as_slice()),
+                    PublicKey::from_bytes(&k),
+                ) {
+                    (Ok(o), Ok(k)) => Some((o, k)),
+                    _ => None,
+                },
+                _ => None,
+            };
+            let Ok(reader) = serde_json::from_str(&m.reader) else {
+                continue;
+            };
+            st.members.insert(
+                node_key.eth_address(),
+                Member {
+                    node_key,
+                    live,
+                    reader,
+                    dirty: false,
+                },
+            );
+        }
+        let mut pending = Vec::new();
+        for m in db::messages(store, None).await? {
+            let Some(st) = chats.get_mut(&m.chat) else {
+                continue;
+            };
+            if m.delivered {
+                let _ = st.buffer.handle_known(m.id, m.clock, false, now);
+                st.heads
+                    .on_delivered(m.id, m.clock, &m.parents, false, m.late);
+                st.delivered += 1;
+            } else if let Some(env) = m.envelope {
+                pending.push((m.chat, env));
+            }
+        }
+        *lock(&self.inner.chats) = chats;
+        // Pending messages go back through the same checks and buffer as on arrival.
+        for (chat, env) in pending {
+            self.accept(chat, &env, "restored").await;
+        }
+        Ok(())
+    }
+
+    fn ensure_chat(&self, chat: Chat, key_ref: String, opener: Option<Opener>) -> (ChatId, bool) {
+        let id = chat.id();
+        let mut chats = lock(&self.inner.chats);
+        let mut created = false;
+        let st = chats.entry(id).or_insert_with(|| {
+            created = true;
+            ChatState::new(chat, key_ref, None, self.inner.cfg.limits)
+        });
+        if st.opener.is_none() {
+            st.opener = opener;
+        }
+        (id, created)
+    }
+
+    async fn persist_chat(&self, id: ChatId) -> Result<(), StoreError> {
+        let row = {
+            let chats = lock(&self.inner.chats);
+            let Some(st) = chats.get(&id) else {
+                return Ok(());
+            };
+            db::ChatRow {
+                chat: id,
+                key_ref: st.key_ref.clone(),
+                topic: st.chat.topic(),
+                clock: st.clock.last(),
+                writer: st
+                    .writer
+                    .as_ref()
+                    .and_then(|w| serde_json::to_string(w).ok()),
+                roster_next: st.roster_next,
+                announced: st.announced,
+            }
+        };
+        db::put_chat(&self.inner.store, row).await
+    }
+
+    /// The app listens with a symmetric key on `topics`: read those chats (stored in the
+    /// background; a chat lost to a crash is re-followed when the filter is restored).
+    pub fn follow_symmetric(&self, key_id: &str, key: [u8; 32], topics: &[[u8; 4]]) {
+        let Ok(sym) = SymKey::from_bytes(&key) else {
+            return;
+        };
+        let sym = Arc::new(sym);
+        for topic in topics {
+            let chat = Chat::Symmetric { key, topic: *topic };
+            let (id, created) = self.ensure_chat(
+                chat,
+                format!("sym:{key_id}"),
+                Some(Opener::Symmetric(sym.clone())),
+            );
+            if created {
+                let engine = self.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = engine.persist_chat(id).await {
+                        tracing::warn!(error = %e, "storing a followed chat failed");
+                    }
+                });
+            }
+        }
+        self.inner.wake_sync.notify_one();
+        self.inner.wake_send.notify_one();
+    }
+
+    /// The app listens with a key pair: publish its contact record and read its drop box.
+    pub fn follow_identity(&self, key_id: &str, key: Arc<PrivateKey>) {
+        lock(&self.inner.identities).insert(key_id.to_string(), key);
+        self.inner.wake_sync.notify_one();
+    }
+
+    /// Step 1 of a post: clock, parents and the signed DAG header for `payload`.
+    pub async fn begin(
+        &self,
+        target: Target,
+        payload: &[u8],
+        whisper_signed: bool,
+    ) -> Result<Begun, EngineError> {
+        let (chat, key_ref, opener) = match target {
+            Target::Symmetric { key_id, key, topic } => (
+                Chat::Symmetric { key, topic },
+                format!("sym:{key_id}"),
+                SymKey::from_bytes(&key)
+                    .ok()
+                    .map(|k| Opener::Symmetric(Arc::new(k))),
+            ),
+            Target::Asymmetric { recipient, topic } => (
+                Chat::Asymmetric { recipient, topic },
+                format!("to:{}", hex::encode(recipient.to_compressed())),
+                None,
+            ),
+        };
+        let (id, created) = self.ensure_chat(chat, key_ref, opener);
+        if created {
+            self.persist_chat(id).await?;
+        }
+        let message = {
+            let mut chats = lock(&self.inner.chats);
+            let st = chats
+                .get_mut(&id)
+                .ok_or(dag::MessageError::ChatIdLength(0))?;
+            let now = now_ms();
+            Draft {
+                chat_id: id,
+                clock: st.clock.tick(now),
+                timestamp: now,
+                parents: st.heads.select(),
+                ephemeral: false,
+                body: payload.to_vec(),
+            }
+            .sign(&self.inner.node_key)?
+        };
+        let padding = dag::encode_padding(
+            message.header(),
+            Align::Geth {
+                payload_len: payload.len(),
+                signed: whisper_signed,
+            },
+        );
+        Ok(Begun { padding, message })
+    }
+
+    /// Step 2 of a post: the sealed envelope is durable in the outbox (and the message
+    /// delivered in our own DAG) when this returns `Ok`.
+    pub async fn commit(&self, begun: Begun, envelope: &Envelope) -> Result<(), EngineError> {
+        let m = &begun.message;
+        let row = db::OutboxRow {
+            seq: 0,
+            id: m.id(),
+            chat: *m.chat_id(),
+            clock: m.clock(),
+            envelope: envelope.encode(),
+            reference: None,
+            page_index: None,
+        };
+        db::accept_post(&self.inner.store, row, m.parents().to_vec()).await?;
+        {
+            let mut chats = lock(&self.inner.chats);
+            if let Some(st) = chats.get_mut(m.chat_id()) {
+                let _ = st.buffer.handle_known(m.id(), m.clock(), false, now_ms());
+                st.heads
+                    .on_delivered(m.id(), m.clock(), m.parents(), false, false);
+                st.delivered += 1;
+            }
+        }
+        self.count("posted");
+        self.inner.wake_send.notify_one();
+        Ok(())
+    }
+
+    /// Verifies a sealed message that arrived for `chat` (`via` names the path for the
+    /// counters), runs it through the causal buffer, and releases what became deliverable.
+    pub async fn accept(&self, chat: ChatId, bytes: &[u8], via: &'static str) {
+        let opener = lock(&self.inner.chats)
+            .get(&chat)
+            .and_then(|st| st.opener.clone());
+        let Some(opener) = opener else {
+            self.count("refused_unknown_chat");
+            return;
+        };
+        let now = now_ms();
+        let incoming = match chat::verify(&chat, &opener, bytes, now) {
+            Ok(i) => i,
+            Err(e) => {
+                self.count(e.reason());
+                tracing::debug!(via, error = %e, "sealed message refused");
+                return;
+            }
+        };
+        self.count(via);
+        let author = *incoming.message.author();
+        let mut releases = Vec::new();
+        let mut fetch = Vec::new();
+        let mut gaps = Vec::new();
+        let pending_row;
+        {
+            let mut chats = lock(&self.inner.chats);
+            let Some(st) = chats.get_mut(&chat) else {
+                return;
+            };
+            // Every verified author is a member whose inbox we read (their missing
+            // parents are listed there, R4).
+            let addr = author.eth_address();
+            if addr != self.node_address() && !st.members.contains_key(&addr) {
+                st.members.insert(
+                    addr,
+                    Member {
+                        node_key: author,
+                        live: None,
+                        reader: staples_protocol::inbox::InboxReader::new(chat),
+                        dirty: true,
+                    },
+                );
+                self.inner.wake_sync.notify_one();
+            }
+            if !st.wants(&incoming.message.id()) {
+                drop(chats);
+                self.count("duplicate");
+                return;
+            }
+            let id = incoming.message.id();
+            let clock = incoming.message.clock();
+            let parents = incoming.message.parents().to_vec();
+            let env = incoming.envelope.encode();
+            match st.buffer.insert(incoming, now) {
+                Ok(dag::Inserted::Pending { .. }) => {
+                    pending_row = Some((id, clock, parents, env));
+                }
+                Ok(_) => pending_row = None,
+                Err(e) => {
+                    drop(chats);
+                    self.count("refused_by_buffer");
+                    tracing::debug!(error = %e, "buffer refused a message");
+                    return;
+                }
+            }
+            drain(st, &mut releases, &mut fetch, &mut gaps);
+        }
+        if let Some((id, clock, parents, env)) = pending_row
+            && let Err(e) = db::put_pending(&self.inner.store, chat, id, clock, parents, env).await
+        {
+            tracing::warn!(error = %e, "storing a pending message failed");
+        }
+        self.finish(chat, releases, fetch, gaps).await;
+    }
+
+    /// Records and releases deliveries, records gaps, and fetches wanted parents.
+    async fn finish(
+        &self,
+        chat: ChatId,
+        releases: Vec<Delivery<Incoming>>,
+        fetch: Vec<[u8; 32]>,
+        gaps: Vec<(MessageId, &'static str, u64)>,
+    ) {
+        let rows: Vec<db::Delivered> = releases
+            .iter()
+            .map(|d| db::Delivered {
+                chat,
+                id: d.item.message.id(),
+                clock: d.item.message.clock(),
+                parents: d.item.message.parents().to_vec(),
+                gap_parents: d.gap_parents.clone(),
+                late: d.late,
+            })
+            .collect();
+        if !gaps.is_empty() {
+            let g = gaps
+                .iter()
+                .map(|(id, r, at)| (chat, *id, *r, *at))
+                .collect();
+            if let Err(e) = db::put_gaps(&self.inner.store, g).await {
+                tracing::warn!(error = %e, "storing gaps failed");
+            }
+        }
+        // Recorded before released: a crash in between leaves the message in history,
+        // never delivered twice.
+        if let Err(e) = db::put_delivered(&self.inner.store, rows).await {
+            tracing::warn!(error = %e, "storing deliveries failed; not released");
+            return;
+        }
+        for d in releases {
+            self.count("delivered");
+            self.inner.node.release(d.item.envelope);
+        }
+        for reference in fetch {
+            // Through a channel to the fetcher task rather than a spawn here: fetching
+            // leads back to `accept`, and a future cannot contain itself.
+            let _ = self.inner.fetch_tx.send((chat, reference));
+        }
+    }
+
+    /// Downloads a sealed message by reference and accepts it.
+    async fn fetch_message(&self, chat: ChatId, reference: [u8; 32]) {
+        let r = self
+            .inner
+            .swarm
+            .download_bytes(&staples_protocol::swarm::ChunkAddress::from_bytes(
+                reference,
+            ))
+            .await;
+        match r {
+            Ok(bytes) => {
+                self.note_swarm(&Ok(()));
+                self.accept(chat, &bytes, "fetched").await;
+            }
+            Err(e) => {
+                self.count("fetch_failed");
+                let r = Err(e);
+                self.note_swarm(&r);
+            }
+        }
+    }
+
+    /// Declares overdue parents gaps in every chat (R7).
+    pub async fn tick_timeouts(&self) {
+        let now = now_ms();
+        let mut work = Vec::new();
+        {
+            let mut chats = lock(&self.inner.chats);
+            for (id, st) in chats.iter_mut() {
+                if st.buffer.poll_timeout().is_some_and(|t| t <= now) {
+                    st.buffer.handle_timeout(now);
+                    let (mut r, mut f, mut g) = (Vec::new(), Vec::new(), Vec::new());
+                    drain(st, &mut r, &mut f, &mut g);
+                    work.push((*id, r, f, g));
+                }
+            }
+        }
+        for (id, r, f, g) in work {
+            self.finish(id, r, f, g).await;
+        }
+    }
+
+    /// `staples_status`.
+    pub async fn status(&self) -> serde_json::Value {
+        let depth = db::outbox_depth(&self.inner.store).await.ok();
+        let chats: Vec<_> = lock(&self.inner.chats)
+            .values()
+            .map(|st| {
+                json!({
+                    "chat": format!("0x{}", hex::encode(st.id.as_bytes())),
+                    "kind": match st.chat { Chat::Symmetric { .. } => "symmetric", Chat::Asymmetric { .. } => "asymmetric" },
+                    "topic": format!("0x{}", hex::encode(st.chat.topic())),
+                    "reading": st.opener.is_some(),
+                    "members": st.members.len(),
+                    "delivered": st.delivered,
+                    "pending": st.buffer.pending_len(),
+                    "missing": st.buffer.missing_len(),
+                    "clock": st.clock.last(),
+                    "inboxNextIndex": st.writer.as_ref().map(|w| w.next_index()),
+                    "membersKnownIndex": st.members.iter().map(|(a, m)| (format!("0x{}", hex::encode(a)), m.reader.known_index())).collect::<BTreeMap<_, _>>(),
+                })
+            })
+            .collect();
+        let counters = lock(&self.inner.counters).clone();
+        json!({
+            "transport": "pss",
+            "node": format!("0x{}", hex::encode(self.node_address())),
+            "bee": {
+                "ok": self.inner.bee_ok.load(Ordering::Relaxed),
+                "lastError": lock(&self.inner.last_error).clone(),
+            },
+            "outboxDepth": depth,
+            "chats": chats,
+            "counters": counters,
+        })
+    }
+
+    /// `staples_gaps`.
+    pub async fn gaps(&self) -> Result<serde_json::Value, EngineError> {
+        let rows = db::gaps(&self.inner.store).await?;
+        Ok(serde_json::Value::Array(
+            rows.into_iter()
+                .map(|(chat, id, reason, at)| {
+                    json!({
+                        "chat": format!("0x{}", hex::encode(chat.as_bytes())),
+                        "id": format!("0x{}", hex::encode(id.as_bytes())),
+                        "reason": reason,
+                        "declaredAt": at,
+                    })
+                })
+                .collect(),
+        ))
+    }
+
+    /// `staples_history`: a chat's delivered messages in delivery (causal) order.
+    pub async fn history(&self, chat: Option<ChatId>) -> Result<serde_json::Value, EngineError> {
+        let rows = db::messages(&self.inner.store, chat).await?;
+        let hexs = |ids: &[MessageId]| -> Vec<String> {
+            ids.iter()
+                .map(|i| format!("0x{}", hex::encode(i.as_bytes())))
+                .collect()
+        };
+        Ok(serde_json::Value::Array(
+            rows.into_iter()
+                .filter(|m| m.delivered)
+                .map(|m| {
+                    json!({
+                        "chat": format!("0x{}", hex::encode(m.chat.as_bytes())),
+                        "id": format!("0x{}", hex::encode(m.id.as_bytes())),
+                        "clock": m.clock,
+                        "parents": hexs(&m.parents),
+                        "gapParents": hexs(&m.gap_parents),
+                        "late": m.late,
+                        "own": m.own,
+                    })
+                })
+                .collect(),
+        ))
+    }
+
+    /// Chat ids by `0x` hex, for `staples_history`'s argument.
+    pub fn chat_ids(&self) -> Vec<ChatId> {
+        lock(&self.inner.chats).keys().copied().collect()
+    }
+
+    /// Counter values (tests and `staples_status`).
+    pub fn counter(&self, name: &str) -> u64 {
+        lock(&self.inner.counters).get(name).copied().unwrap_or(0)
+    }
+}
+
+/// Fetches wanted parents, up to `fetch_parallelism` at once.
+async fn fetcher<S: Swarm>(engine: Engine<S>, mut rx: mpsc::UnboundedReceiver<(ChatId, [u8; 32])>) {
+    let par = engine.inner.cfg.fetch_parallelism.max(1);
+    let engine = &engine;
+    futures_util::stream::poll_fn(|cx| rx.poll_recv(cx))
+        .for_each_concurrent(par, |(chat, r)| async move {
+            engine.fetch_message(chat, r).await
+        })
+        .await;
+}
+
+/// Drains the buffer's outputs after an input: deliveries (with head and clock updates),
+/// wanted parents (to fetch now when a page listed them, else remembered), gaps.
+fn drain(
+    st: &mut ChatState,
+    releases: &mut Vec<Delivery<Incoming>>,
+    fetch: &mut Vec<[u8; 32]>,
+    gaps: &mut Vec<(MessageId, &'static str, u64)>,
+) {
+    let now = now_ms();
+    while let Some(d) = st.buffer.poll_deliverable() {
+        let m = &d.item.message;
+        st.heads
+            .on_delivered(m.id(), m.clock(), m.parents(), m.ephemeral(), d.late);
+        let _ = st.clock.observe(m.clock(), now);
+        st.delivered += 1;
+        releases.push(d);
+    }
+    while let Some(w) = st.buffer.poll_wanted() {
+        match st.refs.get(&w.id) {
+            Some(r) => fetch.push(*r),
+            None => st.wanted.push(w.id),
+        }
+    }
+    while let Some(g) = st.buffer.poll_gap() {
+        let reason = match g.reason {
+            GapReason::Deadline => "deadline",
+            GapReason::Pressure => "pressure",
+            GapReason::Invalid => "invalid",
+        };
+        gaps.push((g.id, reason, g.declared_at));
+    }
+    while st.buffer.poll_rejected().is_some() {}
+}

@@ -1,0 +1,346 @@
+//! The sender task: takes each outbox row through upload, inbox page, roster entry and
+//! live PSS, in posting order, and retries after failures without losing anything (R8).
+//!
+//! Per row: (1) upload the sealed envelope as `/bytes` and record the reference;
+//! (2) append it to our inbox page for the chat, store the writer state, publish the page
+//! as the next feed update (a single-owner chunk of our node key) and confirm it; (3) make
+//! sure our roster entry is in the chat's rendezvous feed; (4) send the frame over PSS to
+//! every member we know a live address for. Steps 1–2 make the message reachable offline
+//! and are retried until they succeed; step 4 is best effort, because a receiver that
+//! misses it reads the inbox.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use staples_protocol::chat::keys::{self, Chat};
+use staples_protocol::chat::{Frame, RosterEntry, seal};
+use staples_protocol::crypto::{PrivateKey, keccak256_concat};
+use staples_protocol::dag::ChatId;
+use staples_protocol::inbox::{Entry, InboxWriter, Page};
+use staples_protocol::swarm::feed;
+use staples_protocol::swarm::pss::{Targets, max_target};
+use staples_protocol::swarm::soc::SingleOwnerChunk;
+use staples_protocol::swarm::{Cac, ChunkAddress};
+use staples_protocol::whisper::ecies;
+
+use super::{Engine, db, lock, now_ms};
+use crate::swarm::{Swarm, SwarmError};
+
+/// How long the sender waits before retrying after a failure.
+const RETRY: Duration = Duration::from_secs(1);
+
+pub(super) async fn run<S: Swarm>(engine: Engine<S>) {
+    loop {
+        let ok = match pass(&engine).await {
+            Ok(()) => true,
+            Err(e) => {
+                engine.note_swarm(&Err(e));
+                false
+            }
+        };
+        let wait = if ok { Duration::from_secs(30) } else { RETRY };
+        tokio::select! {
+            _ = engine.inner.wake_send.notified() => {}
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+/// One pass over the outbox, then announcements still owed. Stops at the first Swarm
+/// failure (later rows of the same chat must not overtake it).
+async fn pass<S: Swarm>(engine: &Engine<S>) -> Result<(), SwarmError> {
+    let rows = match db::outbox(&engine.inner.store).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(error = %e, "reading the outbox failed");
+            return Ok(());
+        }
+    };
+    let mut blocked: HashSet<ChatId> = HashSet::new();
+    let mut first_err = None;
+    for row in rows {
+        if blocked.contains(&row.chat) {
+            continue;
+        }
+        if let Err(e) = send_row(engine, row.clone()).await {
+            blocked.insert(row.chat);
+            if first_err.is_none() {
+                first_err = Some(e);
+            }
+        }
+    }
+    announce_all(engine).await?;
+    match first_err {
+        Some(e) => Err(e),
+        None => {
+            engine.note_swarm(&Ok(()));
+            Ok(())
+        }
+    }
+}
+
+async fn send_row<S: Swarm>(engine: &Engine<S>, mut row: db::OutboxRow) -> Result<(), SwarmError> {
+    let inner = &engine.inner;
+    let reference = match row.reference {
+        Some(r) => r,
+        None => {
+            let r = *inner.swarm.upload_bytes(&row.envelope).await?.as_bytes();
+            store_or_log(db::set_reference(&inner.store, row.seq, r).await);
+            row.reference = Some(r);
+            r
+        }
+    };
+    // Append (or find the already-appended page version after a restart).
+    let step = {
+        let mut chats = lock(&inner.chats);
+        let Some(st) = chats.get_mut(&row.chat) else {
+            return Ok(());
+        };
+        let page_key = st
+            .page_key(&inner.node_key.public_key(), &inner.node_key)
+            .unwrap_or_default();
+        let writer = st.writer.get_or_insert_with(|| InboxWriter::new(row.chat));
+        match row.page_index {
+            Some(i) => match writer.head_page() {
+                Some(p) if p.index() == i => Ok((p, page_key)),
+                // Already confirmed and superseded: nothing left to publish for this row.
+                _ => Err(None),
+            },
+            None => {
+                let entry = Entry {
+                    message_id: row.id,
+                    reference,
+                    clock: row.clock,
+                };
+                writer
+                    .append(entry)
+                    .map(|p| (p, page_key))
+                    .map_err(|e| Some(e.to_string()))
+            }
+        }
+    };
+    let (page, page_key) = match step {
+        Ok(p) => p,
+        Err(refusal) => {
+            if let Some(e) = refusal {
+                tracing::warn!(error = %e, "inbox append refused; message stays out of the inbox");
+            }
+            return finish_row(engine, &row, None).await;
+        }
+    };
+    let writer_json = writer_json(engine, &row.chat);
+    if row.page_index.is_none() {
+        store_or_log(
+            db::set_appended(&inner.store, row.seq, row.chat, page.index(), writer_json).await,
+        );
+        row.page_index = Some(page.index());
+    }
+    let address = publish_page(engine, &row.chat, &page, &page_key).await?;
+    {
+        let mut chats = lock(&inner.chats);
+        if let Some(w) = chats.get_mut(&row.chat).and_then(|st| st.writer.as_mut()) {
+            let _ = w.confirm(page.index(), *address.as_bytes());
+        }
+    }
+    finish_row(engine, &row, Some(reference)).await
+}
+
+/// Marks the row published and sends it live.
+async fn finish_row<S: Swarm>(
+    engine: &Engine<S>,
+    row: &db::OutboxRow,
+    reference: Option<[u8; 32]>,
+) -> Result<(), SwarmError> {
+    let writer = writer_json(engine, &row.chat);
+    store_or_log(db::set_published(&engine.inner.store, row.seq, row.chat, writer).await);
+    engine.count("published");
+    if let Some(reference) = reference {
+        send_live(engine, &row.chat, &row.envelope, reference).await;
+    }
+    Ok(())
+}
+
+fn writer_json<S: Swarm>(engine: &Engine<S>, chat: &ChatId) -> String {
+    lock(&engine.inner.chats)
+        .get(chat)
+        .and_then(|st| st.writer.as_ref())
+        .and_then(|w| serde_json::to_string(w).ok())
+        .unwrap_or_default()
+}
+
+fn store_or_log<T>(r: Result<T, crate::store::StoreError>) {
+    if let Err(e) = r {
+        tracing::warn!(error = %e, "engine store write failed");
+    }
+}
+
+/// Seals a page deterministically and uploads it as feed update `page.index()`. The nonce
+/// is derived from key and plaintext, so republishing after a crash writes the same
+/// bytes to the same address (and a nonce never repeats with a different plaintext).
+async fn publish_page<S: Swarm>(
+    engine: &Engine<S>,
+    chat: &ChatId,
+    page: &Page,
+    page_key: &[u8; 32],
+) -> Result<ChunkAddress, SwarmError> {
+    let encoded = page.encode();
+    let sealed = seal_deterministic(page_key, &encoded);
+    let topic = keys::inbox_topic(chat);
+    let id = feed::identifier(&topic, page.index());
+    let cac = Cac::new(&sealed).map_err(|e| SwarmError::Invalid(e.to_string()))?;
+    let soc = SingleOwnerChunk::sign(&engine.inner.node_key, id, cac);
+    engine.inner.swarm.upload_soc(&soc).await?;
+    Ok(*soc.address())
+}
+
+/// AES-GCM with a nonce derived from key and plaintext.
+pub(super) fn seal_deterministic(key: &[u8; 32], plaintext: &[u8]) -> Vec<u8> {
+    let h = keccak256_concat(&[b"staples/nonce/v1", key, plaintext]);
+    let mut nonce = [0u8; 12];
+    nonce.copy_from_slice(&h[..12]);
+    seal::seal(key, &nonce, plaintext)
+}
+
+/// Sends the frame to every member with a live address (best effort, counted).
+async fn send_live<S: Swarm>(
+    engine: &Engine<S>,
+    chat: &ChatId,
+    envelope: &[u8],
+    reference: [u8; 32],
+) {
+    let targets: Vec<_> = {
+        let chats = lock(&engine.inner.chats);
+        let Some(st) = chats.get(chat) else {
+            return;
+        };
+        let mut t: Vec<_> = st.members.values().filter_map(|m| m.live).collect();
+        t.extend(st.recipient_live);
+        t
+    };
+    let frame = Frame::for_message(*chat, envelope, reference).encode();
+    let topic = keys::PSS_TOPIC_NAME;
+    for (overlay, pss_key) in targets {
+        let Ok(t) = Targets::new(&[max_target(&overlay)]) else {
+            continue;
+        };
+        match engine
+            .inner
+            .swarm
+            .pss_send(topic, &t, &pss_key, &frame)
+            .await
+        {
+            Ok(()) => engine.count("pss_sent"),
+            Err(e) => {
+                engine.count("pss_send_failed");
+                tracing::debug!(error = %e, "live PSS send failed; the inbox still has it");
+            }
+        }
+    }
+}
+
+/// Writes our roster entry into every chat we write to or read that lacks one, and
+/// fetches the contact record of asymmetric recipients we have no live address for.
+async fn announce_all<S: Swarm>(engine: &Engine<S>) -> Result<(), SwarmError> {
+    let todo: Vec<(ChatId, Chat, bool, bool)> = lock(&engine.inner.chats)
+        .values()
+        .map(|st| {
+            let writes = st.writer.is_some() || st.opener.is_some();
+            (
+                st.id,
+                st.chat.clone(),
+                !st.announced && writes,
+                st.recipient_live.is_none(),
+            )
+        })
+        .collect();
+    for (id, chat, owes_entry, need_contact) in todo {
+        // A chat addressed to our own identity is announced by our contact record.
+        let ours = matches!(&chat, Chat::Asymmetric { .. })
+            && lock(&engine.inner.chats)
+                .get(&id)
+                .is_some_and(|st| st.opener.is_some());
+        if owes_entry && !ours {
+            announce(engine, &id, &chat).await?;
+            if let Some(st) = lock(&engine.inner.chats).get_mut(&id) {
+                st.announced = true;
+            }
+            store_or_log(engine.persist_chat(id).await);
+            engine.count("announced");
+        }
+        if let (Chat::Asymmetric { recipient, .. }, true, false) = (&chat, need_contact, ours) {
+            match super::sync::read_contact(engine, recipient).await {
+                Ok(Some(rec)) => {
+                    if let Some(st) = lock(&engine.inner.chats).get_mut(&id) {
+                        st.recipient_live = Some((rec.overlay, rec.pss_key));
+                    }
+                }
+                Ok(None) => {}
+                Err(e) if e.is_transient() => return Err(e),
+                Err(_) => engine.count("contact_invalid"),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Writes our roster entry at the first free index of the chat's rendezvous feed and
+/// reads it back: two members racing for one index both see who won, and the loser moves
+/// on.
+async fn announce<S: Swarm>(
+    engine: &Engine<S>,
+    id: &ChatId,
+    chat: &Chat,
+) -> Result<(), SwarmError> {
+    let me = engine.me().await?;
+    let entry = RosterEntry {
+        topic: chat.topic(),
+        node_key: engine.inner.node_key.public_key(),
+        overlay: me.overlay,
+        pss_key: me.pss_public_key,
+        timestamp_ms: now_ms(),
+    }
+    .sign(id, &engine.inner.node_key);
+    let sealed = match chat {
+        Chat::Symmetric { key, topic } => {
+            seal_deterministic(&keys::symmetric_page_key(key, topic), &entry)
+        }
+        Chat::Asymmetric { recipient, .. } => {
+            let mut rng = rand::rngs::OsRng;
+            let eph = PrivateKey::random(&mut rng);
+            let mut iv = [0u8; 16];
+            rand::RngCore::fill_bytes(&mut rng, &mut iv);
+            ecies::encrypt(recipient, &eph, &iv, &entry)
+        }
+    };
+    let rk = chat.rendezvous_key();
+    let owner = rk.public_key().eth_address();
+    let topic = keys::rendezvous_topic();
+    let mut index = engine
+        .inner
+        .swarm
+        .feed_latest_index(&owner, &topic, None)
+        .await?
+        .map_or(0, |i| i.saturating_add(1));
+    let cac = Cac::new(&sealed).map_err(|e| SwarmError::Invalid(e.to_string()))?;
+    for _ in 0..64 {
+        let address = feed::update_address(&owner, &topic, index);
+        match engine.inner.swarm.download_soc(&address).await {
+            Ok(_) => {
+                index += 1;
+                continue;
+            }
+            Err(SwarmError::NotFound) => {}
+            Err(e) => return Err(e),
+        }
+        let soc = SingleOwnerChunk::sign(&rk, feed::identifier(&topic, index), cac.clone());
+        engine.inner.swarm.upload_soc(&soc).await?;
+        match engine.inner.swarm.download_soc(&address).await {
+            Ok(back) if back.wrapped().payload() == sealed.as_slice() => return Ok(()),
+            Ok(_) | Err(SwarmError::NotFound) => index += 1,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(SwarmError::Invalid(
+        "rendezvous feed: no free index in 64 tries".into(),
+    ))
+}

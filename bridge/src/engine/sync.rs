@@ -1,0 +1,546 @@
+//! The sync task and the PSS receiver.
+//!
+//! Sync (at start, when woken, after a PSS reconnect, and every
+//! [`super::EngineConfig::sync_interval`]): publish contact records of the app's
+//! identities; read rosters (symmetric chats) and drop boxes (identities) to learn members;
+//! walk every member's inbox back to what we have, fetching listed messages in parallel;
+//! fetch wanted parents whose references pages listed; declare overdue gaps.
+//!
+//! Feed reads are hints: an index from Bee is only used to fetch the update's chunk, which
+//! is verified against its owner. A read is trusted only when Bee says it is ready; a
+//! cursor never moves backwards (stale reads are counted and retried on the next pass).
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use staples_protocol::chat::keys::{self, Chat};
+use staples_protocol::chat::{ContactRecord, Frame, FrameBody, RosterEntry, seal};
+use staples_protocol::crypto::{PrivateKey, PublicKey};
+use staples_protocol::dag::ChatId;
+use staples_protocol::inbox::{InboxEntry, InboxReader, ReadError, ReaderEvent};
+use staples_protocol::swarm::feed;
+use staples_protocol::swarm::soc::SingleOwnerChunk;
+use staples_protocol::swarm::{Cac, ChunkAddress};
+use staples_protocol::whisper::ecies;
+
+use super::chat::{Member, Opener};
+use super::{Engine, db, lock, now_ms};
+use crate::swarm::{Swarm, SwarmError};
+
+pub(super) async fn run<S: Swarm>(engine: Engine<S>) {
+    let mut contacts_done: HashSet<[u8; 20]> = HashSet::new();
+    loop {
+        let r = pass(&engine, &mut contacts_done).await;
+        engine.note_swarm(&r);
+        engine.tick_timeouts().await;
+        let wait = if r.is_ok() {
+            engine.inner.cfg.sync_interval
+        } else {
+            Duration::from_secs(1).min(engine.inner.cfg.sync_interval)
+        };
+        tokio::select! {
+            _ = engine.inner.wake_sync.notified() => {}
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+async fn pass<S: Swarm>(
+    engine: &Engine<S>,
+    contacts_done: &mut HashSet<[u8; 20]>,
+) -> Result<(), SwarmError> {
+    if !engine.inner.swarm.ready().await? {
+        // An unready node answers "not found" for what exists: read nothing now.
+        engine.count("bee_not_ready");
+        return Ok(());
+    }
+    let identities: Vec<(String, Arc<PrivateKey>)> = lock(&engine.inner.identities)
+        .iter()
+        .map(|(id, k)| (id.clone(), k.clone()))
+        .collect();
+    for (_, key) in &identities {
+        let addr = key.public_key().eth_address();
+        if !contacts_done.contains(&addr) {
+            publish_contact(engine, key).await?;
+            contacts_done.insert(addr);
+        }
+    }
+    for (id, key) in &identities {
+        read_drop_box(engine, id, key).await?;
+    }
+    let rosters: Vec<ChatId> = lock(&engine.inner.chats)
+        .values()
+        .filter(|st| matches!(st.chat, Chat::Symmetric { .. }))
+        .map(|st| st.id)
+        .collect();
+    for chat in rosters {
+        read_roster(engine, chat).await?;
+    }
+    let readers: Vec<(ChatId, [u8; 20])> = lock(&engine.inner.chats)
+        .values()
+        .filter(|st| st.opener.is_some())
+        .flat_map(|st| st.members.keys().map(move |a| (st.id, *a)))
+        .collect();
+    for (chat, member) in readers {
+        match read_inbox(engine, chat, member).await {
+            Ok(()) => {}
+            Err(SyncError::Swarm(e)) if e.is_transient() => return Err(e),
+            Err(e) => {
+                engine.count(e.reason());
+                tracing::debug!(error = %e, "inbox read refused");
+            }
+        }
+    }
+    persist_members(engine).await;
+    fetch_wanted(engine).await;
+    Ok(())
+}
+
+/// Why reading one inbox stopped.
+#[derive(Debug, thiserror::Error)]
+enum SyncError {
+    #[error(transparent)]
+    Swarm(#[from] SwarmError),
+    #[error("inbox page does not open with the chat key")]
+    Unseal,
+    #[error("inbox page refused: {0}")]
+    Read(#[from] ReadError),
+}
+
+impl SyncError {
+    fn reason(&self) -> &'static str {
+        match self {
+            SyncError::Swarm(SwarmError::Invalid(_)) => "forged_chunk",
+            SyncError::Swarm(_) => "inbox_unavailable",
+            SyncError::Unseal => "page_unseal",
+            SyncError::Read(ReadError::StaleRead { .. }) => "stale_read",
+            SyncError::Read(_) => "page_invalid",
+        }
+    }
+}
+
+/// Fetches the single-owner chunk of `owner`'s feed update `index`, checking the owner.
+async fn fetch_update<S: Swarm>(
+    engine: &Engine<S>,
+    owner: &[u8; 20],
+    topic: &feed::FeedTopic,
+    index: u64,
+) -> Result<SingleOwnerChunk, SwarmError> {
+    let address = feed::update_address(owner, topic, index);
+    let soc = engine.inner.swarm.download_soc(&address).await?;
+    if soc.owner() != owner {
+        return Err(SwarmError::Invalid(
+            "feed update signed by another owner".into(),
+        ));
+    }
+    Ok(soc)
+}
+
+/// The newest contact record of `identity`, if any (verified: the SOC owner is the
+/// identity's address).
+pub(super) async fn read_contact<S: Swarm>(
+    engine: &Engine<S>,
+    identity: &PublicKey,
+) -> Result<Option<ContactRecord>, SwarmError> {
+    let owner = identity.eth_address();
+    let topic = keys::contact_topic();
+    let Some(index) = engine
+        .inner
+        .swarm
+        .feed_latest_index(&owner, &topic, None)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let soc = match fetch_update(engine, &owner, &topic, index).await {
+        Ok(s) => s,
+        Err(SwarmError::NotFound) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    ContactRecord::decode(soc.wrapped().payload())
+        .map(Some)
+        .map_err(|e| SwarmError::Invalid(e.to_string()))
+}
+
+async fn publish_contact<S: Swarm>(engine: &Engine<S>, key: &PrivateKey) -> Result<(), SwarmError> {
+    let me = engine.me().await?;
+    let record = ContactRecord {
+        node_key: engine.inner.node_key.public_key(),
+        overlay: me.overlay,
+        pss_key: me.pss_public_key,
+        timestamp_ms: now_ms(),
+    };
+    let owner = key.public_key().eth_address();
+    let topic = keys::contact_topic();
+    if let Ok(Some(current)) = read_contact(engine, &key.public_key()).await
+        && current.node_key == record.node_key
+        && current.overlay == record.overlay
+        && current.pss_key == record.pss_key
+    {
+        return Ok(());
+    }
+    let index = engine
+        .inner
+        .swarm
+        .feed_latest_index(&owner, &topic, None)
+        .await?
+        .map_or(0, |i| i.saturating_add(1));
+    let cac = Cac::new(&record.encode()).map_err(|e| SwarmError::Invalid(e.to_string()))?;
+    let soc = SingleOwnerChunk::sign(key, feed::identifier(&topic, index), cac);
+    engine.inner.swarm.upload_soc(&soc).await?;
+    engine.count("contact_published");
+    Ok(())
+}
+
+/// Reads new entries of an identity's drop box: each names a writer node and topic of an
+/// asymmetric chat addressed to the identity.
+async fn read_drop_box<S: Swarm>(
+    engine: &Engine<S>,
+    key_id: &str,
+    key: &Arc<PrivateKey>,
+) -> Result<(), SwarmError> {
+    let probe = Chat::Asymmetric {
+        recipient: key.public_key(),
+        topic: [0; 4],
+    };
+    let rk = probe.rendezvous_key();
+    let owner = rk.public_key().eth_address();
+    let topic = keys::rendezvous_topic();
+    let mut index = drop_box_cursor(engine, &owner);
+    loop {
+        let soc = match fetch_update(engine, &owner, &topic, index).await {
+            Ok(s) => s,
+            Err(SwarmError::NotFound) => break,
+            Err(SwarmError::Invalid(_)) => {
+                engine.count("forged_chunk");
+                index += 1;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        index += 1;
+        // Anyone can write a drop box: entries that are not for us or not signed are
+        // skipped and counted.
+        let Ok(plain) = ecies::decrypt(key, soc.wrapped().payload()) else {
+            engine.count("roster_not_for_us");
+            continue;
+        };
+        let topic_of = plain.get(8..12).and_then(|t| <[u8; 4]>::try_from(t).ok());
+        let Some(t) = topic_of else {
+            engine.count("roster_invalid");
+            continue;
+        };
+        let chat = Chat::Asymmetric {
+            recipient: key.public_key(),
+            topic: t,
+        };
+        let Ok(entry) = RosterEntry::verify(&chat.id(), &plain) else {
+            engine.count("roster_invalid");
+            continue;
+        };
+        let (id, created) = engine.ensure_chat(
+            chat,
+            format!("me:{key_id}"),
+            Some(Opener::Asymmetric(key.clone())),
+        );
+        if created {
+            let _ = engine.persist_chat(id).await;
+        }
+        add_member(engine, &id, &entry);
+    }
+    lock(&engine.inner.drop_box_next).insert(owner, index);
+    Ok(())
+}
+
+fn drop_box_cursor<S: Swarm>(engine: &Engine<S>, owner: &[u8; 20]) -> u64 {
+    lock(&engine.inner.drop_box_next)
+        .get(owner)
+        .copied()
+        .unwrap_or(0)
+}
+
+fn add_member<S: Swarm>(engine: &Engine<S>, chat: &ChatId, entry: &RosterEntry) {
+    let addr = entry.node_key.eth_address();
+    if addr == engine.node_address() {
+        return;
+    }
+    let mut chats = lock(&engine.inner.chats);
+    let Some(st) = chats.get_mut(chat) else {
+        return;
+    };
+    let m = st.members.entry(addr).or_insert_with(|| Member {
+        node_key: entry.node_key,
+        live: None,
+        reader: InboxReader::new(*chat),
+        dirty: true,
+    });
+    let live = Some((entry.overlay, entry.pss_key));
+    if m.live != live {
+        m.live = live;
+        m.dirty = true;
+    }
+    engine.count("member_learned");
+}
+
+/// Reads new entries of a symmetric chat's rendezvous feed.
+async fn read_roster<S: Swarm>(engine: &Engine<S>, chat: ChatId) -> Result<(), SwarmError> {
+    let (c, start) = {
+        let chats = lock(&engine.inner.chats);
+        let Some(st) = chats.get(&chat) else {
+            return Ok(());
+        };
+        (st.chat.clone(), st.roster_next)
+    };
+    let Chat::Symmetric { key, topic: t } = &c else {
+        return Ok(());
+    };
+    let page_key = keys::symmetric_page_key(key, t);
+    let rk = c.rendezvous_key();
+    let owner = rk.public_key().eth_address();
+    let topic = keys::rendezvous_topic();
+    let mut index = start;
+    loop {
+        let soc = match fetch_update(engine, &owner, &topic, index).await {
+            Ok(s) => s,
+            Err(SwarmError::NotFound) => break,
+            Err(SwarmError::Invalid(_)) => {
+                engine.count("forged_chunk");
+                index += 1;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        index += 1;
+        match seal::open(&page_key, soc.wrapped().payload())
+            .ok()
+            .and_then(|p| RosterEntry::verify(&chat, &p).ok())
+        {
+            Some(entry) => add_member(engine, &chat, &entry),
+            None => engine.count("roster_invalid"),
+        }
+    }
+    if index != start {
+        if let Some(st) = lock(&engine.inner.chats).get_mut(&chat) {
+            st.roster_next = index;
+        }
+        let _ = engine.persist_chat(chat).await;
+    }
+    Ok(())
+}
+
+/// Walks one member's inbox for one chat back to what we have, then fetches the listed
+/// messages we lack in parallel.
+async fn read_inbox<S: Swarm>(
+    engine: &Engine<S>,
+    chat: ChatId,
+    member: [u8; 20],
+) -> Result<(), SyncError> {
+    let (mut reader, page_key) = {
+        let chats = lock(&engine.inner.chats);
+        let Some(st) = chats.get(&chat) else {
+            return Ok(());
+        };
+        let Some(m) = st.members.get(&member) else {
+            return Ok(());
+        };
+        if m.reader.is_walking() {
+            // A walk that failed midway restarts from the latest update.
+            (InboxReader::new(chat), None)
+        } else {
+            (
+                m.reader.clone(),
+                st.page_key(&m.node_key, &engine.inner.node_key),
+            )
+        }
+    };
+    let Some(page_key) = page_key else {
+        return Ok(());
+    };
+    let topic = keys::inbox_topic(&chat);
+    let known = reader.known_index();
+    let latest = engine
+        .inner
+        .swarm
+        .feed_latest_index(&member, &topic, known)
+        .await?;
+    let Some(latest) = latest else {
+        return Ok(());
+    };
+    if known.is_some_and(|k| latest < k) {
+        // Bee answered with an older update than we have read: a stale read.
+        engine.count("stale_read");
+        return Ok(());
+    }
+    if known == Some(latest) {
+        return Ok(());
+    }
+    let open = |soc: &SingleOwnerChunk| -> Result<Vec<u8>, SyncError> {
+        seal::open(&page_key, soc.wrapped().payload()).map_err(|_| SyncError::Unseal)
+    };
+    let head = match fetch_update(engine, &member, &topic, latest).await {
+        Ok(s) => s,
+        Err(SwarmError::NotFound) => {
+            engine.count("stale_read");
+            return Ok(());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    reader.handle_latest(latest, *head.address().as_bytes(), &open(&head)?)?;
+    let mut listed: Vec<InboxEntry> = Vec::new();
+    let mut pages = 1u64;
+    while let Some(ev) = reader.poll_event() {
+        match ev {
+            ReaderEvent::Entry(e) => listed.push(e),
+            ReaderEvent::FetchPage(r) => {
+                pages += 1;
+                let soc = engine
+                    .inner
+                    .swarm
+                    .download_soc(&ChunkAddress::from_bytes(r))
+                    .await?;
+                if soc.owner() != &member {
+                    return Err(
+                        SwarmError::Invalid("page chain leaves the owner's feed".into()).into(),
+                    );
+                }
+                reader.handle_page(r, &open(&soc)?)?;
+            }
+            ReaderEvent::Skipped { from, to } => {
+                for i in from..=to {
+                    match fetch_update(engine, &member, &topic, i).await {
+                        Ok(soc) => {
+                            reader.handle_indexed(i, *soc.address().as_bytes(), &open(&soc)?)?
+                        }
+                        Err(SwarmError::NotFound) => engine.count("skipped_index_missing"),
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+            }
+            ReaderEvent::Done { .. } => {}
+        }
+    }
+    engine.count_n("pages_read", pages);
+    // Record every listed reference (R4), then fetch those we lack, in parallel (R5).
+    let to_fetch: Vec<[u8; 32]> = {
+        let mut chats = lock(&engine.inner.chats);
+        let Some(st) = chats.get_mut(&chat) else {
+            return Ok(());
+        };
+        let mut out = Vec::new();
+        for e in &listed {
+            st.refs.insert(e.message_id, e.reference);
+            if st.wants(&e.message_id) {
+                out.push(e.reference);
+            }
+        }
+        out
+    };
+    let par = engine.inner.cfg.fetch_parallelism.max(1);
+    futures_util::stream::iter(to_fetch)
+        .for_each_concurrent(par, |r| async move { engine.fetch_message(chat, r).await })
+        .await;
+    if let Some(m) = lock(&engine.inner.chats)
+        .get_mut(&chat)
+        .and_then(|st| st.members.get_mut(&member))
+    {
+        // Never backwards: a concurrent pass may have advanced further.
+        if m.reader.known_index() <= reader.known_index() {
+            m.reader = reader;
+            m.dirty = true;
+        }
+    }
+    Ok(())
+}
+
+/// Fetches wanted parents that pages have since listed.
+async fn fetch_wanted<S: Swarm>(engine: &Engine<S>) {
+    let mut work: Vec<(ChatId, [u8; 32])> = Vec::new();
+    for st in lock(&engine.inner.chats).values_mut() {
+        let (id, refs) = (st.id, &st.refs);
+        st.wanted.retain(|w| match refs.get(w) {
+            Some(r) => {
+                work.push((id, *r));
+                false
+            }
+            None => true,
+        });
+    }
+    let par = engine.inner.cfg.fetch_parallelism.max(1);
+    futures_util::stream::iter(work)
+        .for_each_concurrent(
+            par,
+            |(c, r)| async move { engine.fetch_message(c, r).await },
+        )
+        .await;
+}
+
+async fn persist_members<S: Swarm>(engine: &Engine<S>) {
+    let rows: Vec<db::MemberRow> = {
+        let mut chats = lock(&engine.inner.chats);
+        let mut rows = Vec::new();
+        for st in chats.values_mut() {
+            for m in st.members.values_mut().filter(|m| m.dirty) {
+                m.dirty = false;
+                rows.push(db::MemberRow {
+                    chat: st.id,
+                    node: m.node_key.to_compressed().to_vec(),
+                    overlay: m.live.as_ref().map(|l| l.0.to_vec()),
+                    pss_key: m.live.as_ref().map(|l| l.1.to_compressed().to_vec()),
+                    reader: serde_json::to_string(&m.reader).unwrap_or_default(),
+                });
+            }
+        }
+        rows
+    };
+    if let Err(e) = db::put_members(&engine.inner.store, rows).await {
+        tracing::warn!(error = %e, "storing members failed");
+    }
+}
+
+/// Receives PSS frames, reconnecting with backoff; each reconnect triggers a sync pass
+/// (what arrived while disconnected is in the inboxes).
+pub(super) async fn run_pss<S: Swarm>(engine: Engine<S>) {
+    let topic = keys::PSS_TOPIC_NAME;
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        match engine.inner.swarm.pss_subscribe(topic).await {
+            Ok(mut sub) => {
+                backoff = Duration::from_millis(200);
+                engine.inner.wake_sync.notify_one();
+                while let Some(payload) = sub.messages.recv().await {
+                    handle_frame(&engine, &payload).await;
+                }
+                engine.count("pss_reconnect");
+            }
+            Err(e) => engine.note_swarm(&Err(e)),
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+async fn handle_frame<S: Swarm>(engine: &Engine<S>, payload: &[u8]) {
+    let frame = match Frame::decode(payload) {
+        Ok(f) => f,
+        Err(e) => {
+            engine.count("pss_garbage");
+            tracing::debug!(error = %e, "PSS frame refused");
+            return;
+        }
+    };
+    match frame.body {
+        FrameBody::Inline(bytes) => engine.accept(frame.chat, &bytes, "live").await,
+        FrameBody::Reference(r) => {
+            if lock(&engine.inner.chats)
+                .get(&frame.chat)
+                .is_none_or(|st| st.opener.is_none())
+            {
+                engine.count("refused_unknown_chat");
+                return;
+            }
+            engine.fetch_message(frame.chat, r).await;
+        }
+    }
+}
