@@ -56,8 +56,12 @@ async fn pass<S: Swarm>(engine: &Engine<S>) -> Result<(), SwarmError> {
             return Ok(());
         }
     };
+    // Rosters and contact records first: a post to someone who just came online then goes
+    // out live at once. A failure here must not hold back the inbox, so it is noted and
+    // the rows are still tried.
+    let announced = announce_all(engine).await;
     let mut blocked: HashSet<ChatId> = HashSet::new();
-    let mut first_err = None;
+    let mut first_err = announced.err();
     for row in rows {
         if blocked.contains(&row.chat) {
             continue;
@@ -69,7 +73,6 @@ async fn pass<S: Swarm>(engine: &Engine<S>) -> Result<(), SwarmError> {
             }
         }
     }
-    announce_all(engine).await?;
     match first_err {
         Some(e) => Err(e),
         None => {
