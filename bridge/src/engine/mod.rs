@@ -232,7 +232,7 @@ struct Inner<S> {
     wake_send: Notify,
     wake_sync: Notify,
     /// Wanted parents whose reference is known, for the fetcher task.
-    fetch_tx: mpsc::UnboundedSender<(ChatId, [u8; 32])>,
+    fetch_tx: mpsc::UnboundedSender<(ChatId, [u8; 32], MessageId)>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -412,7 +412,7 @@ impl<S: Swarm> Engine<S> {
         *lock(&self.inner.chats) = chats;
         // Pending messages go back through the same checks and buffer as on arrival.
         for (chat, env) in pending {
-            self.accept(chat, &env, "restored").await;
+            self.accept(chat, &env, "restored", None).await;
         }
         Ok(())
     }
@@ -567,7 +567,13 @@ impl<S: Swarm> Engine<S> {
 
     /// Verifies a sealed message that arrived for `chat` (`via` names the path for the
     /// counters), runs it through the causal buffer, and releases what became deliverable.
-    pub async fn accept(&self, chat: ChatId, bytes: &[u8], via: &'static str) {
+    pub async fn accept(
+        &self,
+        chat: ChatId,
+        bytes: &[u8],
+        via: &'static str,
+        expected: Option<MessageId>,
+    ) {
         let opener = lock(&self.inner.chats)
             .get(&chat)
             .and_then(|st| st.opener.clone());
@@ -584,6 +590,10 @@ impl<S: Swarm> Engine<S> {
                 return;
             }
         };
+        if expected.is_some_and(|e| e != incoming.message.id()) {
+            self.count("id_mismatch");
+            return;
+        }
         self.count(via);
         let author = *incoming.message.author();
         let mut releases = Vec::new();
@@ -646,7 +656,7 @@ impl<S: Swarm> Engine<S> {
         &self,
         chat: ChatId,
         releases: Vec<Delivery<Incoming>>,
-        fetch: Vec<[u8; 32]>,
+        fetch: Vec<([u8; 32], MessageId)>,
         gaps: Vec<(MessageId, &'static str, u64)>,
     ) {
         let rows: Vec<db::Delivered> = releases
@@ -679,15 +689,17 @@ impl<S: Swarm> Engine<S> {
             self.count("delivered");
             self.inner.node.release(d.item.envelope);
         }
-        for reference in fetch {
+        for (reference, id) in fetch {
             // Through a channel to the fetcher task rather than a spawn here: fetching
             // leads back to `accept`, and a future cannot contain itself.
-            let _ = self.inner.fetch_tx.send((chat, reference));
+            let _ = self.inner.fetch_tx.send((chat, reference, id));
         }
     }
 
     /// Downloads a sealed message by reference and accepts it.
-    async fn fetch_message(&self, chat: ChatId, reference: [u8; 32]) {
+    /// `expected` is the id a page listed for this reference: content with another id is
+    /// refused (a page cannot make us accept what it did not name).
+    async fn fetch_message(&self, chat: ChatId, reference: [u8; 32], expected: Option<MessageId>) {
         let r = self
             .inner
             .swarm
@@ -698,7 +710,7 @@ impl<S: Swarm> Engine<S> {
         match r {
             Ok(bytes) => {
                 self.note_swarm(&Ok(()));
-                self.accept(chat, &bytes, "fetched").await;
+                self.accept(chat, &bytes, "fetched", expected).await;
             }
             Err(e) => {
                 self.count("fetch_failed");
@@ -818,12 +830,15 @@ impl<S: Swarm> Engine<S> {
 }
 
 /// Fetches wanted parents, up to `fetch_parallelism` at once.
-async fn fetcher<S: Swarm>(engine: Engine<S>, mut rx: mpsc::UnboundedReceiver<(ChatId, [u8; 32])>) {
+async fn fetcher<S: Swarm>(
+    engine: Engine<S>,
+    mut rx: mpsc::UnboundedReceiver<(ChatId, [u8; 32], MessageId)>,
+) {
     let par = engine.inner.cfg.fetch_parallelism.max(1);
     let engine = &engine;
     futures_util::stream::poll_fn(|cx| rx.poll_recv(cx))
-        .for_each_concurrent(par, |(chat, r)| async move {
-            engine.fetch_message(chat, r).await
+        .for_each_concurrent(par, |(chat, r, id)| async move {
+            engine.fetch_message(chat, r, Some(id)).await
         })
         .await;
 }
@@ -833,7 +848,7 @@ async fn fetcher<S: Swarm>(engine: Engine<S>, mut rx: mpsc::UnboundedReceiver<(C
 fn drain(
     st: &mut ChatState,
     releases: &mut Vec<Delivery<Incoming>>,
-    fetch: &mut Vec<[u8; 32]>,
+    fetch: &mut Vec<([u8; 32], MessageId)>,
     gaps: &mut Vec<(MessageId, &'static str, u64)>,
 ) {
     let now = now_ms();
@@ -847,7 +862,7 @@ fn drain(
     }
     while let Some(w) = st.buffer.poll_wanted() {
         match st.refs.get(&w.id) {
-            Some(r) => fetch.push(*r),
+            Some(r) => fetch.push((*r, w.id)),
             None => st.wanted.push(w.id),
         }
     }

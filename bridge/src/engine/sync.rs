@@ -18,7 +18,7 @@ use futures_util::StreamExt;
 use staples_protocol::chat::keys::{self, Chat};
 use staples_protocol::chat::{ContactRecord, Frame, FrameBody, RosterEntry, seal};
 use staples_protocol::crypto::{PrivateKey, PublicKey};
-use staples_protocol::dag::ChatId;
+use staples_protocol::dag::{ChatId, MessageId};
 use staples_protocol::inbox::{InboxEntry, InboxReader, ReadError, ReaderEvent};
 use staples_protocol::swarm::feed;
 use staples_protocol::swarm::soc::SingleOwnerChunk;
@@ -423,7 +423,7 @@ async fn read_inbox<S: Swarm>(
     }
     engine.count_n("pages_read", pages);
     // Record every listed reference (R4), then fetch those we lack, in parallel (R5).
-    let to_fetch: Vec<[u8; 32]> = {
+    let to_fetch: Vec<([u8; 32], MessageId)> = {
         let mut chats = lock(&engine.inner.chats);
         let Some(st) = chats.get_mut(&chat) else {
             return Ok(());
@@ -432,14 +432,16 @@ async fn read_inbox<S: Swarm>(
         for e in &listed {
             st.refs.insert(e.message_id, e.reference);
             if st.wants(&e.message_id) {
-                out.push(e.reference);
+                out.push((e.reference, e.message_id));
             }
         }
         out
     };
     let par = engine.inner.cfg.fetch_parallelism.max(1);
     futures_util::stream::iter(to_fetch)
-        .for_each_concurrent(par, |r| async move { engine.fetch_message(chat, r).await })
+        .for_each_concurrent(par, |(r, id)| async move {
+            engine.fetch_message(chat, r, Some(id)).await
+        })
         .await;
     if let Some(m) = lock(&engine.inner.chats)
         .get_mut(&chat)
@@ -456,12 +458,12 @@ async fn read_inbox<S: Swarm>(
 
 /// Fetches wanted parents that pages have since listed.
 async fn fetch_wanted<S: Swarm>(engine: &Engine<S>) {
-    let mut work: Vec<(ChatId, [u8; 32])> = Vec::new();
+    let mut work: Vec<(ChatId, [u8; 32], MessageId)> = Vec::new();
     for st in lock(&engine.inner.chats).values_mut() {
         let (id, refs) = (st.id, &st.refs);
         st.wanted.retain(|w| match refs.get(w) {
             Some(r) => {
-                work.push((id, *r));
+                work.push((id, *r, *w));
                 false
             }
             None => true,
@@ -469,10 +471,9 @@ async fn fetch_wanted<S: Swarm>(engine: &Engine<S>) {
     }
     let par = engine.inner.cfg.fetch_parallelism.max(1);
     futures_util::stream::iter(work)
-        .for_each_concurrent(
-            par,
-            |(c, r)| async move { engine.fetch_message(c, r).await },
-        )
+        .for_each_concurrent(par, |(c, r, id)| async move {
+            engine.fetch_message(c, r, Some(id)).await
+        })
         .await;
 }
 
@@ -531,7 +532,7 @@ async fn handle_frame<S: Swarm>(engine: &Engine<S>, payload: &[u8]) {
         }
     };
     match frame.body {
-        FrameBody::Inline(bytes) => engine.accept(frame.chat, &bytes, "live").await,
+        FrameBody::Inline(bytes) => engine.accept(frame.chat, &bytes, "live", None).await,
         FrameBody::Reference(r) => {
             if lock(&engine.inner.chats)
                 .get(&frame.chat)
@@ -540,7 +541,7 @@ async fn handle_frame<S: Swarm>(engine: &Engine<S>, payload: &[u8]) {
                 engine.count("refused_unknown_chat");
                 return;
             }
-            engine.fetch_message(frame.chat, r).await;
+            engine.fetch_message(frame.chat, r, None).await;
         }
     }
 }
