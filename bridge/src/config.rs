@@ -92,6 +92,9 @@ pub struct RunArgs {
     /// nothing else triggers a read [default: 5000].
     #[arg(long, env = "STAPLES_SYNC_INTERVAL_MS")]
     pub sync_interval_ms: Option<u64>,
+    /// pss: timeout of each Bee API call, in milliseconds [default: 20000].
+    #[arg(long, env = "STAPLES_BEE_TIMEOUT_MS")]
+    pub bee_timeout_ms: Option<u64>,
 }
 
 /// The `--config` file.
@@ -113,6 +116,7 @@ struct FileConfig {
     min_pow: Option<f64>,
     keystore_scrypt_log_n: Option<u8>,
     sync_interval_ms: Option<u64>,
+    bee_timeout_ms: Option<u64>,
 }
 
 /// Errors from resolving settings.
@@ -178,6 +182,8 @@ pub struct Config {
     pub kdf: KdfParams,
     /// pss: periodic inbox and roster reads.
     pub sync_interval: std::time::Duration,
+    /// pss: Bee API call timeout.
+    pub bee_timeout: std::time::Duration,
 }
 
 /// A bearer token; never printed.
@@ -277,6 +283,12 @@ impl RunArgs {
                     .or(file.sync_interval_ms)
                     .unwrap_or(5000)
                     .max(50),
+            ),
+            bee_timeout: std::time::Duration::from_millis(
+                self.bee_timeout_ms
+                    .or(file.bee_timeout_ms)
+                    .unwrap_or(20_000)
+                    .max(100),
             ),
         })
     }

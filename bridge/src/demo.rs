@@ -52,6 +52,7 @@ impl Peer {
             // Cheap key files: this is a throwaway demo keystore.
             kdf: KdfParams::with_log_n(10),
             sync_interval: Duration::from_millis(300),
+            bee_timeout: Duration::from_secs(20),
         };
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {

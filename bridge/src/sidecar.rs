@@ -265,7 +265,11 @@ async fn start_pss(
             (url, Some(e))
         }
     };
-    let swarm = crate::swarm::bee::BeeSwarm::new(&url, crate::swarm::bee::BeeOptions::default())
+    let opts = crate::swarm::bee::BeeOptions {
+        timeout: cfg.bee_timeout,
+        ..Default::default()
+    };
+    let swarm = crate::swarm::bee::BeeSwarm::new(&url, opts)
         .map_err(|e| SidecarError::Pss(e.to_string()))?;
     let nk = node_key(&keys, store).await?;
     let engine_cfg = crate::engine::EngineConfig {

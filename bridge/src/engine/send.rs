@@ -246,12 +246,13 @@ async fn send_live<S: Swarm>(
 async fn announce_all<S: Swarm>(engine: &Engine<S>) -> Result<(), SwarmError> {
     let todo: Vec<(ChatId, Chat, bool, bool)> = lock(&engine.inner.chats)
         .values()
+        // A chat is in the map because we read it or posted to it: either way members
+        // must find us, so every chat owes one entry.
         .map(|st| {
-            let writes = st.writer.is_some() || st.opener.is_some();
             (
                 st.id,
                 st.chat.clone(),
-                !st.announced && writes,
+                !st.announced,
                 st.recipient_live.is_none(),
             )
         })

@@ -52,9 +52,14 @@ async fn pass<S: Swarm>(
     contacts_done: &mut HashSet<[u8; 20]>,
 ) -> Result<(), SwarmError> {
     if !engine.inner.swarm.ready().await? {
-        // An unready node answers "not found" for what exists: read nothing now.
+        // An unready node answers "not found" for what exists: read nothing now, and
+        // report the node as unhealthy.
         engine.count("bee_not_ready");
-        return Ok(());
+        return Err(SwarmError::Status {
+            what: "readiness",
+            status: 503,
+            message: "Bee is not ready".into(),
+        });
     }
     let identities: Vec<(String, Arc<PrivateKey>)> = lock(&engine.inner.identities)
         .iter()

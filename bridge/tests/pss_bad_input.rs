@@ -1,0 +1,323 @@
+//! Bad input on the PSS transport: a Bee node that forges chunks, answers 500 or hangs,
+//! and PSS frames that are garbage or sealed with the wrong key. Each is refused with a
+//! counted reason (`staples_status`), nothing accepted is lost, and the sidecar keeps
+//! serving.
+//!
+//! Bob's sidecar talks to its Bee node through a proxy whose behaviour the test switches;
+//! Alice's talks to hers directly. Both Bee nodes are one in-process dev network.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::ws::{Message as AxMessage, WebSocketUpgrade};
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+use staples_bridge::config::{RunArgs, Transport};
+use staples_bridge::swarm::Swarm;
+use staples_bridge::swarm::bee::{BeeOptions, BeeSwarm};
+use staples_protocol::chat::{Chat, Frame, keys};
+use staples_protocol::crypto::PrivateKey;
+use staples_protocol::swarm::pss::{Targets, max_target};
+use staples_protocol::whisper::{self, Recipient, SymKey, Topic};
+
+const NORMAL: u8 = 0;
+const FORGE: u8 = 1;
+const FAIL: u8 = 2;
+const HANG: u8 = 3;
+
+#[derive(Clone)]
+struct Proxy {
+    upstream: String,
+    mode: Arc<AtomicU8>,
+    http: reqwest::Client,
+}
+
+/// Forwards to the real node, except as `mode` says: chunk downloads come back with a
+/// flipped byte (a forged single-owner chunk or content), every call answers 500, or every
+/// call hangs.
+async fn forward(State(p): State<Proxy>, req: Request) -> Response {
+    let mode = p.mode.load(Ordering::SeqCst);
+    if mode == HANG {
+        std::future::pending::<()>().await;
+    }
+    if mode == FAIL {
+        return (
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            axum::Json(json!({"code": 500, "message": "injected failure"})),
+        )
+            .into_response();
+    }
+    let path = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_default();
+    let forge = mode == FORGE && (path.starts_with("/chunks/") || path.starts_with("/bytes/"));
+    let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes()).unwrap();
+    let mut out = p.http.request(method, format!("{}{path}", p.upstream));
+    for (k, v) in req.headers() {
+        if k != "host" && k != "content-length" {
+            out = out.header(k.as_str(), v.as_bytes());
+        }
+    }
+    let body = axum::body::to_bytes(req.into_body(), 8 << 20)
+        .await
+        .unwrap();
+    let resp = out.body(body.to_vec()).send().await.unwrap();
+    let mut builder = Response::builder().status(resp.status().as_u16());
+    for (k, v) in resp.headers() {
+        if k != "content-length" && k != "transfer-encoding" {
+            builder = builder.header(k.as_str(), v.as_bytes());
+        }
+    }
+    let mut bytes = resp.bytes().await.unwrap().to_vec();
+    if forge && bytes.len() > 40 {
+        let i = bytes.len() - 1;
+        bytes[i] ^= 0x01;
+    }
+    builder.body(Body::from(bytes)).unwrap()
+}
+
+/// Pumps the PSS WebSocket between the sidecar and the real node (never forged: PSS is
+/// tested with real garbage frames below).
+async fn ws(
+    State(p): State<Proxy>,
+    axum::extract::Path(topic): axum::extract::Path<String>,
+    up: WebSocketUpgrade,
+) -> Response {
+    let url = format!(
+        "{}/pss/subscribe/{topic}",
+        p.upstream.replacen("http://", "ws://", 1)
+    );
+    up.on_upgrade(move |mut client| async move {
+        let Ok((mut upstream, _)) = tokio_tungstenite::connect_async(url.as_str()).await else {
+            return;
+        };
+        while let Some(Ok(m)) = upstream.next().await {
+            if let tokio_tungstenite::tungstenite::Message::Binary(b) = m
+                && client.send(AxMessage::Binary(b)).await.is_err()
+            {
+                break;
+            }
+        }
+        let _ = upstream.close(None).await;
+    })
+}
+
+async fn start_proxy(upstream: String) -> (String, Arc<AtomicU8>) {
+    let mode = Arc::new(AtomicU8::new(NORMAL));
+    let state = Proxy {
+        upstream,
+        mode: mode.clone(),
+        http: reqwest::Client::new(),
+    };
+    let app = axum::Router::new()
+        .route("/pss/subscribe/{topic}", axum::routing::get(ws))
+        .fallback(forward)
+        .with_state(state);
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(l, app).await });
+    (url, mode)
+}
+
+async fn sidecar(dir: &std::path::Path, bee: &str) -> common::Server {
+    let args = RunArgs {
+        transport: Some(Transport::Pss),
+        bee_api: vec![bee.to_string()],
+        sync_interval_ms: Some(200),
+        bee_timeout_ms: Some(1000),
+        min_pow: Some(0.0),
+        ..RunArgs::default()
+    };
+    common::Server::start(dir, args).await
+}
+
+async fn post(url: &str, params: Value, text: &str) {
+    let mut p = params;
+    p["payload"] = json!(common::hex0x(text.as_bytes()));
+    p["ttl"] = json!(60);
+    p["powTarget"] = json!(0);
+    p["powTime"] = json!(1);
+    common::ok(url, "shh_post", json!([p])).await;
+}
+
+/// Polls `filter` until `want` payloads arrived; returns them all (any extra too).
+async fn wait_for(url: &str, filter: &str, got: &mut Vec<String>, want: usize) {
+    let start = Instant::now();
+    while got.len() < want {
+        if start.elapsed() > Duration::from_secs(30) {
+            let status = common::ok(url, "staples_status", json!([])).await;
+            panic!("got {got:?}, wanted {want}; status {status}");
+        }
+        let ms = common::ok(url, "shh_getFilterMessages", json!([filter])).await;
+        for m in ms.as_array().unwrap() {
+            let hexed = m["payload"].as_str().unwrap().trim_start_matches("0x");
+            got.push(String::from_utf8(hex::decode(hexed).unwrap()).unwrap());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn counter(url: &str, name: &str) -> u64 {
+    let s = common::ok(url, "staples_status", json!([])).await;
+    s["counters"][name].as_u64().unwrap_or(0)
+}
+
+async fn wait_counter(url: &str, name: &str) -> u64 {
+    let start = Instant::now();
+    loop {
+        let n = counter(url, name).await;
+        if n > 0 {
+            return n;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "counter {name} never moved: {}",
+            common::ok(url, "staples_status", json!([])).await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn forged_chunks_failing_and_hanging_bee_and_garbage_frames_are_refused_and_nothing_is_lost()
+{
+    staples_bridge::sidecar::init_logging_at(staples_bridge::config::LogFormat::Human, "warn");
+    let net = staples_bridge::swarm::embedded::start_embedded(2, None)
+        .await
+        .unwrap();
+    let urls = net.urls();
+    let (bob_bee, mode) = start_proxy(urls[1].clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let alice = sidecar(&dir.path().join("alice"), &urls[0]).await;
+    let bob = sidecar(&dir.path().join("bob"), &bob_bee).await;
+
+    let topic = "0x01020304";
+    let bob_key = PrivateKey::random(&mut rand::rngs::OsRng);
+    let bob_pub = common::hex0x(&bob_key.public_key().to_uncompressed());
+    let bob_id = common::ok(
+        &bob.http,
+        "shh_addPrivateKey",
+        json!([common::hex0x(&bob_key.to_bytes())]),
+    )
+    .await;
+    let filter = common::ok(
+        &bob.http,
+        "shh_newMessageFilter",
+        json!([{"privateKeyID": bob_id, "topics": [topic]}]),
+    )
+    .await;
+    let filter = filter.as_str().unwrap();
+    let to_bob = json!({"pubKey": bob_pub, "topic": topic});
+    let mut got = Vec::new();
+
+    // Normal service first.
+    post(&alice.http, to_bob.clone(), "one").await;
+    wait_for(&bob.http, filter, &mut got, 1).await;
+
+    // Bob's Bee forges every chunk and content it serves: his inbox reads fail
+    // verification and are counted; the message still arrives once service is honest
+    // (or live over PSS, which the proxy passes through).
+    mode.store(FORGE, Ordering::SeqCst);
+    post(&alice.http, to_bob.clone(), "two").await;
+    let forged = wait_counter(&bob.http, "forged_chunk").await;
+    assert!(forged > 0);
+    mode.store(NORMAL, Ordering::SeqCst);
+    wait_for(&bob.http, filter, &mut got, 2).await;
+
+    // Bob's Bee answers 500, then hangs: Bob's posts are still accepted (outbox), his
+    // status shows the outage, and they reach Alice once his Bee is back.
+    let alice_key = PrivateKey::random(&mut rand::rngs::OsRng);
+    let alice_id = common::ok(
+        &alice.http,
+        "shh_addPrivateKey",
+        json!([common::hex0x(&alice_key.to_bytes())]),
+    )
+    .await;
+    let alice_filter = common::ok(
+        &alice.http,
+        "shh_newMessageFilter",
+        json!([{"privateKeyID": alice_id, "topics": [topic]}]),
+    )
+    .await;
+    let to_alice =
+        json!({"pubKey": common::hex0x(&alice_key.public_key().to_uncompressed()), "topic": topic});
+    for (m, text) in [(FAIL, "while Bee fails"), (HANG, "while Bee hangs")] {
+        mode.store(m, Ordering::SeqCst);
+        post(&bob.http, to_alice.clone(), text).await;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let s = common::ok(&bob.http, "staples_status", json!([])).await;
+        assert_eq!(s["bee"]["ok"], json!(false), "{s}");
+        assert!(s["outboxDepth"].as_u64().unwrap() >= 1, "{s}");
+    }
+    mode.store(NORMAL, Ordering::SeqCst);
+    let mut alice_got = Vec::new();
+    wait_for(
+        &alice.http,
+        alice_filter.as_str().unwrap(),
+        &mut alice_got,
+        2,
+    )
+    .await;
+    alice_got.sort();
+    assert_eq!(alice_got, ["while Bee fails", "while Bee hangs"]);
+
+    // Garbage over PSS, and a well-formed frame for Bob's chat sealed with the wrong key.
+    let client = BeeSwarm::new(&urls[0], BeeOptions::default()).unwrap();
+    let bob_node = BeeSwarm::new(&urls[1], BeeOptions::default())
+        .unwrap()
+        .addresses()
+        .await
+        .unwrap();
+    let targets = Targets::new(&[max_target(&bob_node.overlay)]).unwrap();
+    let send = |payload: Vec<u8>| {
+        let (client, targets, key) = (&client, &targets, bob_node.pss_public_key);
+        async move {
+            client
+                .pss_send(keys::PSS_TOPIC_NAME, targets, &key, &payload)
+                .await
+                .unwrap()
+        }
+    };
+    send(b"not a staples frame".to_vec()).await;
+    assert!(wait_counter(&bob.http, "pss_garbage").await >= 1);
+    let chat = Chat::Asymmetric {
+        recipient: bob_key.public_key(),
+        topic: [1, 2, 3, 4],
+    };
+    let wrong = SymKey::from_bytes(&[9; 32]).unwrap();
+    let env = whisper::wrap(
+        &whisper::Draft {
+            topic: Topic([1, 2, 3, 4]),
+            payload: b"mallory",
+            padding: None,
+            signer: None,
+            ttl: 60,
+            to: Recipient::Symmetric(&wrong),
+        },
+        u32::try_from(std::time::UNIX_EPOCH.elapsed().unwrap().as_secs()).unwrap(),
+        &mut rand::rngs::OsRng,
+    )
+    .unwrap();
+    send(Frame::for_message(chat.id(), &env.encode(), [0; 32]).encode()).await;
+    assert!(wait_counter(&bob.http, "wrong_key").await >= 1);
+
+    // Still serving, nothing lost, nothing twice.
+    post(&alice.http, to_bob, "three").await;
+    wait_for(&bob.http, filter, &mut got, 3).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    wait_for(&bob.http, filter, &mut got, 3).await;
+    assert_eq!(got, ["one", "two", "three"]);
+
+    alice.stop().await;
+    bob.stop().await;
+    net.stop().await;
+}
