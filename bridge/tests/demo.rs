@@ -1,0 +1,42 @@
+//! `staples demo`, the README's run command, plays the whole seed scenario and exits 0.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[test]
+fn readme_demo_plays_the_seed_scenario() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
+        .expect("README");
+    assert!(
+        readme.contains("cargo run --release -p staples-bridge --bin staples -- demo"),
+        "README's run command is the demo"
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_staples"))
+        .arg("demo")
+        .output()
+        .expect("runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "demo failed: {text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for i in 1..=5 {
+        let line = format!("Bob     ← Bob, message {i} while you were away");
+        assert!(text.contains(&line), "missing {line:?} in\n{text}");
+    }
+    for want in [
+        "Bob     ← Bob, you are online now: this one is live",
+        "Charlie ← Group: hi all, Alice here",
+        "Charlie ← Group: Bob here",
+        "Charlie ← Group: where is Charlie?",
+        "Alice    ← Group: Charlie, caught up!",
+        "Demo finished.",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in\n{text}");
+    }
+    // Bob's five caught-up messages arrive in the order Alice sent them: each names the
+    // previous one as its parent, so causal order is the only order.
+    let pos: Vec<usize> = (1..=5)
+        .map(|i| text.find(&format!("Bob     ← Bob, message {i} ")).unwrap())
+        .collect();
+    assert!(pos.windows(2).all(|w| w[0] < w[1]), "{text}");
+}
