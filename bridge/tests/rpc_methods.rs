@@ -6,20 +6,22 @@ mod common;
 
 use common::{Server, Ws, err, hex0x, ok, post_raw};
 use serde_json::{Value, json};
-use staples_bridge::config::RunArgs;
+use staples_bridge::config::{RunArgs, Transport};
 
-fn local(export: bool) -> RunArgs {
+fn local(export: bool, t: Transport) -> RunArgs {
     RunArgs {
+        transport: Some(t),
+        // pss with no --bee-api starts its own embedded Swarm dev node.
+        sync_interval_ms: Some(200),
         min_pow: Some(0.0),
         allow_key_export: Some(export),
         ..Default::default()
     }
 }
 
-#[tokio::test]
-async fn every_shh_method_over_http_with_geth_errors() {
+async fn every_shh_method_over_http_with_geth_errors(t: Transport) {
     let dir = tempfile::tempdir().unwrap();
-    let s = Server::start(dir.path(), local(true)).await;
+    let s = Server::start(dir.path(), local(true, t)).await;
     let u = s.http.as_str();
 
     assert_eq!(ok(u, "shh_version", json!([])).await, "6.0");
@@ -316,10 +318,9 @@ async fn every_shh_method_over_http_with_geth_errors() {
     s.stop().await;
 }
 
-#[tokio::test]
-async fn websocket_subscriptions_push_messages_and_unsubscribe() {
+async fn websocket_subscriptions_push_messages_and_unsubscribe(t: Transport) {
     let dir = tempfile::tempdir().unwrap();
-    let s = Server::start(dir.path(), local(false)).await;
+    let s = Server::start(dir.path(), local(false, t)).await;
     let mut ws = Ws::connect(&s.ws).await;
     let key = ws
         .call("shh_generateSymKeyFromPassword", json!(["status"]))
@@ -402,10 +403,9 @@ async fn websocket_subscriptions_push_messages_and_unsubscribe() {
     s.stop().await;
 }
 
-#[tokio::test]
-async fn key_export_is_refused_unless_allowed() {
+async fn key_export_is_refused_unless_allowed(t: Transport) {
     let dir = tempfile::tempdir().unwrap();
-    let s = Server::start(dir.path(), local(false)).await;
+    let s = Server::start(dir.path(), local(false, t)).await;
     let kp = ok(&s.http, "shh_newKeyPair", json!([])).await;
     let sk = ok(&s.http, "shh_newSymKey", json!([])).await;
     for (m, id) in [("shh_getPrivateKey", kp), ("shh_getSymKey", sk)] {
@@ -416,15 +416,14 @@ async fn key_export_is_refused_unless_allowed() {
     s.stop().await;
 }
 
-#[tokio::test]
-async fn origin_and_token_checks() {
+async fn origin_and_token_checks(t: Transport) {
     let dir = tempfile::tempdir().unwrap();
     let token = dir.path().join("token");
     std::fs::write(&token, "s3cret\n").unwrap();
     let args = RunArgs {
         rpc_token_file: Some(token),
         rpc_cors: vec!["http://app.local".into()],
-        ..local(false)
+        ..local(false, t)
     };
     let s = Server::start(dir.path(), args).await;
     let body = r#"{"jsonrpc":"2.0","id":1,"method":"shh_version"}"#;
@@ -460,4 +459,49 @@ async fn origin_and_token_checks() {
         .unwrap();
     assert_eq!(resp.status().as_u16(), 415);
     s.stop().await;
+}
+
+/// The same API tests in both modes: the app must not see which transport is behind.
+mod both_modes {
+    use super::*;
+
+    #[tokio::test]
+    async fn every_shh_method_over_http_with_geth_errors_whisper() {
+        super::every_shh_method_over_http_with_geth_errors(Transport::Whisper).await;
+    }
+
+    #[tokio::test]
+    async fn every_shh_method_over_http_with_geth_errors_pss() {
+        super::every_shh_method_over_http_with_geth_errors(Transport::Pss).await;
+    }
+
+    #[tokio::test]
+    async fn websocket_subscriptions_push_messages_and_unsubscribe_whisper() {
+        super::websocket_subscriptions_push_messages_and_unsubscribe(Transport::Whisper).await;
+    }
+
+    #[tokio::test]
+    async fn websocket_subscriptions_push_messages_and_unsubscribe_pss() {
+        super::websocket_subscriptions_push_messages_and_unsubscribe(Transport::Pss).await;
+    }
+
+    #[tokio::test]
+    async fn key_export_is_refused_unless_allowed_whisper() {
+        super::key_export_is_refused_unless_allowed(Transport::Whisper).await;
+    }
+
+    #[tokio::test]
+    async fn key_export_is_refused_unless_allowed_pss() {
+        super::key_export_is_refused_unless_allowed(Transport::Pss).await;
+    }
+
+    #[tokio::test]
+    async fn origin_and_token_checks_whisper() {
+        super::origin_and_token_checks(Transport::Whisper).await;
+    }
+
+    #[tokio::test]
+    async fn origin_and_token_checks_pss() {
+        super::origin_and_token_checks(Transport::Pss).await;
+    }
 }

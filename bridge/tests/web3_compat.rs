@@ -13,8 +13,22 @@ use std::process::Command;
 use common::Proc;
 
 #[test]
-fn web3_shh_posts_and_receives_over_ws_and_http() {
+fn web3_shh_posts_and_receives_over_ws_and_http_whisper() {
+    web3_shh_posts_and_receives_over_ws_and_http("whisper");
+}
+
+/// The same script against `--transport=pss` (with its embedded Swarm dev node): the app
+/// cannot tell.
+#[test]
+fn web3_shh_posts_and_receives_over_ws_and_http_pss() {
+    web3_shh_posts_and_receives_over_ws_and_http("pss");
+}
+
+fn web3_shh_posts_and_receives_over_ws_and_http(transport: &str) {
     let project = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/web3");
+    // Both tests of this file may reach here at once on a fresh clone: one `npm ci`.
+    static NPM: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _npm = NPM.lock().unwrap_or_else(|p| p.into_inner());
     if !project.join("node_modules/web3-shh").exists() {
         let npm = Command::new("npm")
             .args(["ci", "--no-audit", "--no-fund"])
@@ -28,9 +42,20 @@ fn web3_shh_posts_and_receives_over_ws_and_http() {
             String::from_utf8_lossy(&npm.stderr)
         );
     }
+    drop(_npm);
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().display().to_string();
-    let p = Proc::spawn(&["--data-dir", &data, "--min-pow", "0.002"], &[]);
+    let p = Proc::spawn(
+        &[
+            "--data-dir",
+            &data,
+            "--min-pow",
+            "0.002",
+            "--transport",
+            transport,
+        ],
+        &[],
+    );
     let out = Command::new("node")
         .arg(project.join("script.js"))
         .args([&p.http, &p.ws])
