@@ -296,20 +296,29 @@ impl<S: Swarm> Engine<S> {
         *lock(&self.inner.counters).entry(what).or_default() += n;
     }
 
+    /// Records the outcome of Swarm work for `staples_status`. Logged once per outage (on
+    /// the healthy → failing transition, and on recovery), not once per retry.
     fn note_swarm(&self, r: &Result<(), SwarmError>) {
         match r {
-            Ok(()) => self.inner.bee_ok.store(true, Ordering::Relaxed),
+            Ok(()) => {
+                if !self.inner.bee_ok.swap(true, Ordering::Relaxed)
+                    && lock(&self.inner.last_error).is_some()
+                {
+                    tracing::info!("Swarm reachable again");
+                }
+            }
             Err(e) => {
-                if e.is_transient() {
-                    self.inner.bee_ok.store(false, Ordering::Relaxed);
-                }
                 let text = e.to_string();
+                let was_ok = if e.is_transient() {
+                    self.inner.bee_ok.swap(false, Ordering::Relaxed)
+                } else {
+                    true
+                };
                 let mut last = lock(&self.inner.last_error);
-                // Logged once per distinct error, not once per retry.
-                if last.as_deref() != Some(text.as_str()) {
-                    tracing::warn!(error = %text, "swarm call failed");
-                    *last = Some(text);
+                if was_ok || last.is_none() {
+                    tracing::warn!(error = %text, "swarm call failed; retrying");
                 }
+                *last = Some(text);
             }
         }
     }

@@ -1,0 +1,243 @@
+//! `--transport=pss` end to end with real `staples` processes against a Swarm dev node on
+//! loopback: the seed scenario between two arbitrary users (keys made here, no address
+//! configured anywhere), SIGKILL and restart of the receiver and of the sender (nothing
+//! lost, nothing delivered twice), a Bee node going down and coming back, and stale feed
+//! reads.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::{Proc, hex0x, ok};
+use serde_json::{Value, json};
+use staples_devnode::KnobUpdate;
+use staples_protocol::crypto::PrivateKey;
+
+const PASSWORD: &str = "e2e-passphrase";
+const TOPIC: &str = "0x0a0b0c0d";
+
+fn sidecar(dir: &Path, bee: &str) -> Proc {
+    let data = dir.display().to_string();
+    Proc::spawn(
+        &[
+            "--transport",
+            "pss",
+            "--bee-api",
+            bee,
+            "--data-dir",
+            &data,
+            "--sync-interval-ms",
+            "200",
+            "--bee-timeout-ms",
+            "2000",
+            "--min-pow",
+            "0",
+            "--keystore-scrypt-log-n",
+            "4",
+        ],
+        &[("STAPLES_KEYSTORE_PASSWORD", PASSWORD)],
+    )
+}
+
+async fn post(p: &Proc, to: &str, text: &str) {
+    ok(
+        &p.http,
+        "shh_post",
+        json!([{"pubKey": to, "topic": TOPIC, "ttl": 60, "powTarget": 0, "powTime": 1,
+                "payload": hex0x(text.as_bytes())}]),
+    )
+    .await;
+}
+
+/// Polls until `want` payloads arrived in total.
+async fn collect(p: &Proc, filter: &str, got: &mut Vec<String>, want: usize) {
+    let start = Instant::now();
+    while got.len() < want {
+        if start.elapsed() > Duration::from_secs(40) {
+            let status = ok(&p.http, "staples_status", json!([])).await;
+            panic!("got {got:?}, want {want}; staples_status {status}");
+        }
+        let ms = ok(&p.http, "shh_getFilterMessages", json!([filter])).await;
+        for m in ms.as_array().unwrap() {
+            let h = m["payload"].as_str().unwrap().trim_start_matches("0x");
+            got.push(String::from_utf8(hex::decode(h).unwrap()).unwrap());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Every parent in `history` comes before its child, and ids are distinct.
+fn assert_causal(history: &Value) -> usize {
+    let mut seen = HashSet::new();
+    for h in history.as_array().unwrap() {
+        for p in h["parents"].as_array().unwrap() {
+            assert!(
+                seen.contains(p.as_str().unwrap()),
+                "parent after child: {history}"
+            );
+        }
+        assert!(
+            seen.insert(h["id"].as_str().unwrap().to_string()),
+            "duplicate id"
+        );
+    }
+    seen.len()
+}
+
+struct Bob {
+    key: PrivateKey,
+    public: String,
+}
+
+impl Bob {
+    fn new() -> Self {
+        let key = PrivateKey::random(&mut rand::rngs::OsRng);
+        let public = hex0x(&key.public_key().to_uncompressed());
+        Bob { key, public }
+    }
+
+    /// Adds Bob's key to a fresh sidecar and installs his filter.
+    async fn listen(&self, p: &Proc) -> String {
+        let id = ok(
+            &p.http,
+            "shh_addPrivateKey",
+            json!([hex0x(&self.key.to_bytes())]),
+        )
+        .await;
+        let f = ok(
+            &p.http,
+            "shh_newMessageFilter",
+            json!([{"privateKeyID": id, "topics": [TOPIC]}]),
+        )
+        .await;
+        f.as_str().unwrap().to_string()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_scenario_then_sigkill_of_receiver_and_sender_loses_and_repeats_nothing() {
+    let net = staples_bridge::swarm::embedded::start_embedded(2, None)
+        .await
+        .unwrap();
+    let urls = net.urls();
+    let dir = tempfile::tempdir().unwrap();
+    let (a_dir, b_dir) = (dir.path().join("alice"), dir.path().join("bob"));
+    let bob = Bob::new();
+
+    // Alice writes while Bob's sidecar does not run.
+    let alice = sidecar(&a_dir, &urls[0]);
+    for i in 1..=3 {
+        post(&alice, &bob.public, &format!("offline {i}")).await;
+    }
+    // Bob starts, catches up from Alice's feed in causal order, then gets a live one.
+    let b = sidecar(&b_dir, &urls[1]);
+    let filter = bob.listen(&b).await;
+    let mut got = Vec::new();
+    collect(&b, &filter, &mut got, 3).await;
+    assert_eq!(got, ["offline 1", "offline 2", "offline 3"]);
+    post(&alice, &bob.public, "live 1").await;
+    collect(&b, &filter, &mut got, 4).await;
+
+    // Bob is killed mid-conversation; Alice goes on; Bob restarts from his data dir: his
+    // key and polling filter survive, and he gets exactly what he missed.
+    b.kill();
+    for i in 1..=3 {
+        post(&alice, &bob.public, &format!("while bob was dead {i}")).await;
+    }
+    let b = sidecar(&b_dir, &urls[1]);
+    collect(&b, &filter, &mut got, 7).await;
+    // Alice is killed right after an acknowledged post; her outbox delivers it after a
+    // restart.
+    post(&alice, &bob.public, "acknowledged then killed").await;
+    alice.kill();
+    let alice = sidecar(&a_dir, &urls[0]);
+    collect(&b, &filter, &mut got, 8).await;
+    // Quiet period: nothing arrives twice.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let more = ok(&b.http, "shh_getFilterMessages", json!([filter])).await;
+    assert_eq!(more, json!([]), "nothing delivered twice");
+    assert_eq!(
+        got,
+        [
+            "offline 1",
+            "offline 2",
+            "offline 3",
+            "live 1",
+            "while bob was dead 1",
+            "while bob was dead 2",
+            "while bob was dead 3",
+            "acknowledged then killed"
+        ]
+    );
+    let history = ok(&b.http, "staples_history", json!([])).await;
+    assert_eq!(assert_causal(&history), 8);
+
+    alice.terminate();
+    b.terminate();
+    net.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bee_down_then_up_and_stale_feed_reads_still_deliver_everything_once() {
+    let net = staples_bridge::swarm::embedded::start_embedded(2, None)
+        .await
+        .unwrap();
+    let urls = net.urls();
+    let dir = tempfile::tempdir().unwrap();
+    let bob = Bob::new();
+    let alice = sidecar(&dir.path().join("alice"), &urls[0]);
+    let b = sidecar(&dir.path().join("bob"), &urls[1]);
+    let filter = bob.listen(&b).await;
+    let mut got = Vec::new();
+    post(&alice, &bob.public, "before the outage").await;
+    collect(&b, &filter, &mut got, 1).await;
+
+    // Alice's Bee node goes down: her post is still accepted (durable outbox) and
+    // delivered once the node is back.
+    net.net().take_down(0).await.unwrap();
+    post(&alice, &bob.public, "posted while bee was down").await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let s = ok(&alice.http, "staples_status", json!([])).await;
+    assert_eq!(s["bee"]["ok"], json!(false), "{s}");
+    assert_eq!(s["outboxDepth"], json!(1), "{s}");
+    net.net().bring_up(0).await.unwrap();
+    collect(&b, &filter, &mut got, 2).await;
+
+    // Stale feed reads: Bee hides feed updates younger than 1.5 s. Catch-up is delayed,
+    // never wrong. Bob restarts offline-style: killed, Alice posts, Bob comes back.
+    net.net()
+        .knobs()
+        .update(&KnobUpdate {
+            stale_feed_ms: Some(1500),
+            ..KnobUpdate::default()
+        })
+        .unwrap();
+    let b_dir = dir.path().join("bob");
+    b.kill();
+    for i in 1..=3 {
+        post(&alice, &bob.public, &format!("stale {i}")).await;
+    }
+    let b = sidecar(&b_dir, &urls[1]);
+    collect(&b, &filter, &mut got, 5).await;
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    collect(&b, &filter, &mut got, 5).await;
+    assert_eq!(
+        got,
+        [
+            "before the outage",
+            "posted while bee was down",
+            "stale 1",
+            "stale 2",
+            "stale 3"
+        ]
+    );
+    let history = ok(&b.http, "staples_history", json!([])).await;
+    assert_eq!(assert_causal(&history), 5);
+
+    alice.terminate();
+    b.terminate();
+    net.stop().await;
+}
