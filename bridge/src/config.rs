@@ -95,6 +95,11 @@ pub struct RunArgs {
     /// pss: timeout of each Bee API call, in milliseconds [default: 20000].
     #[arg(long, env = "STAPLES_BEE_TIMEOUT_MS")]
     pub bee_timeout_ms: Option<u64>,
+    /// pss: bytes of a recipient's overlay that live PSS messages are mined for, 1 to 3
+    /// [default: 2 with --bee-api, 1 on the embedded dev node]. Each byte costs Bee 256x
+    /// the mining; too few may not reach the recipient in a large network.
+    #[arg(long, env = "STAPLES_PSS_TARGET_BYTES", value_parser = clap::value_parser!(u8).range(1..=3))]
+    pub pss_target_bytes: Option<u8>,
 }
 
 /// The `--config` file.
@@ -117,6 +122,7 @@ struct FileConfig {
     keystore_scrypt_log_n: Option<u8>,
     sync_interval_ms: Option<u64>,
     bee_timeout_ms: Option<u64>,
+    pss_target_bytes: Option<u8>,
 }
 
 /// Errors from resolving settings.
@@ -184,6 +190,8 @@ pub struct Config {
     pub sync_interval: std::time::Duration,
     /// pss: Bee API call timeout.
     pub bee_timeout: std::time::Duration,
+    /// pss: PSS target prefix length, if set.
+    pub pss_target_bytes: Option<u8>,
 }
 
 /// A bearer token; never printed.
@@ -290,6 +298,10 @@ impl RunArgs {
                     .unwrap_or(20_000)
                     .max(100),
             ),
+            pss_target_bytes: self
+                .pss_target_bytes
+                .or(file.pss_target_bytes)
+                .map(|b| b.clamp(1, 3)),
         })
     }
 }

@@ -22,19 +22,25 @@ use tokio::sync::oneshot;
 use crate::config::{Config, LogFormat, Transport};
 use crate::keystore::KdfParams;
 
-/// A sidecar started by the demo.
-struct Peer {
+/// A `--transport=pss` sidecar running in this process (the demo's and the catch-up
+/// benchmark's), reached only through its JSON-RPC.
+pub struct Peer {
     name: &'static str,
-    url: String,
+    /// Its JSON-RPC URL.
+    pub url: String,
+    /// Its WebSocket URL.
+    pub ws: String,
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Peer {
-    async fn start(name: &'static str, bee: &str, dir: &Path) -> Result<Peer> {
+    /// Starts `name`'s sidecar on Bee node `bee`, with its data under `dir/name`.
+    pub async fn start(name: &'static str, bee: &str, dir: &Path) -> Result<Peer> {
         let rpc = TcpListener::bind("127.0.0.1:0").await?;
         let ws = TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}", rpc.local_addr()?);
+        let ws_url = format!("ws://{}", ws.local_addr()?);
         let cfg = Config {
             transport: Transport::Pss,
             rpc_addr: rpc.local_addr()?,
@@ -53,6 +59,8 @@ impl Peer {
             kdf: KdfParams::with_log_n(10),
             sync_interval: Duration::from_millis(300),
             bee_timeout: Duration::from_secs(20),
+            // Three dev-node peers: one overlay byte reaches each (see --pss-target-bytes).
+            pss_target_bytes: Some(1),
         };
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -66,12 +74,14 @@ impl Peer {
         Ok(Peer {
             name,
             url,
+            ws: ws_url,
             stop: Some(tx),
             task,
         })
     }
 
-    async fn call(&self, method: &str, params: Value) -> Result<Value> {
+    /// One JSON-RPC call; an error answer is an `Err`.
+    pub async fn call(&self, method: &str, params: Value) -> Result<Value> {
         let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
         let resp: Value = reqwest::Client::new()
             .post(&self.url)
@@ -87,7 +97,8 @@ impl Peer {
         Ok(resp.get("result").cloned().unwrap_or(Value::Null))
     }
 
-    async fn stop(mut self) {
+    /// Stops the sidecar and waits for its store to flush.
+    pub async fn stop(mut self) {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }

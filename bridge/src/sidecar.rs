@@ -272,8 +272,12 @@ async fn start_pss(
     let swarm = crate::swarm::bee::BeeSwarm::new(&url, opts)
         .map_err(|e| SidecarError::Pss(e.to_string()))?;
     let nk = node_key(&keys, store).await?;
+    // The embedded dev node has a handful of nodes: one byte of overlay names one of
+    // them, and mining for it costs 256 attempts instead of 65 536.
+    let target_default = if embedded.is_some() { 1 } else { 2 };
     let engine_cfg = crate::engine::EngineConfig {
         sync_interval: cfg.sync_interval,
+        pss_target_bytes: usize::from(cfg.pss_target_bytes.unwrap_or(target_default)),
         ..Default::default()
     };
     let (engine, tasks) = crate::engine::Engine::start(

@@ -134,6 +134,7 @@ async fn sidecar(dir: &std::path::Path, bee: &str) -> common::Server {
         bee_api: vec![bee.to_string()],
         sync_interval_ms: Some(200),
         bee_timeout_ms: Some(1000),
+        pss_target_bytes: Some(1),
         min_pow: Some(0.0),
         ..RunArgs::default()
     };

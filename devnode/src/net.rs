@@ -100,6 +100,9 @@ pub struct NodeInfo {
     pub up: bool,
     /// Open PSS WebSocket subscriptions.
     pub pss_subscribers: usize,
+    /// HTTP requests this node has answered since it started (benchmarks count a client's
+    /// round trips with it).
+    pub requests: u64,
 }
 
 /// One virtual node.
@@ -109,6 +112,8 @@ pub(crate) struct Node {
     pub addr: SocketAddr,
     pub pss: Arc<PssHub>,
     pub tags: Tags,
+    /// Requests answered, for [`NodeInfo::requests`].
+    pub requests: std::sync::atomic::AtomicU64,
     up: AtomicBool,
     server: Mutex<Option<Server>>,
 }
@@ -180,6 +185,7 @@ impl Shared {
             pss_public_key: hex::encode(n.identity.pss_public_key().to_compressed()),
             up: n.is_up(),
             pss_subscribers: n.pss.subscriber_count(),
+            requests: n.requests.load(Ordering::Relaxed),
         })
     }
 
@@ -318,6 +324,7 @@ impl DevNet {
                 addr,
                 pss: PssHub::new(config.limits.pss_queue),
                 tags: Tags::new(),
+                requests: std::sync::atomic::AtomicU64::new(0),
                 up: AtomicBool::new(false),
                 server: Mutex::new(None),
             });

@@ -164,6 +164,8 @@ pub struct ChatState {
     /// For a chat we write to someone's public key: their node's overlay and PSS key, from
     /// their contact record.
     pub recipient_live: Option<([u8; 32], PublicKey)>,
+    /// Released by the buffer, not yet recorded and handed to the app (in order).
+    pub outgoing: std::collections::VecDeque<dag::Delivery<Incoming>>,
     /// Messages delivered to the app (this run and before).
     pub delivered: u64,
 }
@@ -187,6 +189,7 @@ impl ChatState {
             roster_next: 0,
             announced: false,
             recipient_live: None,
+            outgoing: Default::default(),
             delivered: 0,
         }
     }

@@ -146,6 +146,11 @@ pub struct EngineConfig {
     pub fetch_parallelism: usize,
     /// Causal buffer limits (gap deadline among them).
     pub limits: Limits,
+    /// Bytes of the recipient's overlay a PSS message is mined for (1..=3). More bytes
+    /// reach the node more precisely in a large network and cost 256x the mining per byte.
+    pub pss_target_bytes: usize,
+    /// Live PSS sends in flight at once (each is mined by Bee).
+    pub live_parallelism: usize,
 }
 
 impl Default for EngineConfig {
@@ -154,6 +159,8 @@ impl Default for EngineConfig {
             sync_interval: Duration::from_secs(5),
             fetch_parallelism: 64,
             limits: Limits::default(),
+            pss_target_bytes: 2,
+            live_parallelism: 16,
         }
     }
 }
@@ -179,11 +186,14 @@ pub enum Target {
     },
 }
 
-/// A post between [`Engine::begin`] and [`Engine::commit`].
+/// A post between [`Engine::begin`] and [`Engine::commit`]. It holds its chat's turn:
+/// posts to one chat are committed in clock order, so the inbox (which needs strictly
+/// increasing clocks) lists them in the order they were built.
 pub struct Begun {
     /// The padding to put in the Whisper message.
     pub padding: Vec<u8>,
     message: SignedMessage,
+    _turn: tokio::sync::OwnedMutexGuard<()>,
 }
 
 impl Begun {
@@ -222,6 +232,8 @@ struct Inner<S> {
     cfg: EngineConfig,
     me: Mutex<Option<NodeAddresses>>,
     chats: Mutex<HashMap<ChatId, ChatState>>,
+    /// One turn per chat from `begin` to `commit` (see [`Begun`]).
+    turns: Mutex<HashMap<ChatId, Arc<tokio::sync::Mutex<()>>>>,
     /// Key pairs the app listens with: id → key.
     identities: Mutex<BTreeMap<String, Arc<PrivateKey>>>,
     /// Next drop-box index to read, by drop-box owner (in memory: a restart re-reads).
@@ -231,6 +243,16 @@ struct Inner<S> {
     last_error: Mutex<Option<String>>,
     wake_send: Notify,
     wake_sync: Notify,
+    /// References being downloaded now (a page listing and a wanted parent may name the
+    /// same one at once: it is fetched once).
+    fetching: Mutex<std::collections::HashSet<[u8; 32]>>,
+    /// Outbox rows whose live send has started (in memory: after a restart a live send
+    /// may repeat, and receivers drop the duplicate by DAG id).
+    live_started: Mutex<std::collections::HashSet<MessageId>>,
+    /// Bounds live sends in flight.
+    live_slots: Arc<tokio::sync::Semaphore>,
+    /// Held while deliveries are recorded and released (see [`Engine::finish`]).
+    release_turn: tokio::sync::Mutex<()>,
     /// Wanted parents whose reference is known, for the fetcher task.
     fetch_tx: mpsc::UnboundedSender<(ChatId, [u8; 32], MessageId)>,
 }
@@ -253,6 +275,7 @@ impl<S: Swarm> Engine<S> {
         cfg: EngineConfig,
     ) -> Result<(Self, Vec<tokio::task::JoinHandle<()>>), EngineError> {
         let (fetch_tx, fetch_rx) = mpsc::unbounded_channel();
+        let cfg_live_parallelism = cfg.live_parallelism.max(1);
         let engine = Self {
             inner: Arc::new(Inner {
                 swarm,
@@ -263,6 +286,7 @@ impl<S: Swarm> Engine<S> {
                 cfg,
                 me: Mutex::new(None),
                 chats: Mutex::new(HashMap::new()),
+                turns: Mutex::new(HashMap::new()),
                 identities: Mutex::new(BTreeMap::new()),
                 drop_box_next: Mutex::new(HashMap::new()),
                 counters: Mutex::new(BTreeMap::new()),
@@ -271,6 +295,10 @@ impl<S: Swarm> Engine<S> {
                 wake_send: Notify::new(),
                 wake_sync: Notify::new(),
                 fetch_tx,
+                fetching: Mutex::new(Default::default()),
+                release_turn: tokio::sync::Mutex::new(()),
+                live_started: Mutex::new(Default::default()),
+                live_slots: Arc::new(tokio::sync::Semaphore::new(cfg_live_parallelism)),
             }),
         };
         engine.restore().await?;
@@ -520,6 +548,8 @@ impl<S: Swarm> Engine<S> {
         if created {
             self.persist_chat(id).await?;
         }
+        let turn = lock(&self.inner.turns).entry(id).or_default().clone();
+        let turn = turn.lock_owned().await;
         let message = {
             let mut chats = lock(&self.inner.chats);
             let st = chats
@@ -543,7 +573,11 @@ impl<S: Swarm> Engine<S> {
                 signed: whisper_signed,
             },
         );
-        Ok(Begun { padding, message })
+        Ok(Begun {
+            padding,
+            message,
+            _turn: turn,
+        })
     }
 
     /// Step 2 of a post: the sealed envelope is durable in the outbox (and the message
@@ -605,7 +639,6 @@ impl<S: Swarm> Engine<S> {
         }
         self.count(via);
         let author = *incoming.message.author();
-        let mut releases = Vec::new();
         let mut fetch = Vec::new();
         let mut gaps = Vec::new();
         let pending_row;
@@ -650,35 +683,24 @@ impl<S: Swarm> Engine<S> {
                     return;
                 }
             }
-            drain(st, &mut releases, &mut fetch, &mut gaps);
+            drain(st, &mut fetch, &mut gaps);
         }
         if let Some((id, clock, parents, env)) = pending_row
             && let Err(e) = db::put_pending(&self.inner.store, chat, id, clock, parents, env).await
         {
             tracing::warn!(error = %e, "storing a pending message failed");
         }
-        self.finish(chat, releases, fetch, gaps).await;
+        self.finish(chat, fetch, gaps).await;
     }
 
-    /// Records and releases deliveries, records gaps, and fetches wanted parents.
+    /// Records gaps, records and releases what the buffer delivered (in the buffer's
+    /// order, whichever task gets here first), and fetches wanted parents.
     async fn finish(
         &self,
         chat: ChatId,
-        releases: Vec<Delivery<Incoming>>,
         fetch: Vec<([u8; 32], MessageId)>,
         gaps: Vec<(MessageId, &'static str, u64)>,
     ) {
-        let rows: Vec<db::Delivered> = releases
-            .iter()
-            .map(|d| db::Delivered {
-                chat,
-                id: d.item.message.id(),
-                clock: d.item.message.clock(),
-                parents: d.item.message.parents().to_vec(),
-                gap_parents: d.gap_parents.clone(),
-                late: d.late,
-            })
-            .collect();
         if !gaps.is_empty() {
             let g = gaps
                 .iter()
@@ -688,15 +710,49 @@ impl<S: Swarm> Engine<S> {
                 tracing::warn!(error = %e, "storing gaps failed");
             }
         }
-        // Recorded before released: a crash in between leaves the message in history,
-        // never delivered twice.
-        if let Err(e) = db::put_delivered(&self.inner.store, rows).await {
-            tracing::warn!(error = %e, "storing deliveries failed; not released");
-            return;
-        }
-        for d in releases {
-            self.count("delivered");
-            self.inner.node.release(d.item.envelope);
+        {
+            // One releaser at a time takes everything queued so far: deliveries drained by
+            // concurrent tasks reach the app in the order the buffer released them.
+            let _turn = self.inner.release_turn.lock().await;
+            let batch: Vec<Delivery<Incoming>> = lock(&self.inner.chats)
+                .get_mut(&chat)
+                .map(|st| st.outgoing.drain(..).collect())
+                .unwrap_or_default();
+            if !batch.is_empty() {
+                let rows: Vec<db::Delivered> = batch
+                    .iter()
+                    .map(|d| db::Delivered {
+                        chat,
+                        id: d.item.message.id(),
+                        clock: d.item.message.clock(),
+                        parents: d.item.message.parents().to_vec(),
+                        gap_parents: d.gap_parents.clone(),
+                        late: d.late,
+                    })
+                    .collect();
+                // Recorded before released: a crash in between leaves the message in
+                // history, never delivered twice.
+                match db::put_delivered(&self.inner.store, rows).await {
+                    Ok(()) => {
+                        let n = batch.len() as u64;
+                        for d in batch {
+                            self.count("delivered");
+                            self.inner.node.release(d.item.envelope);
+                        }
+                        if let Some(st) = lock(&self.inner.chats).get_mut(&chat) {
+                            st.delivered += n;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "storing deliveries failed; kept for the next try");
+                        if let Some(st) = lock(&self.inner.chats).get_mut(&chat) {
+                            for d in batch.into_iter().rev() {
+                                st.outgoing.push_front(d);
+                            }
+                        }
+                    }
+                }
+            }
         }
         for (reference, id) in fetch {
             // Through a channel to the fetcher task rather than a spawn here: fetching
@@ -709,6 +765,27 @@ impl<S: Swarm> Engine<S> {
     /// `expected` is the id a page listed for this reference: content with another id is
     /// refused (a page cannot make us accept what it did not name).
     async fn fetch_message(&self, chat: ChatId, reference: [u8; 32], expected: Option<MessageId>) {
+        // A parent may have arrived by another path since it was listed or wanted.
+        if let Some(id) = expected
+            && !lock(&self.inner.chats)
+                .get(&chat)
+                .is_some_and(|st| st.wants(&id))
+        {
+            return;
+        }
+        if !lock(&self.inner.fetching).insert(reference) {
+            return;
+        }
+        self.fetch_message_once(chat, reference, expected).await;
+        lock(&self.inner.fetching).remove(&reference);
+    }
+
+    async fn fetch_message_once(
+        &self,
+        chat: ChatId,
+        reference: [u8; 32],
+        expected: Option<MessageId>,
+    ) {
         let r = self
             .inner
             .swarm
@@ -738,14 +815,14 @@ impl<S: Swarm> Engine<S> {
             for (id, st) in chats.iter_mut() {
                 if st.buffer.poll_timeout().is_some_and(|t| t <= now) {
                     st.buffer.handle_timeout(now);
-                    let (mut r, mut f, mut g) = (Vec::new(), Vec::new(), Vec::new());
-                    drain(st, &mut r, &mut f, &mut g);
-                    work.push((*id, r, f, g));
+                    let (mut f, mut g) = (Vec::new(), Vec::new());
+                    drain(st, &mut f, &mut g);
+                    work.push((*id, f, g));
                 }
             }
         }
-        for (id, r, f, g) in work {
-            self.finish(id, r, f, g).await;
+        for (id, f, g) in work {
+            self.finish(id, f, g).await;
         }
     }
 
@@ -774,6 +851,7 @@ impl<S: Swarm> Engine<S> {
         json!({
             "transport": "pss",
             "node": format!("0x{}", hex::encode(self.node_address())),
+            "nodeKey": format!("0x{}", hex::encode(self.inner.node_key.public_key().to_compressed())),
             "bee": {
                 "ok": self.inner.bee_ok.load(Ordering::Relaxed),
                 "lastError": lock(&self.inner.last_error).clone(),
@@ -856,7 +934,6 @@ async fn fetcher<S: Swarm>(
 /// wanted parents (to fetch now when a page listed them, else remembered), gaps.
 fn drain(
     st: &mut ChatState,
-    releases: &mut Vec<Delivery<Incoming>>,
     fetch: &mut Vec<([u8; 32], MessageId)>,
     gaps: &mut Vec<(MessageId, &'static str, u64)>,
 ) {
@@ -866,8 +943,7 @@ fn drain(
         st.heads
             .on_delivered(m.id(), m.clock(), m.parents(), m.ephemeral(), d.late);
         let _ = st.clock.observe(m.clock(), now);
-        st.delivered += 1;
-        releases.push(d);
+        st.outgoing.push_back(d);
     }
     while let Some(w) = st.buffer.poll_wanted() {
         match st.refs.get(&w.id) {

@@ -18,7 +18,7 @@ use staples_protocol::crypto::{PrivateKey, keccak256_concat};
 use staples_protocol::dag::ChatId;
 use staples_protocol::inbox::{Entry, InboxWriter, Page};
 use staples_protocol::swarm::feed;
-use staples_protocol::swarm::pss::{Targets, max_target};
+use staples_protocol::swarm::pss::Targets;
 use staples_protocol::swarm::soc::SingleOwnerChunk;
 use staples_protocol::swarm::{Cac, ChunkAddress};
 use staples_protocol::whisper::ecies;
@@ -63,6 +63,11 @@ async fn pass<S: Swarm>(engine: &Engine<S>) -> Result<(), SwarmError> {
     let mut blocked: HashSet<ChatId> = HashSet::new();
     let mut first_err = announced.err();
     for row in rows {
+        // Live first and in parallel: PSS does not need the upload when the message rides
+        // inline, and a slow (mined) PSS send must not hold back the inbox.
+        if row.envelope.len() <= staples_protocol::chat::frame::MAX_INLINE {
+            spawn_live(engine, &row, None);
+        }
         if blocked.contains(&row.chat) {
             continue;
         }
@@ -158,9 +163,24 @@ async fn finish_row<S: Swarm>(
     store_or_log(db::set_published(&engine.inner.store, row.seq, row.chat, writer).await);
     engine.count("published");
     if let Some(reference) = reference {
-        send_live(engine, &row.chat, &row.envelope, reference).await;
+        spawn_live(engine, row, Some(reference));
     }
     Ok(())
+}
+
+/// Starts the live send of `row` once per run, bounded by `live_parallelism`.
+fn spawn_live<S: Swarm>(engine: &Engine<S>, row: &db::OutboxRow, reference: Option<[u8; 32]>) {
+    if !lock(&engine.inner.live_started).insert(row.id) {
+        return;
+    }
+    let (engine, chat, envelope) = (engine.clone(), row.chat, row.envelope.clone());
+    let slots = engine.inner.live_slots.clone();
+    tokio::spawn(async move {
+        let Ok(_slot) = slots.acquire_owned().await else {
+            return;
+        };
+        send_live(&engine, &chat, &envelope, reference.unwrap_or([0; 32])).await;
+    });
 }
 
 fn writer_json<S: Swarm>(engine: &Engine<S>, chat: &ChatId) -> String {
@@ -222,8 +242,9 @@ async fn send_live<S: Swarm>(
     };
     let frame = Frame::for_message(*chat, envelope, reference).encode();
     let topic = keys::PSS_TOPIC_NAME;
+    let prefix = engine.inner.cfg.pss_target_bytes.clamp(1, 3);
     for (overlay, pss_key) in targets {
-        let Ok(t) = Targets::new(&[max_target(&overlay)]) else {
+        let Ok(t) = Targets::new(&[&overlay[..prefix]]) else {
             continue;
         };
         match engine

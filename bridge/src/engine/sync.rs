@@ -381,9 +381,6 @@ async fn read_inbox<S: Swarm>(
     if known == Some(latest) {
         return Ok(());
     }
-    let open = |soc: &SingleOwnerChunk| -> Result<Vec<u8>, SyncError> {
-        seal::open(&page_key, soc.wrapped().payload()).map_err(|_| SyncError::Unseal)
-    };
     let head = match fetch_update(engine, &member, &topic, latest).await {
         Ok(s) => s,
         Err(SwarmError::NotFound) => {
@@ -392,62 +389,74 @@ async fn read_inbox<S: Swarm>(
         }
         Err(e) => return Err(e.into()),
     };
-    reader.handle_latest(latest, *head.address().as_bytes(), &open(&head)?)?;
-    let mut listed: Vec<InboxEntry> = Vec::new();
-    let mut pages = 1u64;
-    while let Some(ev) = reader.poll_event() {
-        match ev {
-            ReaderEvent::Entry(e) => listed.push(e),
-            ReaderEvent::FetchPage(r) => {
-                pages += 1;
-                let soc = engine
-                    .inner
-                    .swarm
-                    .download_soc(&ChunkAddress::from_bytes(r))
-                    .await?;
-                if soc.owner() != &member {
-                    return Err(
-                        SwarmError::Invalid("page chain leaves the owner's feed".into()).into(),
-                    );
+    reader.handle_latest(
+        latest,
+        *head.address().as_bytes(),
+        &open_page(&page_key, &head)?,
+    )?;
+    // The walk (one sequential page fetch per 55 entries) and the message fetches (in
+    // parallel) overlap: each page's entries are fetched while the next page is read.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<InboxEntry>();
+    let reader_ref = &mut reader;
+    let walk = async move {
+        let tx = tx;
+        let mut pages = 1u64;
+        let mut page: Vec<InboxEntry> = Vec::new();
+        while let Some(ev) = reader_ref.poll_event() {
+            match ev {
+                ReaderEvent::Entry(e) => page.push(e),
+                ReaderEvent::FetchPage(r) => {
+                    flush(&mut page, &tx);
+                    pages += 1;
+                    let soc = engine
+                        .inner
+                        .swarm
+                        .download_soc(&ChunkAddress::from_bytes(r))
+                        .await?;
+                    if soc.owner() != &member {
+                        return Err(SyncError::from(SwarmError::Invalid(
+                            "page chain leaves the owner's feed".into(),
+                        )));
+                    }
+                    reader_ref.handle_page(r, &open_page(&page_key, &soc)?)?;
                 }
-                reader.handle_page(r, &open(&soc)?)?;
-            }
-            ReaderEvent::Skipped { from, to } => {
-                for i in from..=to {
-                    match fetch_update(engine, &member, &topic, i).await {
-                        Ok(soc) => {
-                            reader.handle_indexed(i, *soc.address().as_bytes(), &open(&soc)?)?
+                ReaderEvent::Skipped { from, to } => {
+                    flush(&mut page, &tx);
+                    for i in from..=to {
+                        match fetch_update(engine, &member, &topic, i).await {
+                            Ok(soc) => reader_ref.handle_indexed(
+                                i,
+                                *soc.address().as_bytes(),
+                                &open_page(&page_key, &soc)?,
+                            )?,
+                            Err(SwarmError::NotFound) => engine.count("skipped_index_missing"),
+                            Err(e) => return Err(e.into()),
                         }
-                        Err(SwarmError::NotFound) => engine.count("skipped_index_missing"),
-                        Err(e) => return Err(e.into()),
                     }
                 }
-            }
-            ReaderEvent::Done { .. } => {}
-        }
-    }
-    engine.count_n("pages_read", pages);
-    // Record every listed reference (R4), then fetch those we lack, in parallel (R5).
-    let to_fetch: Vec<([u8; 32], MessageId)> = {
-        let mut chats = lock(&engine.inner.chats);
-        let Some(st) = chats.get_mut(&chat) else {
-            return Ok(());
-        };
-        let mut out = Vec::new();
-        for e in &listed {
-            st.refs.insert(e.message_id, e.reference);
-            if st.wants(&e.message_id) {
-                out.push((e.reference, e.message_id));
+                ReaderEvent::Done { .. } => {}
             }
         }
-        out
+        flush(&mut page, &tx);
+        Ok(pages)
     };
     let par = engine.inner.cfg.fetch_parallelism.max(1);
-    futures_util::stream::iter(to_fetch)
-        .for_each_concurrent(par, |(r, id)| async move {
-            engine.fetch_message(chat, r, Some(id)).await
-        })
-        .await;
+    // Record every listed reference (R4), then fetch what we lack, in parallel (R5).
+    let fetch = async {
+        // Spawned tasks (not `for_each_concurrent`): the engine is cheap to clone, and a
+        // borrowing closure here trips the compiler's `Send` inference (rust#102211).
+        let mut tasks = tokio::task::JoinSet::new();
+        while let Some(e) = rx.recv().await {
+            while tasks.len() >= par {
+                tasks.join_next().await;
+            }
+            let engine = engine.clone();
+            tasks.spawn(async move { fetch_listed(&engine, chat, e).await });
+        }
+        while tasks.join_next().await.is_some() {}
+    };
+    let (walked, ()) = tokio::join!(walk, fetch);
+    engine.count_n("pages_read", walked?);
     if let Some(m) = lock(&engine.inner.chats)
         .get_mut(&chat)
         .and_then(|st| st.members.get_mut(&member))
@@ -459,6 +468,36 @@ async fn read_inbox<S: Swarm>(
         }
     }
     Ok(())
+}
+
+/// Sends a page's entries (listed newest first) oldest first, so the causal buffer can
+/// release them as they arrive.
+fn flush(page: &mut Vec<InboxEntry>, tx: &tokio::sync::mpsc::UnboundedSender<InboxEntry>) {
+    for e in page.drain(..).rev() {
+        let _ = tx.send(e);
+    }
+}
+
+/// Opens a sealed inbox page.
+fn open_page(page_key: &[u8; 32], soc: &SingleOwnerChunk) -> Result<Vec<u8>, SyncError> {
+    seal::open(page_key, soc.wrapped().payload()).map_err(|_| SyncError::Unseal)
+}
+
+/// Records a listed entry's reference and fetches the message if we lack it.
+async fn fetch_listed<S: Swarm>(engine: &Engine<S>, chat: ChatId, e: InboxEntry) {
+    let wanted = {
+        let mut chats = lock(&engine.inner.chats);
+        let Some(st) = chats.get_mut(&chat) else {
+            return;
+        };
+        st.refs.insert(e.message_id, e.reference);
+        st.wants(&e.message_id)
+    };
+    if wanted {
+        engine
+            .fetch_message(chat, e.reference, Some(e.message_id))
+            .await;
+    }
 }
 
 /// Fetches wanted parents that pages have since listed.

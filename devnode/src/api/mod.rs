@@ -145,6 +145,7 @@ async fn accounting(State(ctx): State<Ctx>, req: Request, next: Next) -> Respons
         }
     }
     ctx.net.inflight.fetch_add(1, Ordering::Relaxed);
+    ctx.node().requests.fetch_add(1, Ordering::Relaxed);
     let _guard = Guard(&ctx.net.inflight);
     let (method, path) = (req.method().clone(), req.uri().path().to_owned());
     let start = Instant::now();
