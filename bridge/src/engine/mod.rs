@@ -593,7 +593,13 @@ impl<S: Swarm> Engine<S> {
             reference: None,
             page_index: None,
         };
+        let inline = row.envelope.len() <= staples_protocol::chat::frame::MAX_INLINE;
+        let envelope_bytes = inline.then(|| row.envelope.clone());
         db::accept_post(&self.inner.store, row, m.parents().to_vec()).await?;
+        if let Some(bytes) = envelope_bytes {
+            // Live at once: PSS does not wait for the upload and the inbox page.
+            send::spawn_live(self, m.id(), *m.chat_id(), &bytes, None);
+        }
         {
             let mut chats = lock(&self.inner.chats);
             if let Some(st) = chats.get_mut(m.chat_id()) {

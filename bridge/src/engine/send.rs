@@ -15,7 +15,7 @@ use std::time::Duration;
 use staples_protocol::chat::keys::{self, Chat};
 use staples_protocol::chat::{Frame, RosterEntry, seal};
 use staples_protocol::crypto::{PrivateKey, keccak256_concat};
-use staples_protocol::dag::ChatId;
+use staples_protocol::dag::{ChatId, MessageId};
 use staples_protocol::inbox::{Entry, InboxWriter, Page};
 use staples_protocol::swarm::feed;
 use staples_protocol::swarm::pss::Targets;
@@ -66,7 +66,7 @@ async fn pass<S: Swarm>(engine: &Engine<S>) -> Result<(), SwarmError> {
         // Live first and in parallel: PSS does not need the upload when the message rides
         // inline, and a slow (mined) PSS send must not hold back the inbox.
         if row.envelope.len() <= staples_protocol::chat::frame::MAX_INLINE {
-            spawn_live(engine, &row, None);
+            spawn_live(engine, row.id, row.chat, &row.envelope, None);
         }
         if blocked.contains(&row.chat) {
             continue;
@@ -163,23 +163,34 @@ async fn finish_row<S: Swarm>(
     store_or_log(db::set_published(&engine.inner.store, row.seq, row.chat, writer).await);
     engine.count("published");
     if let Some(reference) = reference {
-        spawn_live(engine, row, Some(reference));
+        spawn_live(engine, row.id, row.chat, &row.envelope, Some(reference));
     }
     Ok(())
 }
 
-/// Starts the live send of `row` once per run, bounded by `live_parallelism`.
-fn spawn_live<S: Swarm>(engine: &Engine<S>, row: &db::OutboxRow, reference: Option<[u8; 32]>) {
-    if !lock(&engine.inner.live_started).insert(row.id) {
+/// Starts the live send of message `id` once per run, bounded by `live_parallelism`.
+/// `reference` is needed only for messages too large to ride inline.
+pub(super) fn spawn_live<S: Swarm>(
+    engine: &Engine<S>,
+    id: MessageId,
+    chat: ChatId,
+    envelope: &[u8],
+    reference: Option<[u8; 32]>,
+) {
+    if !lock(&engine.inner.live_started).insert(id) {
         return;
     }
-    let (engine, chat, envelope) = (engine.clone(), row.chat, row.envelope.clone());
+    let (engine, envelope) = (engine.clone(), envelope.to_vec());
     let slots = engine.inner.live_slots.clone();
     tokio::spawn(async move {
         let Ok(_slot) = slots.acquire_owned().await else {
             return;
         };
-        send_live(&engine, &chat, &envelope, reference.unwrap_or([0; 32])).await;
+        if !send_live(&engine, &chat, &envelope, reference.unwrap_or([0; 32])).await {
+            // Nobody to reach yet (a contact record not read so far): the sender's next
+            // pass, which reads contacts and rosters first, tries again.
+            lock(&engine.inner.live_started).remove(&id);
+        }
     });
 }
 
@@ -224,22 +235,24 @@ pub(super) fn seal_deterministic(key: &[u8; 32], plaintext: &[u8]) -> Vec<u8> {
     seal::seal(key, &nonce, plaintext)
 }
 
-/// Sends the frame to every member with a live address (best effort, counted).
+/// Sends the frame to every member with a live address (best effort, counted). False
+/// when there was nobody to send to.
 async fn send_live<S: Swarm>(
     engine: &Engine<S>,
     chat: &ChatId,
     envelope: &[u8],
     reference: [u8; 32],
-) {
+) -> bool {
     let targets: Vec<_> = {
         let chats = lock(&engine.inner.chats);
         let Some(st) = chats.get(chat) else {
-            return;
+            return false;
         };
         let mut t: Vec<_> = st.members.values().filter_map(|m| m.live).collect();
         t.extend(st.recipient_live);
         t
     };
+    let targets_empty = targets.is_empty();
     let frame = Frame::for_message(*chat, envelope, reference).encode();
     let topic = keys::PSS_TOPIC_NAME;
     let prefix = engine.inner.cfg.pss_target_bytes.clamp(1, 3);
@@ -260,6 +273,7 @@ async fn send_live<S: Swarm>(
             }
         }
     }
+    !targets_empty
 }
 
 /// Writes our roster entry into every chat we write to or read that lacks one, and
