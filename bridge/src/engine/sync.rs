@@ -199,6 +199,29 @@ async fn publish_contact<S: Swarm>(engine: &Engine<S>, key: &PrivateKey) -> Resu
     Ok(())
 }
 
+/// Reads a rendezvous feed from index `start` until the first missing update; returns
+/// the sealed payloads and the next index to read. Updates that fail verification (a
+/// forging Bee) are counted and skipped.
+async fn read_rendezvous<S: Swarm>(
+    engine: &Engine<S>,
+    chat: &Chat,
+    start: u64,
+) -> Result<(Vec<Vec<u8>>, u64), SwarmError> {
+    let owner = chat.rendezvous_key().public_key().eth_address();
+    let topic = keys::rendezvous_topic();
+    let mut index = start;
+    let mut out = Vec::new();
+    loop {
+        match fetch_update(engine, &owner, &topic, index).await {
+            Ok(soc) => out.push(soc.wrapped().payload().to_vec()),
+            Err(SwarmError::NotFound) => return Ok((out, index)),
+            Err(SwarmError::Invalid(_)) => engine.count("forged_chunk"),
+            Err(e) => return Err(e),
+        }
+        index += 1;
+    }
+}
+
 /// Reads new entries of an identity's drop box: each names a writer node and topic of an
 /// asymmetric chat addressed to the identity.
 async fn read_drop_box<S: Swarm>(
@@ -210,25 +233,12 @@ async fn read_drop_box<S: Swarm>(
         recipient: key.public_key(),
         topic: [0; 4],
     };
-    let rk = probe.rendezvous_key();
-    let owner = rk.public_key().eth_address();
-    let topic = keys::rendezvous_topic();
-    let mut index = drop_box_cursor(engine, &owner);
-    loop {
-        let soc = match fetch_update(engine, &owner, &topic, index).await {
-            Ok(s) => s,
-            Err(SwarmError::NotFound) => break,
-            Err(SwarmError::Invalid(_)) => {
-                engine.count("forged_chunk");
-                index += 1;
-                continue;
-            }
-            Err(e) => return Err(e),
-        };
-        index += 1;
+    let owner = probe.rendezvous_key().public_key().eth_address();
+    let (sealed, next) = read_rendezvous(engine, &probe, drop_box_cursor(engine, &owner)).await?;
+    for payload in sealed {
         // Anyone can write a drop box: entries that are not for us or not signed are
         // skipped and counted.
-        let Ok(plain) = ecies::decrypt(key, soc.wrapped().payload()) else {
+        let Ok(plain) = ecies::decrypt(key, &payload) else {
             engine.count("roster_not_for_us");
             continue;
         };
@@ -255,7 +265,7 @@ async fn read_drop_box<S: Swarm>(
         }
         add_member(engine, &id, &entry);
     }
-    lock(&engine.inner.drop_box_next).insert(owner, index);
+    lock(&engine.inner.drop_box_next).insert(owner, next);
     Ok(())
 }
 
@@ -302,23 +312,9 @@ async fn read_roster<S: Swarm>(engine: &Engine<S>, chat: ChatId) -> Result<(), S
         return Ok(());
     };
     let page_key = keys::symmetric_page_key(key, t);
-    let rk = c.rendezvous_key();
-    let owner = rk.public_key().eth_address();
-    let topic = keys::rendezvous_topic();
-    let mut index = start;
-    loop {
-        let soc = match fetch_update(engine, &owner, &topic, index).await {
-            Ok(s) => s,
-            Err(SwarmError::NotFound) => break,
-            Err(SwarmError::Invalid(_)) => {
-                engine.count("forged_chunk");
-                index += 1;
-                continue;
-            }
-            Err(e) => return Err(e),
-        };
-        index += 1;
-        match seal::open(&page_key, soc.wrapped().payload())
+    let (sealed, index) = read_rendezvous(engine, &c, start).await?;
+    for payload in sealed {
+        match seal::open(&page_key, &payload)
             .ok()
             .and_then(|p| RosterEntry::verify(&chat, &p).ok())
         {
