@@ -100,6 +100,10 @@ pub struct RunArgs {
     /// the mining; too few may not reach the recipient in a large network.
     #[arg(long, env = "STAPLES_PSS_TARGET_BYTES", value_parser = clap::value_parser!(u8).range(1..=3))]
     pub pss_target_bytes: Option<u8>,
+    /// pss: how long a missing parent is waited for before the gap is declared and its
+    /// children are delivered (R7), in milliseconds [default: 300000].
+    #[arg(long, env = "STAPLES_GAP_DEADLINE_MS")]
+    pub gap_deadline_ms: Option<u64>,
 }
 
 /// The `--config` file.
@@ -123,6 +127,7 @@ struct FileConfig {
     sync_interval_ms: Option<u64>,
     bee_timeout_ms: Option<u64>,
     pss_target_bytes: Option<u8>,
+    gap_deadline_ms: Option<u64>,
 }
 
 /// Errors from resolving settings.
@@ -192,6 +197,8 @@ pub struct Config {
     pub bee_timeout: std::time::Duration,
     /// pss: PSS target prefix length, if set.
     pub pss_target_bytes: Option<u8>,
+    /// pss: gap deadline.
+    pub gap_deadline: std::time::Duration,
 }
 
 /// A bearer token; never printed.
@@ -302,6 +309,11 @@ impl RunArgs {
                 .pss_target_bytes
                 .or(file.pss_target_bytes)
                 .map(|b| b.clamp(1, 3)),
+            gap_deadline: std::time::Duration::from_millis(
+                self.gap_deadline_ms
+                    .or(file.gap_deadline_ms)
+                    .unwrap_or(300_000),
+            ),
         })
     }
 }

@@ -61,6 +61,7 @@ impl Peer {
             bee_timeout: Duration::from_secs(20),
             // Three dev-node peers: one overlay byte reaches each (see --pss-target-bytes).
             pss_target_bytes: Some(1),
+            gap_deadline: Duration::from_secs(300),
         };
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {

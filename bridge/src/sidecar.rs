@@ -278,6 +278,10 @@ async fn start_pss(
     let engine_cfg = crate::engine::EngineConfig {
         sync_interval: cfg.sync_interval,
         pss_target_bytes: usize::from(cfg.pss_target_bytes.unwrap_or(target_default)),
+        limits: staples_protocol::dag::Limits {
+            gap_deadline_ms: u64::try_from(cfg.gap_deadline.as_millis()).unwrap_or(u64::MAX),
+            ..Default::default()
+        },
         ..Default::default()
     };
     let (engine, tasks) = crate::engine::Engine::start(

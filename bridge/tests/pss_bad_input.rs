@@ -1,5 +1,6 @@
 //! Bad input on the PSS transport: a Bee node that forges chunks, answers 500 or hangs,
-//! and PSS frames that are garbage or sealed with the wrong key. Each is refused with a
+//! PSS frames that are garbage or sealed with the wrong key, and a parent flood (a message
+//! naming parents nobody has). Each is refused with a
 //! counted reason (`staples_status`), nothing accepted is lost, and the sidecar keeps
 //! serving.
 //!
@@ -24,6 +25,7 @@ use staples_bridge::swarm::Swarm;
 use staples_bridge::swarm::bee::{BeeOptions, BeeSwarm};
 use staples_protocol::chat::{Chat, Frame, keys};
 use staples_protocol::crypto::PrivateKey;
+use staples_protocol::dag::{self, Align, Draft as DagDraft, MessageId};
 use staples_protocol::swarm::pss::{Targets, max_target};
 use staples_protocol::whisper::{self, Recipient, SymKey, Topic};
 
@@ -135,6 +137,7 @@ async fn sidecar(dir: &std::path::Path, bee: &str) -> common::Server {
         sync_interval_ms: Some(200),
         bee_timeout_ms: Some(1000),
         pss_target_bytes: Some(1),
+        gap_deadline_ms: Some(1500),
         min_pow: Some(0.0),
         ..RunArgs::default()
     };
@@ -311,12 +314,83 @@ async fn forged_chunks_failing_and_hanging_bee_and_garbage_frames_are_refused_an
     send(Frame::for_message(chat.id(), &env.encode(), [0; 32]).encode()).await;
     assert!(wait_counter(&bob.http, "wrong_key").await >= 1);
 
+    // A parent flood: a validly sealed and signed message naming 8 parents nobody has.
+    // It waits (pending, 8 missing), then after the gap deadline it is delivered and the
+    // gaps are listed (R7); the buffer never holds it forever.
+    let mallory = PrivateKey::random(&mut rand::rngs::OsRng);
+    let now_ms = u64::try_from(std::time::UNIX_EPOCH.elapsed().unwrap().as_millis()).unwrap();
+    let bogus: Vec<MessageId> = (1..=8u8)
+        .map(|i| MessageId::from_slice(&[i; 32]).unwrap())
+        .collect();
+    let flood = DagDraft {
+        chat_id: chat.id(),
+        clock: now_ms,
+        timestamp: now_ms,
+        parents: bogus.clone(),
+        ephemeral: false,
+        body: b"flood".to_vec(),
+    }
+    .sign(&mallory)
+    .unwrap();
+    let padding = dag::encode_padding(
+        flood.header(),
+        Align::Geth {
+            payload_len: 5,
+            signed: false,
+        },
+    );
+    let bob_public = bob_key.public_key();
+    let env = whisper::wrap(
+        &whisper::Draft {
+            topic: Topic([1, 2, 3, 4]),
+            payload: b"flood",
+            padding: Some(&padding),
+            signer: None,
+            ttl: 60,
+            to: Recipient::Asymmetric(&bob_public),
+        },
+        u32::try_from(now_ms / 1000).unwrap(),
+        &mut rand::rngs::OsRng,
+    )
+    .unwrap();
+    send(Frame::for_message(chat.id(), &env.encode(), [0; 32]).encode()).await;
+    let start = Instant::now();
+    loop {
+        let s = common::ok(&bob.http, "staples_status", json!([])).await;
+        let c = s["chats"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["chat"] == json!(common::hex0x(chat.id().as_bytes())))
+            .cloned()
+            .unwrap_or_default();
+        if c["pending"] == json!(1) {
+            assert_eq!(c["missing"], json!(8), "{s}");
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "{s}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    wait_for(&bob.http, filter, &mut got, 3).await;
+    assert_eq!(got[2], "flood");
+    let gaps = common::ok(&bob.http, "staples_gaps", json!([])).await;
+    let gap_ids: Vec<String> = gaps
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|g| g["reason"] == "deadline")
+        .map(|g| g["id"].as_str().unwrap().to_string())
+        .collect();
+    for b in &bogus {
+        assert!(gap_ids.contains(&common::hex0x(b.as_bytes())), "{gaps}");
+    }
+
     // Still serving, nothing lost, nothing twice.
     post(&alice.http, to_bob, "three").await;
-    wait_for(&bob.http, filter, &mut got, 3).await;
+    wait_for(&bob.http, filter, &mut got, 4).await;
     tokio::time::sleep(Duration::from_millis(600)).await;
-    wait_for(&bob.http, filter, &mut got, 3).await;
-    assert_eq!(got, ["one", "two", "three"]);
+    wait_for(&bob.http, filter, &mut got, 4).await;
+    assert_eq!(got, ["one", "two", "flood", "three"]);
 
     alice.stop().await;
     bob.stop().await;
