@@ -32,7 +32,11 @@ fn rss_kib(pid: u32) -> u64 {
 }
 
 async fn client(url: String, idx: usize, n: usize, window: usize) -> Vec<Duration> {
-    let (ws, _) = tokio_tungstenite::connect_async(url.as_str())
+    // The client's tungstenite zero-fills a 128 KiB read buffer per read by default; on
+    // the same 2 cores that memset would be charged to the sidecar's latency.
+    let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+        .read_buffer_size(8 * 1024);
+    let (ws, _) = tokio_tungstenite::connect_async_with_config(url.as_str(), Some(config), false)
         .await
         .expect("connect");
     let (mut tx, mut rx) = ws.split();
