@@ -1,27 +1,28 @@
-//! `--transport=pss` end to end with real `staples` processes against a Swarm dev node on
-//! loopback: the seed scenario between two arbitrary users (keys made here, no address
-//! configured anywhere), SIGKILL and restart of the receiver and of the sender (nothing
-//! lost, nothing delivered twice), a Bee node going down and coming back, and stale feed
-//! reads.
+//! `--transport=pss` end to end: real `staples` processes against a real `staples-devnode`
+//! process on loopback. The seed scenario between two arbitrary users (keys made here, no
+//! address configured anywhere), SIGKILL and restart of the receiver and of the sender
+//! (nothing lost, nothing delivered twice), a Bee node going down and coming back, and
+//! stale feed reads.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
 
 use std::collections::HashSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{Proc, hex0x, ok};
 use serde_json::{Value, json};
-use staples_devnode::KnobUpdate;
+use staples_e2e::{DevNode, Sidecar as Proc, hex0x};
 use staples_protocol::crypto::PrivateKey;
+
+async fn ok(p: &Proc, method: &str, params: Value) -> Value {
+    p.ok(method, params).await
+}
 
 const PASSWORD: &str = "e2e-passphrase";
 const TOPIC: &str = "0x0a0b0c0d";
 
 fn sidecar(dir: &Path, bee: &str) -> Proc {
     let data = dir.display().to_string();
-    Proc::spawn(
+    Proc::start(
         &[
             "--transport",
             "pss",
@@ -40,13 +41,13 @@ fn sidecar(dir: &Path, bee: &str) -> Proc {
             "--keystore-scrypt-log-n",
             "4",
         ],
-        &[("STAPLES_KEYSTORE_PASSWORD", PASSWORD)],
+        PASSWORD,
     )
 }
 
 async fn post(p: &Proc, to: &str, text: &str) {
     ok(
-        &p.http,
+        p,
         "shh_post",
         json!([{"pubKey": to, "topic": TOPIC, "ttl": 60, "powTarget": 0, "powTime": 1,
                 "payload": hex0x(text.as_bytes())}]),
@@ -59,10 +60,10 @@ async fn collect(p: &Proc, filter: &str, got: &mut Vec<String>, want: usize) {
     let start = Instant::now();
     while got.len() < want {
         if start.elapsed() > Duration::from_secs(40) {
-            let status = ok(&p.http, "staples_status", json!([])).await;
+            let status = ok(p, "staples_status", json!([])).await;
             panic!("got {got:?}, want {want}; staples_status {status}");
         }
-        let ms = ok(&p.http, "shh_getFilterMessages", json!([filter])).await;
+        let ms = ok(p, "shh_getFilterMessages", json!([filter])).await;
         for m in ms.as_array().unwrap() {
             let h = m["payload"].as_str().unwrap().trim_start_matches("0x");
             got.push(String::from_utf8(hex::decode(h).unwrap()).unwrap());
@@ -103,14 +104,9 @@ impl Bob {
 
     /// Adds Bob's key to a fresh sidecar and installs his filter.
     async fn listen(&self, p: &Proc) -> String {
-        let id = ok(
-            &p.http,
-            "shh_addPrivateKey",
-            json!([hex0x(&self.key.to_bytes())]),
-        )
-        .await;
+        let id = ok(p, "shh_addPrivateKey", json!([hex0x(&self.key.to_bytes())])).await;
         let f = ok(
-            &p.http,
+            p,
             "shh_newMessageFilter",
             json!([{"privateKeyID": id, "topics": [TOPIC]}]),
         )
@@ -121,10 +117,8 @@ impl Bob {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seed_scenario_then_sigkill_of_receiver_and_sender_loses_and_repeats_nothing() {
-    let net = staples_bridge::swarm::embedded::start_embedded(2, None)
-        .await
-        .unwrap();
-    let urls = net.urls();
+    let net = DevNode::start(2);
+    let urls = net.urls.clone();
     let dir = tempfile::tempdir().unwrap();
     let (a_dir, b_dir) = (dir.path().join("alice"), dir.path().join("bob"));
     let bob = Bob::new();
@@ -150,7 +144,7 @@ async fn seed_scenario_then_sigkill_of_receiver_and_sender_loses_and_repeats_not
 
     // Bob is killed mid-conversation; Alice goes on; Bob restarts from his data dir: his
     // key and polling filter survive, and he gets exactly what he missed.
-    b.kill();
+    b.process.kill();
     for i in 1..=3 {
         post(&alice, &bob.public, &format!("while bob was dead {i}")).await;
     }
@@ -159,12 +153,12 @@ async fn seed_scenario_then_sigkill_of_receiver_and_sender_loses_and_repeats_not
     // Alice is killed right after an acknowledged post; her outbox delivers it after a
     // restart.
     post(&alice, &bob.public, "acknowledged then killed").await;
-    alice.kill();
+    alice.process.kill();
     let alice = sidecar(&a_dir, &urls[0]);
     collect(&b, &filter, &mut got, 5).await;
     // Quiet period: nothing arrives twice.
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let more = ok(&b.http, "shh_getFilterMessages", json!([filter])).await;
+    let more = ok(&b, "shh_getFilterMessages", json!([filter])).await;
     assert_eq!(more, json!([]), "nothing delivered twice");
     assert_eq!(
         got,
@@ -176,20 +170,18 @@ async fn seed_scenario_then_sigkill_of_receiver_and_sender_loses_and_repeats_not
             "acknowledged then killed"
         ]
     );
-    let history = ok(&b.http, "staples_history", json!([])).await;
+    let history = ok(&b, "staples_history", json!([])).await;
     assert_eq!(assert_causal(&history), OFFLINE + 5);
 
-    alice.terminate();
-    b.terminate();
-    net.stop().await;
+    alice.process.terminate();
+    b.process.terminate();
+    net.process.terminate();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bee_down_then_up_and_stale_feed_reads_still_deliver_everything_once() {
-    let net = staples_bridge::swarm::embedded::start_embedded(2, None)
-        .await
-        .unwrap();
-    let urls = net.urls();
+    let net = DevNode::start(2);
+    let urls = net.urls.clone();
     let dir = tempfile::tempdir().unwrap();
     let bob = Bob::new();
     let alice = sidecar(&dir.path().join("alice"), &urls[0]);
@@ -201,26 +193,21 @@ async fn bee_down_then_up_and_stale_feed_reads_still_deliver_everything_once() {
 
     // Alice's Bee node goes down: her post is still accepted (durable outbox) and
     // delivered once the node is back.
-    net.net().take_down(0).await.unwrap();
+    net.admin(1, "POST", "/nodes/0/down", json!({})).await;
     post(&alice, &bob.public, "posted while bee was down").await;
     tokio::time::sleep(Duration::from_millis(800)).await;
-    let s = ok(&alice.http, "staples_status", json!([])).await;
+    let s = ok(&alice, "staples_status", json!([])).await;
     assert_eq!(s["bee"]["ok"], json!(false), "{s}");
     assert_eq!(s["outboxDepth"], json!(1), "{s}");
-    net.net().bring_up(0).await.unwrap();
+    net.admin(1, "POST", "/nodes/0/up", json!({})).await;
     collect(&b, &filter, &mut got, 2).await;
 
     // Stale feed reads: Bee hides feed updates younger than 1.5 s. Catch-up is delayed,
     // never wrong. Bob restarts offline-style: killed, Alice posts, Bob comes back.
-    net.net()
-        .knobs()
-        .update(&KnobUpdate {
-            stale_feed_ms: Some(1500),
-            ..KnobUpdate::default()
-        })
-        .unwrap();
+    net.admin(1, "PUT", "/knobs", json!({"stale_feed_ms": 1500}))
+        .await;
     let b_dir = dir.path().join("bob");
-    b.kill();
+    b.process.kill();
     for i in 1..=3 {
         post(&alice, &bob.public, &format!("stale {i}")).await;
     }
@@ -238,10 +225,10 @@ async fn bee_down_then_up_and_stale_feed_reads_still_deliver_everything_once() {
             "stale 3"
         ]
     );
-    let history = ok(&b.http, "staples_history", json!([])).await;
+    let history = ok(&b, "staples_history", json!([])).await;
     assert_eq!(assert_causal(&history), 5);
 
-    alice.terminate();
-    b.terminate();
-    net.stop().await;
+    alice.process.terminate();
+    b.process.terminate();
+    net.process.terminate();
 }
