@@ -141,6 +141,13 @@ async fn seed_scenario_then_sigkill_of_receiver_and_sender_loses_and_repeats_not
     got.clear();
     post(&alice, &bob.public, "live 1").await;
     collect(&b, &filter, &mut got, 1).await;
+    // R6: a message larger than one PSS payload goes live by reference and arrives whole.
+    let big = format!("big {}", "x".repeat(9000));
+    post(&alice, &bob.public, &big).await;
+    collect(&b, &filter, &mut got, 2).await;
+    assert_eq!(got.pop().as_deref(), Some(big.as_str()));
+    let counters = ok(&b, "staples_status", json!([])).await["counters"].clone();
+    assert_eq!(counters["live_by_reference"], json!(1), "{counters}");
 
     // Bob is killed mid-conversation; Alice goes on; Bob restarts from his data dir: his
     // key and polling filter survive, and he gets exactly what he missed.
@@ -171,7 +178,7 @@ async fn seed_scenario_then_sigkill_of_receiver_and_sender_loses_and_repeats_not
         ]
     );
     let history = ok(&b, "staples_history", json!([])).await;
-    assert_eq!(assert_causal(&history), OFFLINE + 5);
+    assert_eq!(assert_causal(&history), OFFLINE + 6);
 
     alice.process.terminate();
     b.process.terminate();

@@ -581,6 +581,7 @@ async fn handle_frame<S: Swarm>(engine: &Engine<S>, payload: &[u8]) {
                 engine.count("refused_unknown_chat");
                 return;
             }
+            engine.count("live_by_reference");
             engine.fetch_message(frame.chat, r, None).await;
         }
     }
