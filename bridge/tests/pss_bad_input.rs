@@ -396,3 +396,125 @@ async fn forged_chunks_failing_and_hanging_bee_and_garbage_frames_are_refused_an
     bob.stop().await;
     net.stop().await;
 }
+
+/// Seals `body` for a symmetric chat as a Staples sender would: DAG header in the padding.
+fn sealed_for(chat: &Chat, key: &SymKey, author: &PrivateKey, body: &[u8]) -> (MessageId, Vec<u8>) {
+    let now_ms = u64::try_from(std::time::UNIX_EPOCH.elapsed().unwrap().as_millis()).unwrap();
+    let msg = DagDraft {
+        chat_id: chat.id(),
+        clock: now_ms,
+        timestamp: now_ms,
+        parents: vec![],
+        ephemeral: false,
+        body: body.to_vec(),
+    }
+    .sign(author)
+    .unwrap();
+    let padding = dag::encode_padding(
+        msg.header(),
+        Align::Geth {
+            payload_len: body.len(),
+            signed: false,
+        },
+    );
+    let env = whisper::wrap(
+        &whisper::Draft {
+            topic: Topic(chat.topic()),
+            payload: body,
+            padding: Some(&padding),
+            signer: None,
+            ttl: 60,
+            to: Recipient::Symmetric(key),
+        },
+        u32::try_from(now_ms / 1000).unwrap(),
+        &mut rand::rngs::OsRng,
+    )
+    .unwrap();
+    (msg.id(), env.encode())
+}
+
+/// A member of a group whose inbox page lists an id with the reference of another message:
+/// Bob refuses the content (`id_mismatch`) and delivers nothing of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_inbox_entry_whose_content_has_another_id_is_refused() {
+    use staples_protocol::chat::{RosterEntry, seal};
+    use staples_protocol::inbox::{Entry, InboxWriter};
+    use staples_protocol::swarm::soc::SingleOwnerChunk;
+    use staples_protocol::swarm::{Cac, feed};
+
+    let net = staples_bridge::swarm::embedded::start_embedded(2, None)
+        .await
+        .unwrap();
+    let urls = net.urls();
+    let dir = tempfile::tempdir().unwrap();
+    let bob = sidecar(&dir.path().join("bob"), &urls[1]).await;
+    let topic = [7, 7, 7, 7];
+    let key_id = common::ok(
+        &bob.http,
+        "shh_generateSymKeyFromPassword",
+        json!(["group"]),
+    )
+    .await;
+    let filter = common::ok(
+        &bob.http,
+        "shh_newMessageFilter",
+        json!([{"symKeyID": key_id, "topics": [common::hex0x(&topic)]}]),
+    )
+    .await;
+    let sym = SymKey::from_password("group");
+    let chat = Chat::Symmetric {
+        key: *sym.as_bytes(),
+        topic,
+    };
+
+    // Mallory knows the group key and writes her own inbox and roster entry by hand.
+    let mallory = PrivateKey::random(&mut rand::rngs::OsRng);
+    let swarm = BeeSwarm::new(&urls[0], BeeOptions::default()).unwrap();
+    let (id1, env1) = sealed_for(&chat, &sym, &mallory, b"listed");
+    let (_id2, env2) = sealed_for(&chat, &sym, &mallory, b"swapped in");
+    swarm.upload_bytes(&env1).await.unwrap();
+    let r2 = swarm.upload_bytes(&env2).await.unwrap();
+    let page_key = keys::symmetric_page_key(sym.as_bytes(), &topic);
+    let page = InboxWriter::new(chat.id())
+        .append(Entry {
+            message_id: id1,
+            reference: *r2.as_bytes(),
+            clock: 1,
+        })
+        .unwrap();
+    let inbox = SingleOwnerChunk::sign(
+        &mallory,
+        feed::identifier(&keys::inbox_topic(&chat.id()), 0),
+        Cac::new(&seal::seal(&page_key, &[1; 12], &page.encode())).unwrap(),
+    );
+    swarm.upload_soc(&inbox).await.unwrap();
+    let me = swarm.addresses().await.unwrap();
+    let entry = RosterEntry {
+        topic,
+        node_key: mallory.public_key(),
+        overlay: me.overlay,
+        pss_key: me.pss_public_key,
+        timestamp_ms: 1,
+    }
+    .sign(&chat.id(), &mallory);
+    // After Bob's own entry: the next free index of the rendezvous feed.
+    wait_counter(&bob.http, "announced").await;
+    let rendezvous_owner = chat.rendezvous_key().public_key().eth_address();
+    let index = swarm
+        .feed_latest_index(&rendezvous_owner, &keys::rendezvous_topic(), None)
+        .await
+        .unwrap()
+        .map_or(0, |i| i + 1);
+    let roster = SingleOwnerChunk::sign(
+        &chat.rendezvous_key(),
+        feed::identifier(&keys::rendezvous_topic(), index),
+        Cac::new(&seal::seal(&page_key, &[2; 12], &entry)).unwrap(),
+    );
+    swarm.upload_soc(&roster).await.unwrap();
+
+    assert!(wait_counter(&bob.http, "id_mismatch").await >= 1);
+    let got = common::ok(&bob.http, "shh_getFilterMessages", json!([filter])).await;
+    assert_eq!(got, json!([]), "nothing of Mallory's swap is delivered");
+    bob.stop().await;
+    net.stop().await;
+}
