@@ -87,6 +87,19 @@ const MIGRATIONS: &[&str] = &[
          declared_at INTEGER NOT NULL,
          PRIMARY KEY (chat, id)
      );",
+    // 3: the Whisper outbox loses its primary key on the envelope hash. Only envelopes the
+    // pool admitted as new are written, so duplicates cannot arrive, and the random-keyed
+    // index made every group commit rewrite one index page per post (a quarter of the
+    // sidecar's CPU under load). Rows now append in post order.
+    "CREATE TABLE outbox_v3 (
+         seq INTEGER PRIMARY KEY,
+         expiry INTEGER NOT NULL,
+         envelope BLOB NOT NULL
+     );
+     INSERT INTO outbox_v3 (expiry, envelope) SELECT expiry, envelope FROM outbox ORDER BY rowid;
+     DROP TABLE outbox;
+     ALTER TABLE outbox_v3 RENAME TO outbox;
+     CREATE INDEX outbox_by_expiry ON outbox (expiry);",
 ];
 
 /// Jobs waiting for the store thread; callers wait when it is full.
@@ -236,17 +249,10 @@ impl Store {
     }
 
     /// Records an acknowledged envelope until it expires.
-    pub async fn put_outbox(
-        &self,
-        hash: [u8; 32],
-        expiry: u32,
-        envelope: Vec<u8>,
-    ) -> Result<(), StoreError> {
+    pub async fn put_outbox(&self, expiry: u32, envelope: Vec<u8>) -> Result<(), StoreError> {
         self.run(move |t| {
-            t.execute(
-                "INSERT OR IGNORE INTO outbox (hash, expiry, envelope) VALUES (?1, ?2, ?3)",
-                params![&hash[..], expiry, envelope],
-            )?;
+            t.prepare_cached("INSERT INTO outbox (expiry, envelope) VALUES (?1, ?2)")?
+                .execute(params![expiry, envelope])?;
             Ok(())
         })
         .await
@@ -459,6 +465,35 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn migration_3_keeps_outbox_rows_written_by_version_2() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("staples.sqlite");
+        {
+            let c = Connection::open(&path).expect("opens");
+            for (i, sql) in MIGRATIONS[..2].iter().enumerate() {
+                c.execute_batch(sql).expect("migrates");
+                c.pragma_update(None, "user_version", i as i64 + 1)
+                    .expect("versions");
+            }
+            for (h, expiry) in [(9u8, 300), (1, 100), (5, 200)] {
+                c.execute(
+                    "INSERT INTO outbox (hash, expiry, envelope) VALUES (?1, ?2, ?3)",
+                    params![&[h; 32][..], expiry, vec![h]],
+                )
+                .expect("inserts");
+            }
+        }
+        let s = Store::open(&path).expect("reopens");
+        assert_eq!(s.schema_version().await.expect("reads"), 3);
+        assert_eq!(
+            s.live_outbox(150).await.expect("reads"),
+            [vec![9], vec![5]],
+            "unexpired rows survive in their old order"
+        );
+        s.close().await;
+    }
+
+    #[tokio::test]
     async fn a_newer_schema_is_refused() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("staples.sqlite");
@@ -474,14 +509,16 @@ mod tests {
     #[tokio::test]
     async fn outbox_keeps_live_envelopes_until_expiry() {
         let s = Store::in_memory().expect("opens");
-        s.put_outbox([1; 32], 100, vec![1]).await.expect("put");
-        s.put_outbox([2; 32], 200, vec![2]).await.expect("put");
-        s.put_outbox([2; 32], 200, vec![2])
-            .await
-            .expect("duplicate is fine");
-        assert_eq!(s.live_outbox(150).await.expect("reads"), [vec![2]]);
+        s.put_outbox(100, vec![1]).await.expect("put");
+        s.put_outbox(200, vec![2]).await.expect("put");
+        s.put_outbox(200, vec![3]).await.expect("put");
+        assert_eq!(
+            s.live_outbox(150).await.expect("reads"),
+            [vec![2], vec![3]],
+            "in post order"
+        );
         assert_eq!(s.purge_outbox(150).await.expect("purges"), 1);
-        assert_eq!(s.live_outbox(0).await.expect("reads"), [vec![2]]);
+        assert_eq!(s.live_outbox(0).await.expect("reads"), [vec![2], vec![3]]);
     }
 
     #[tokio::test]
@@ -489,7 +526,7 @@ mod tests {
         let s = Store::in_memory().expect("opens");
         let writes = (0..200u8).map(|i| {
             let s = s.clone();
-            tokio::spawn(async move { s.put_outbox([i; 32], 10, vec![i]).await })
+            tokio::spawn(async move { s.put_outbox(10, vec![i]).await })
         });
         for w in writes {
             w.await.expect("joins").expect("writes");

@@ -361,7 +361,9 @@ impl<N: Node, K: Keys> ShhApi for ShhService<N, K> {
                 To::Asym(k) => Recipient::Asymmetric(k),
             },
         };
-        let mut env = wrap(&draft, now, &mut rand::rngs::OsRng)?;
+        // The thread's ChaCha CSPRNG (seeded and reseeded from the OS) rather than OsRng:
+        // padding, salt and IV would otherwise cost a getrandom syscall each per post.
+        let mut env = wrap(&draft, now, &mut rand::thread_rng())?;
         if m.pow_target != 0.0 {
             env = seal(env, m.pow_target, m.pow_time).await?;
         }
@@ -385,11 +387,13 @@ impl<N: Node, K: Keys> ShhApi for ShhService<N, K> {
         }
         let rlp = self.store.as_ref().map(|_| env.encode());
         match self.node.add(env, now, false)? {
-            Added::New(_) | Added::Duplicate => {}
+            Added::New(_) => {}
+            // Already pooled, so already in the outbox (or a restart's readmission of it).
+            Added::Duplicate => return Ok(hash),
             Added::Expired => return Err(ShhError::FailedToAdd),
         }
         if let (Some(store), Some(rlp)) = (&self.store, rlp) {
-            store.put_outbox(hash.0, expiry, rlp).await?;
+            store.put_outbox(expiry, rlp).await?;
         }
         Ok(hash)
     }
