@@ -15,7 +15,9 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use staples_protocol::crypto::{PrivateKey, PublicKey};
-use staples_protocol::whisper::{EnvelopeHash, OpenKey, ReceivedMessage, SymKey, Topic, open};
+use staples_protocol::whisper::{
+    EnvelopeHash, OpenKey, ReceivedMessage, SymKey, Topic, open_known,
+};
 
 use super::pool::Pooled;
 
@@ -269,10 +271,8 @@ fn open_for(pooled: &Pooled, key: &FilterKey) -> Option<Arc<Delivered>> {
         FilterKey::Symmetric(k) => OpenKey::Symmetric(k),
         FilterKey::Asymmetric(k) => OpenKey::Asymmetric(k),
     };
-    let mut message = open(&pooled.envelope, key).ok()?;
     // geth reports the PoW computed on entry (adjusted for clock skew), not a fresh one.
-    message.pow = pooled.pow;
-    message.hash = pooled.hash;
+    let message = open_known(&pooled.envelope, key, pooled.hash, pooled.pow).ok()?;
     let json = message.to_geth_json();
     Some(Arc::new(Delivered { message, json }))
 }

@@ -75,8 +75,8 @@ pub struct Pooled {
 pub enum Added {
     /// New: filters should see it.
     New(Arc<Pooled>),
-    /// Already in the pool: nothing to do.
-    Duplicate,
+    /// Already in the pool (its hash): nothing to do.
+    Duplicate(EnvelopeHash),
     /// Expired less than 20 s ago: dropped without error (geth returns `false, nil`).
     Expired,
 }
@@ -165,7 +165,7 @@ impl Pool {
             }
         }
         if self.envelopes.contains_key(&hash) {
-            return Ok(Added::Duplicate);
+            return Ok(Added::Duplicate(hash));
         }
         Ok(self.insert(Pooled {
             envelope,
@@ -194,7 +194,7 @@ impl Pool {
         }
         let hash = envelope.hash();
         if self.envelopes.contains_key(&hash) {
-            return Added::Duplicate;
+            return Added::Duplicate(hash);
         }
         let pow = pow_v19(&envelope);
         self.insert(Pooled {
@@ -312,7 +312,7 @@ mod tests {
             let mut pool = Pool::new(0.0);
             let got = match pool.add(env(expiry, ttl, len), NOW) {
                 Ok(Added::New(_)) => "new",
-                Ok(Added::Duplicate) => "dup",
+                Ok(Added::Duplicate(_)) => "dup",
                 Ok(Added::Expired) => "expired",
                 Err(AddError::Future(_)) => "future",
                 Err(AddError::VeryOld) => "very old",
@@ -365,7 +365,7 @@ mod tests {
         ));
         assert!(matches!(
             pool.add(env(NOW + 5, 5, 10), NOW),
-            Ok(Added::Duplicate)
+            Ok(Added::Duplicate(_))
         ));
         assert!(matches!(
             pool.add(env(NOW + 9, 5, 10), NOW),

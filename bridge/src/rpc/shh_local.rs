@@ -374,24 +374,25 @@ impl<N: Node, K: Keys> ShhApi for ShhService<N, K> {
         if m.pow_target < self.node.info().min_pow {
             return Err(ShhError::TooLowPow);
         }
-        let hash = env.hash();
         let expiry = env.expiry;
         if let (Some(engine), Some(begun)) = (&self.engine, begun) {
+            let hash = env.hash();
             // Durable in the PSS outbox before anyone sees it, then to our own filters.
             engine.commit(begun, &env).await?;
             match self.node.add(env, now, false)? {
-                Added::New(_) | Added::Duplicate => {}
+                Added::New(_) | Added::Duplicate(_) => {}
                 Added::Expired => return Err(ShhError::FailedToAdd),
             }
             return Ok(hash);
         }
         let rlp = self.store.as_ref().map(|_| env.encode());
-        match self.node.add(env, now, false)? {
-            Added::New(_) => {}
+        // The pool hashes the envelope on entry; that hash is the answer.
+        let hash = match self.node.add(env, now, false)? {
+            Added::New(pooled) => pooled.hash,
             // Already pooled, so already in the outbox (or a restart's readmission of it).
-            Added::Duplicate => return Ok(hash),
+            Added::Duplicate(hash) => return Ok(hash),
             Added::Expired => return Err(ShhError::FailedToAdd),
-        }
+        };
         if let (Some(store), Some(rlp)) = (&self.store, rlp) {
             store.put_outbox(expiry, rlp).await?;
         }

@@ -18,7 +18,9 @@ pub use envelope::{Envelope, EnvelopeError, EnvelopeHash};
 pub use message::{MessageError, Plaintext};
 pub use symmetric::{SymKey, SymmetricError};
 pub use topic::{Bloom, Topic, TopicError};
-pub use wrap::{Draft, OpenError, OpenKey, ReceivedMessage, Recipient, WrapError, open, wrap};
+pub use wrap::{
+    Draft, OpenError, OpenKey, ReceivedMessage, Recipient, WrapError, open, open_known, wrap,
+};
 
 /// Default node minimum PoW (`DefaultMinimumPoW`).
 pub const DEFAULT_MIN_POW: f64 = 0.2;

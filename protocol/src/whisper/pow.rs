@@ -33,8 +33,11 @@ pub fn leading_zero_bits(env: &Envelope) -> u32 {
 
 /// The v1.9 PoW (geth ≥ 1.9, status-go ≥ 0.34.0-beta.3, Waku v1).
 pub fn pow_v19(env: &Envelope) -> f64 {
-    let size = env.encode_without_nonce().len();
-    pow_value(leading_zero_bits(env), size, env.ttl)
+    // One encoding serves both the size and the hash (every pooled envelope pays this).
+    let mut buf = env.encode_without_nonce();
+    let size = buf.len();
+    buf.extend_from_slice(&env.nonce.to_be_bytes());
+    pow_value(leading_zeros(&keccak256(&buf)), size, env.ttl)
 }
 
 /// Trailing zero bits of the legacy (v1.8) PoW hash.

@@ -137,19 +137,54 @@ pub fn wrap(
 
 /// Decrypts and parses an envelope.
 pub fn open(env: &Envelope, key: OpenKey<'_>) -> Result<ReceivedMessage, OpenError> {
+    let (plaintext, recipient) = decrypt(env, key)?;
+    Ok(received(
+        env,
+        plaintext,
+        recipient,
+        env.hash(),
+        pow_v19(env),
+    ))
+}
+
+/// [`open`] for an envelope whose hash and PoW the caller already has (a node computes
+/// both when the envelope enters its pool; hashing again per filter would double the
+/// Keccak work of every delivery). The PoW is taken as given, as geth reports the value
+/// computed on entry (adjusted for clock skew).
+pub fn open_known(
+    env: &Envelope,
+    key: OpenKey<'_>,
+    hash: EnvelopeHash,
+    pow: f64,
+) -> Result<ReceivedMessage, OpenError> {
+    let (plaintext, recipient) = decrypt(env, key)?;
+    Ok(received(env, plaintext, recipient, hash, pow))
+}
+
+fn decrypt(env: &Envelope, key: OpenKey<'_>) -> Result<(Plaintext, Option<PublicKey>), OpenError> {
     let (raw, recipient) = match key {
         OpenKey::Symmetric(k) => (k.decrypt(&env.data)?, None),
         OpenKey::Asymmetric(k) => (ecies::decrypt(k, &env.data)?, Some(k.public_key())),
     };
-    Ok(ReceivedMessage {
-        plaintext: message::parse(&raw)?,
+    Ok((message::parse(&raw)?, recipient))
+}
+
+fn received(
+    env: &Envelope,
+    plaintext: Plaintext,
+    recipient: Option<PublicKey>,
+    hash: EnvelopeHash,
+    pow: f64,
+) -> ReceivedMessage {
+    ReceivedMessage {
+        plaintext,
         topic: env.topic,
         ttl: env.ttl,
         sent: env.sent(),
-        pow: pow_v19(env),
-        hash: env.hash(),
+        pow,
+        hash,
         recipient,
-    })
+    }
 }
 
 #[cfg(test)]
