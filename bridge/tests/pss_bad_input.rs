@@ -518,3 +518,88 @@ async fn an_inbox_entry_whose_content_has_another_id_is_refused() {
     bob.stop().await;
     net.stop().await;
 }
+
+/// Feeds have no compare-and-swap: a member that found Bob's rendezvous index free just
+/// before his upload (or a hostile member) replaces his roster entry right after Bob read
+/// it back. Bob's sync task re-reads what he wrote, counts `roster_entry_replaced`, and
+/// writes the entry again at the next free index, so a member who joins later still finds
+/// his inbox and catches up on what he posted meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_roster_entry_replaced_by_a_racing_member_is_written_again() {
+    use staples_protocol::chat::{RosterEntry, seal};
+    use staples_protocol::swarm::soc::SingleOwnerChunk;
+    use staples_protocol::swarm::{Cac, feed};
+
+    let net = staples_bridge::swarm::embedded::start_embedded(2, None)
+        .await
+        .unwrap();
+    let urls = net.urls();
+    let dir = tempfile::tempdir().unwrap();
+    let bob = sidecar(&dir.path().join("bob"), &urls[1]).await;
+    let topic = [7, 7, 7, 8];
+    let join = |url: String| async move {
+        let key_id = common::ok(&url, "shh_generateSymKeyFromPassword", json!(["racers"])).await;
+        let filter = common::ok(
+            &url,
+            "shh_newMessageFilter",
+            json!([{"symKeyID": key_id, "topics": [common::hex0x(&topic)]}]),
+        )
+        .await;
+        (key_id, filter.as_str().unwrap().to_string())
+    };
+    let (bob_key, _) = join(bob.http.clone()).await;
+    wait_counter(&bob.http, "announced").await;
+
+    // The racer overwrites the index Bob's entry landed on with its own entry.
+    let sym = SymKey::from_password("racers");
+    let chat = Chat::Symmetric {
+        key: *sym.as_bytes(),
+        topic,
+    };
+    let swarm = BeeSwarm::new(&urls[0], BeeOptions::default()).unwrap();
+    let owner = chat.rendezvous_key().public_key().eth_address();
+    let bobs_index = swarm
+        .feed_latest_index(&owner, &keys::rendezvous_topic(), None)
+        .await
+        .unwrap()
+        .expect("Bob's entry is on the feed");
+    let racer = PrivateKey::random(&mut rand::rngs::OsRng);
+    let me = swarm.addresses().await.unwrap();
+    let entry = RosterEntry {
+        topic,
+        node_key: racer.public_key(),
+        overlay: me.overlay,
+        pss_key: me.pss_public_key,
+        timestamp_ms: 1,
+    }
+    .sign(&chat.id(), &racer);
+    let page_key = keys::symmetric_page_key(sym.as_bytes(), &topic);
+    let replacement = SingleOwnerChunk::sign(
+        &chat.rendezvous_key(),
+        feed::identifier(&keys::rendezvous_topic(), bobs_index),
+        Cac::new(&seal::seal(&page_key, &[3; 12], &entry)).unwrap(),
+    );
+    swarm.upload_soc(&replacement).await.unwrap();
+
+    assert!(wait_counter(&bob.http, "roster_entry_replaced").await >= 1);
+    let start = Instant::now();
+    while counter(&bob.http, "announced").await < 2 {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "never re-announced"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Bob posts while Alice is away; Alice joins later and finds him on the roster.
+    let to_group = json!({"symKeyID": bob_key, "topic": common::hex0x(&topic)});
+    post(&bob.http, to_group, "posted before Alice joined").await;
+    let alice = sidecar(&dir.path().join("alice"), &urls[0]).await;
+    let (_, alice_filter) = join(alice.http.clone()).await;
+    let mut got = Vec::new();
+    wait_for(&alice.http, &alice_filter, &mut got, 1).await;
+    assert_eq!(got, ["posted before Alice joined"]);
+    alice.stop().await;
+    bob.stop().await;
+    net.stop().await;
+}

@@ -132,6 +132,12 @@ pub struct Member {
     pub dirty: bool,
 }
 
+/// How long our roster (or drop-box) entry is re-read after we wrote it. Feeds have no
+/// compare-and-swap: a member that found the same index free just before our upload
+/// replaces our entry with its own right after, and both read-backs in `send::announce`
+/// succeed. Its check-to-upload window is a few requests long, far below this.
+pub const OWN_ENTRY_RECHECK: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// One chat.
 pub struct ChatState {
     /// What the app addresses.
@@ -161,6 +167,9 @@ pub struct ChatState {
     pub roster_next: u64,
     /// Whether our roster entry is written.
     pub announced: bool,
+    /// Our entry as written this run (index, sealed bytes, when): re-read by the sync task
+    /// until [`OWN_ENTRY_RECHECK`] has passed, because a racing writer may replace it.
+    pub own_entry: Option<(u64, Vec<u8>, std::time::Instant)>,
     /// For a chat we write to someone's public key: their node's overlay and PSS key, from
     /// their contact record.
     pub recipient_live: Option<([u8; 32], PublicKey)>,
@@ -188,6 +197,7 @@ impl ChatState {
             wanted: Vec::new(),
             roster_next: 0,
             announced: false,
+            own_entry: None,
             recipient_live: None,
             outgoing: Default::default(),
             delivered: 0,

@@ -23,6 +23,7 @@ use staples_protocol::swarm::soc::SingleOwnerChunk;
 use staples_protocol::swarm::{Cac, ChunkAddress};
 use staples_protocol::whisper::ecies;
 
+use super::chat::OWN_ENTRY_RECHECK;
 use super::{Engine, db, lock, now_ms};
 use crate::swarm::{Swarm, SwarmError};
 
@@ -299,9 +300,10 @@ async fn announce_all<S: Swarm>(engine: &Engine<S>) -> Result<(), SwarmError> {
                 .get(&id)
                 .is_some_and(|st| st.opener.is_some());
         if owes_entry && !ours {
-            announce(engine, &id, &chat).await?;
+            let (index, sealed) = announce(engine, &id, &chat).await?;
             if let Some(st) = lock(&engine.inner.chats).get_mut(&id) {
                 st.announced = true;
+                st.own_entry = Some((index, sealed, std::time::Instant::now()));
             }
             store_or_log(engine.persist_chat(id).await);
             engine.count("announced");
@@ -323,13 +325,14 @@ async fn announce_all<S: Swarm>(engine: &Engine<S>) -> Result<(), SwarmError> {
 }
 
 /// Writes our roster entry at the first free index of the chat's rendezvous feed and
-/// reads it back: two members racing for one index both see who won, and the loser moves
-/// on.
+/// reads it back: a member whose upload landed first sees it lost and moves on. (One that
+/// checked the index just before our upload may still replace it afterwards; the sync task
+/// re-reads the entry, [`recheck_own_entries`].) Returns the index and the sealed bytes.
 async fn announce<S: Swarm>(
     engine: &Engine<S>,
     id: &ChatId,
     chat: &Chat,
-) -> Result<(), SwarmError> {
+) -> Result<(u64, Vec<u8>), SwarmError> {
     let me = engine.me().await?;
     let entry = RosterEntry {
         topic: chat.topic(),
@@ -374,7 +377,9 @@ async fn announce<S: Swarm>(
         let soc = SingleOwnerChunk::sign(&rk, feed::identifier(&topic, index), cac.clone());
         engine.inner.swarm.upload_soc(&soc).await?;
         match engine.inner.swarm.download_soc(&address).await {
-            Ok(back) if back.wrapped().payload() == sealed.as_slice() => return Ok(()),
+            Ok(back) if back.wrapped().payload() == sealed.as_slice() => {
+                return Ok((index, sealed));
+            }
             Ok(_) | Err(SwarmError::NotFound) => index += 1,
             Err(e) => return Err(e),
         }
@@ -382,4 +387,38 @@ async fn announce<S: Swarm>(
     Err(SwarmError::Invalid(
         "rendezvous feed: no free index in 64 tries".into(),
     ))
+}
+
+/// Re-reads the roster entries we wrote in the last [`OWN_ENTRY_RECHECK`]; one that was
+/// replaced is owed again, and the sender writes it at the next free index.
+pub(super) async fn recheck_own_entries<S: Swarm>(engine: &Engine<S>) -> Result<(), SwarmError> {
+    let due: Vec<(ChatId, Chat, u64, Vec<u8>)> = lock(&engine.inner.chats)
+        .values_mut()
+        .filter_map(|st| {
+            let (index, sealed, at) = st.own_entry.as_ref()?;
+            if at.elapsed() > OWN_ENTRY_RECHECK {
+                st.own_entry = None;
+                return None;
+            }
+            Some((st.id, st.chat.clone(), *index, sealed.clone()))
+        })
+        .collect();
+    for (id, chat, index, sealed) in due {
+        let owner = chat.rendezvous_key().public_key().eth_address();
+        let address = feed::update_address(&owner, &keys::rendezvous_topic(), index);
+        let intact = match engine.inner.swarm.download_soc(&address).await {
+            Ok(back) => back.wrapped().payload() == sealed.as_slice(),
+            Err(SwarmError::NotFound) => false,
+            Err(e) => return Err(e),
+        };
+        if !intact {
+            engine.count("roster_entry_replaced");
+            if let Some(st) = lock(&engine.inner.chats).get_mut(&id) {
+                st.announced = false;
+                st.own_entry = None;
+            }
+            engine.inner.wake_send.notify_one();
+        }
+    }
+    Ok(())
 }

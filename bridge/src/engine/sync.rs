@@ -72,6 +72,7 @@ async fn pass<S: Swarm>(
             contacts_done.insert(addr);
         }
     }
+    super::send::recheck_own_entries(engine).await?;
     for (id, key) in &identities {
         read_drop_box(engine, id, key).await?;
     }
