@@ -149,13 +149,15 @@ pub const LAG_REASON: &str =
 
 impl Node for LocalNode {
     fn add(&self, envelope: Envelope, now: u32, p2p: bool) -> Result<Added, AddError> {
-        let added = self.pool().add(envelope, now)?;
+        let candidate = Pooled::new(envelope, now);
+        let added = self.pool().admit(candidate, now)?;
         self.deliver(&added, p2p);
         Ok(added)
     }
 
     fn readmit(&self, envelope: Envelope, now: u32) -> Added {
-        let added = self.pool().readmit(envelope, now);
+        let candidate = Pooled::new(envelope, now);
+        let added = self.pool().readmit_hashed(candidate, now);
         self.deliver(&added, false);
         added
     }

@@ -70,6 +70,30 @@ pub struct Pooled {
     pub pow: f64,
 }
 
+impl Pooled {
+    /// Hashes an arriving envelope and computes its PoW as geth does on entry: an envelope
+    /// sent up to [`SYNC_ALLOWANCE`] seconds in the future has its PoW recomputed with the
+    /// TTL stretched by the skew plus a second of latency. Pure, so callers run it before
+    /// taking the pool lock.
+    pub fn new(envelope: Envelope, now: u32) -> Self {
+        let hash = envelope.hash();
+        let sent = envelope.sent();
+        let pow = if sent > now {
+            let stretched = u64::from(envelope.ttl) + u64::from(sent - now) + 1;
+            let size = envelope.encode_without_nonce().len() as f64;
+            let lz = leading_zero_bits(&envelope);
+            2f64.powi(lz as i32) / size / stretched as f64
+        } else {
+            pow_v19(&envelope)
+        };
+        Pooled {
+            envelope,
+            hash,
+            pow,
+        }
+    }
+}
+
 /// What [`Pool::add`] did with an acceptable envelope.
 #[derive(Debug, Clone)]
 pub enum Added {
@@ -124,18 +148,21 @@ impl Pool {
 
     /// Applies geth's acceptance rules and stores the envelope if it passes.
     pub fn add(&mut self, envelope: Envelope, now: u32) -> Result<Added, AddError> {
-        let hash = envelope.hash();
-        let sent = envelope.expiry.wrapping_sub(envelope.ttl);
-        let mut pow = None;
-        if sent > now {
-            if sent.saturating_sub(SYNC_ALLOWANCE) > now {
-                return Err(AddError::Future(hash));
-            }
-            // geth recomputes PoW with the TTL stretched by the skew plus a second of latency.
-            let stretched = u64::from(envelope.ttl) + u64::from(sent - now) + 1;
-            let size = envelope.encode_without_nonce().len() as f64;
-            let lz = leading_zero_bits(&envelope);
-            pow = Some(2f64.powi(lz as i32) / size / stretched as f64);
+        self.admit(Pooled::new(envelope, now), now)
+    }
+
+    /// [`Pool::add`] for an envelope already hashed by [`Pooled::new`]. The node hashes
+    /// outside its pool lock: Keccak under the lock serialised every post, and a thread
+    /// preempted while holding it stalled them all.
+    pub fn admit(&mut self, candidate: Pooled, now: u32) -> Result<Added, AddError> {
+        let Pooled {
+            envelope,
+            hash,
+            pow,
+        } = candidate;
+        let sent = envelope.sent();
+        if sent > now && sent.saturating_sub(SYNC_ALLOWANCE) > now {
+            return Err(AddError::Future(hash));
         }
         if envelope.expiry < now {
             if envelope.expiry.saturating_add(2 * SYNC_ALLOWANCE) < now {
@@ -146,7 +173,6 @@ impl Pool {
         if envelope.size() > self.max_message_size as usize {
             return Err(AddError::TooLarge(hash));
         }
-        let pow = pow.unwrap_or_else(|| pow_v19(&envelope));
         if pow < self.min_pow {
             let tolerated = self
                 .min_pow_tolerance
@@ -189,19 +215,18 @@ impl Pool {
     /// only expiry and duplicates are checked, so a raised minimum PoW or a narrower bloom
     /// cannot drop what was acknowledged.
     pub fn readmit(&mut self, envelope: Envelope, now: u32) -> Added {
-        if envelope.expiry < now {
+        self.readmit_hashed(Pooled::new(envelope, now), now)
+    }
+
+    /// [`Pool::readmit`] for an envelope already hashed by [`Pooled::new`].
+    pub fn readmit_hashed(&mut self, candidate: Pooled, now: u32) -> Added {
+        if candidate.envelope.expiry < now {
             return Added::Expired;
         }
-        let hash = envelope.hash();
-        if self.envelopes.contains_key(&hash) {
-            return Added::Duplicate(hash);
+        if self.envelopes.contains_key(&candidate.hash) {
+            return Added::Duplicate(candidate.hash);
         }
-        let pow = pow_v19(&envelope);
-        self.insert(Pooled {
-            envelope,
-            hash,
-            pow,
-        })
+        self.insert(candidate)
     }
 
     /// Drops every envelope whose expiry is before `now`; returns how many went.

@@ -11,7 +11,8 @@
 //!   CORS headers and preflight answers;
 //! - HTTP bodies and WebSocket messages are capped; connections are capped by a semaphore
 //!   (accepting pauses while all permits are taken), and each WebSocket connection runs at
-//!   most [`WS_IN_FLIGHT`] calls at once.
+//!   most [`WS_IN_FLIGHT`] calls, or [`WS_IN_FLIGHT_UNIT`] × [`WS_IN_FLIGHT`] bytes of
+//!   requests, at once.
 //!
 //! Both listeners speak both HTTP and WebSocket: apps are configured with geth's two ports,
 //! and an upstream URL `http://host:port` can then also be used for subscriptions.
@@ -40,8 +41,23 @@ use super::Handler;
 use super::conn::{Conn, Ctrl, MAX_SUBSCRIPTIONS, OUT_QUEUE, failure_notification};
 use super::jsonrpc;
 
-/// Calls one WebSocket connection may have running at once.
-pub const WS_IN_FLIGHT: usize = 16;
+/// Calls one WebSocket connection may have running at once. A call weighs one permit per
+/// started [`WS_IN_FLIGHT_UNIT`] of request text, so the same budget also caps the bytes
+/// held (256 KiB; a single larger request takes the whole budget and runs alone).
+///
+/// 64 rather than fewer because a post is answered only once durable: when the disk stalls
+/// (an fsync of 150 ms was seen under load), each connection's posts wait for it, and a
+/// small budget stopped the reader, which delayed posts that would otherwise have been
+/// delivered to subscribers at once.
+pub const WS_IN_FLIGHT: u32 = 64;
+/// Request bytes per in-flight permit (see [`WS_IN_FLIGHT`]).
+pub const WS_IN_FLIGHT_UNIT: usize = 4 * 1024;
+
+/// Permits a request of `len` bytes takes from the in-flight budget.
+fn in_flight_weight(len: usize) -> u32 {
+    let units = len.div_ceil(WS_IN_FLIGHT_UNIT).max(1);
+    u32::try_from(units).map_or(WS_IN_FLIGHT, |u| u.min(WS_IN_FLIGHT))
+}
 
 /// Server limits and access rules.
 #[derive(Clone)]
@@ -336,11 +352,11 @@ async fn ws_session<H: Handler>(
     let conn = Conn::websocket(out_tx, ctrl_tx);
 
     // Reading runs apart from writing so a full outgoing queue can always drain; the reader
-    // stops reading while WS_IN_FLIGHT calls are running (backpressure on the client).
+    // stops reading while the in-flight budget is spent (backpressure on the client).
     let (done_tx, mut done_rx) = tokio::sync::oneshot::channel::<()>();
     let reader_conn = conn.clone();
     let reader = tokio::spawn(async move {
-        let in_flight = Arc::new(Semaphore::new(WS_IN_FLIGHT));
+        let in_flight = Arc::new(Semaphore::new(WS_IN_FLIGHT as usize));
         while let Some(msg) = rx.next().await {
             let text = match msg {
                 Ok(Message::Text(t)) => t.to_string(),
@@ -348,7 +364,8 @@ async fn ws_session<H: Handler>(
                 Ok(Message::Ping(_) | Message::Pong(_)) => continue,
                 Ok(Message::Close(_)) | Err(_) => break,
             };
-            let Ok(permit) = in_flight.clone().acquire_owned().await else {
+            let weight = in_flight_weight(text.len());
+            let Ok(permit) = in_flight.clone().acquire_many_owned(weight).await else {
                 break;
             };
             let (h, c) = (handler.clone(), reader_conn.clone());
@@ -499,6 +516,19 @@ impl AsyncWrite for PermitStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn in_flight_weight_counts_started_units_and_caps_at_the_budget() {
+        assert_eq!(in_flight_weight(0), 1);
+        assert_eq!(in_flight_weight(300), 1);
+        assert_eq!(in_flight_weight(WS_IN_FLIGHT_UNIT), 1);
+        assert_eq!(in_flight_weight(WS_IN_FLIGHT_UNIT + 1), 2);
+        assert_eq!(
+            in_flight_weight(5 << 20),
+            WS_IN_FLIGHT,
+            "a huge call runs alone"
+        );
+    }
 
     #[test]
     fn bind_rules() {
