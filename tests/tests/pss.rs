@@ -1,8 +1,8 @@
 //! `--transport=pss` end to end: real `staples` processes against a real `staples-devnode`
 //! process on loopback. The seed scenario between two arbitrary users (keys made here, no
 //! address configured anywhere), SIGKILL and restart of the receiver and of the sender
-//! (nothing lost, nothing delivered twice), a Bee node going down and coming back, and
-//! stale feed reads.
+//! (nothing lost, nothing delivered twice), a Bee node going down and coming back, stale
+//! feed reads, and groups: a late joiner and members joining at once.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashSet;
@@ -237,5 +237,93 @@ async fn bee_down_then_up_and_stale_feed_reads_still_deliver_everything_once() {
 
     alice.process.terminate();
     b.process.terminate();
+    net.process.terminate();
+}
+
+/// A group on a password-derived symmetric key: the post parameters and a filter.
+async fn join_group(p: &Proc, password: &str, topic: &str) -> (Value, String) {
+    let key = ok(p, "shh_generateSymKeyFromPassword", json!([password])).await;
+    let filter = ok(
+        p,
+        "shh_newMessageFilter",
+        json!([{"symKeyID": key, "topics": [topic]}]),
+    )
+    .await;
+    let to = json!({"symKeyID": key, "topic": topic, "ttl": 60, "powTarget": 0, "powTime": 1});
+    (to, filter.as_str().unwrap().to_string())
+}
+
+async fn post_group(p: &Proc, to: &Value, text: &str) {
+    let mut params = to.clone();
+    params["payload"] = json!(hex0x(text.as_bytes()));
+    ok(p, "shh_post", json!([params])).await;
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+/// A group: Alice and Bob post, Charlie joins later and gets every earlier message through
+/// the chat's rendezvous roster, then Charlie's post reaches both. Then Alice and Bob
+/// install filters for a second group at the same moment, so both may write their roster
+/// entry at the same index (the later upload replaces the earlier); each still learns the
+/// other (the deterministic version of that race is in `bridge/tests/pss_bad_input.rs`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_late_joiner_catches_up_and_members_joining_at_once_find_each_other() {
+    let net = DevNode::start(3);
+    let urls = net.urls.clone();
+    let dir = tempfile::tempdir().unwrap();
+    const TOPIC_G: &str = "0x47525550";
+
+    let alice = sidecar(&dir.path().join("alice"), &urls[0]);
+    let (to_a, a_f) = join_group(&alice, "group", TOPIC_G).await;
+    post_group(&alice, &to_a, "alice 1").await;
+    let bob = sidecar(&dir.path().join("bob"), &urls[1]);
+    let (to_b, b_f) = join_group(&bob, "group", TOPIC_G).await;
+    let mut got_b = Vec::new();
+    collect(&bob, &b_f, &mut got_b, 1).await;
+    assert_eq!(got_b, ["alice 1"]);
+    post_group(&bob, &to_b, "bob 1").await;
+    post_group(&alice, &to_a, "alice 2").await;
+    let mut got_a = Vec::new();
+    // Each sees its own posts too, as in Whisper.
+    collect(&alice, &a_f, &mut got_a, 3).await;
+    assert_eq!(sorted(got_a), ["alice 1", "alice 2", "bob 1"]);
+
+    let charlie = sidecar(&dir.path().join("charlie"), &urls[2]);
+    let (to_c, c_f) = join_group(&charlie, "group", TOPIC_G).await;
+    let mut got_c = Vec::new();
+    collect(&charlie, &c_f, &mut got_c, 3).await;
+    assert_eq!(sorted(got_c), ["alice 1", "alice 2", "bob 1"]);
+    post_group(&charlie, &to_c, "charlie 1").await;
+    got_a = Vec::new();
+    collect(&alice, &a_f, &mut got_a, 1).await;
+    assert_eq!(got_a, ["charlie 1"]);
+    // Bob's filter also holds Alice's second post and his own.
+    collect(&bob, &b_f, &mut got_b, 4).await;
+    assert_eq!(
+        got_b.last().map(String::as_str),
+        Some("charlie 1"),
+        "{got_b:?}"
+    );
+    assert_causal(&ok(&charlie, "staples_history", json!([])).await);
+
+    // Alice and Bob join a second group at the same moment.
+    let ((to_a2, a2_f), (to_b2, b2_f)) = tokio::join!(
+        join_group(&alice, "at once", TOPIC),
+        join_group(&bob, "at once", TOPIC)
+    );
+    post_group(&alice, &to_a2, "at once: alice").await;
+    post_group(&bob, &to_b2, "at once: bob").await;
+    for (p, f) in [(&alice, &a2_f), (&bob, &b2_f)] {
+        let mut got = Vec::new();
+        collect(p, f, &mut got, 2).await;
+        assert_eq!(sorted(got), ["at once: alice", "at once: bob"]);
+    }
+
+    for p in [alice, bob, charlie] {
+        p.process.terminate();
+    }
     net.process.terminate();
 }
