@@ -398,6 +398,34 @@ async fn forged_chunks_failing_and_hanging_bee_and_garbage_frames_are_refused_an
 }
 
 /// Seals `body` for a symmetric chat as a Staples sender would: DAG header in the padding.
+/// A roster entry for `node` (advertising the Bee node `me`) at `index` of the chat's
+/// rendezvous feed, written by someone who holds the group key.
+fn roster_soc(
+    chat: &Chat,
+    key: &SymKey,
+    node: &PrivateKey,
+    me: &staples_bridge::swarm::NodeAddresses,
+    index: u64,
+) -> staples_protocol::swarm::soc::SingleOwnerChunk {
+    use staples_protocol::chat::{RosterEntry, seal};
+    use staples_protocol::swarm::{Cac, feed};
+    let entry = RosterEntry {
+        topic: chat.topic(),
+        node_key: node.public_key(),
+        overlay: me.overlay,
+        pss_key: me.pss_public_key,
+        timestamp_ms: 1,
+    }
+    .sign(&chat.id(), node);
+    let page_key = keys::symmetric_page_key(key.as_bytes(), &chat.topic());
+    let nonce = [index as u8; 12];
+    staples_protocol::swarm::soc::SingleOwnerChunk::sign(
+        &chat.rendezvous_key(),
+        feed::identifier(&keys::rendezvous_topic(), index),
+        Cac::new(&seal::seal(&page_key, &nonce, &entry)).unwrap(),
+    )
+}
+
 fn sealed_for(chat: &Chat, key: &SymKey, author: &PrivateKey, body: &[u8]) -> (MessageId, Vec<u8>) {
     let now_ms = u64::try_from(std::time::UNIX_EPOCH.elapsed().unwrap().as_millis()).unwrap();
     let msg = DagDraft {
@@ -437,7 +465,7 @@ fn sealed_for(chat: &Chat, key: &SymKey, author: &PrivateKey, body: &[u8]) -> (M
 /// Bob refuses the content (`id_mismatch`) and delivers nothing of it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_inbox_entry_whose_content_has_another_id_is_refused() {
-    use staples_protocol::chat::{RosterEntry, seal};
+    use staples_protocol::chat::seal;
     use staples_protocol::inbox::{Entry, InboxWriter};
     use staples_protocol::swarm::soc::SingleOwnerChunk;
     use staples_protocol::swarm::{Cac, feed};
@@ -489,14 +517,6 @@ async fn an_inbox_entry_whose_content_has_another_id_is_refused() {
     );
     swarm.upload_soc(&inbox).await.unwrap();
     let me = swarm.addresses().await.unwrap();
-    let entry = RosterEntry {
-        topic,
-        node_key: mallory.public_key(),
-        overlay: me.overlay,
-        pss_key: me.pss_public_key,
-        timestamp_ms: 1,
-    }
-    .sign(&chat.id(), &mallory);
     // After Bob's own entry: the next free index of the rendezvous feed.
     wait_counter(&bob.http, "announced").await;
     let rendezvous_owner = chat.rendezvous_key().public_key().eth_address();
@@ -505,11 +525,7 @@ async fn an_inbox_entry_whose_content_has_another_id_is_refused() {
         .await
         .unwrap()
         .map_or(0, |i| i + 1);
-    let roster = SingleOwnerChunk::sign(
-        &chat.rendezvous_key(),
-        feed::identifier(&keys::rendezvous_topic(), index),
-        Cac::new(&seal::seal(&page_key, &[2; 12], &entry)).unwrap(),
-    );
+    let roster = roster_soc(&chat, &sym, &mallory, &me, index);
     swarm.upload_soc(&roster).await.unwrap();
 
     assert!(wait_counter(&bob.http, "id_mismatch").await >= 1);
@@ -526,10 +542,6 @@ async fn an_inbox_entry_whose_content_has_another_id_is_refused() {
 /// his inbox and catches up on what he posted meanwhile.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_roster_entry_replaced_by_a_racing_member_is_written_again() {
-    use staples_protocol::chat::{RosterEntry, seal};
-    use staples_protocol::swarm::soc::SingleOwnerChunk;
-    use staples_protocol::swarm::{Cac, feed};
-
     let net = staples_bridge::swarm::embedded::start_embedded(2, None)
         .await
         .unwrap();
@@ -565,20 +577,7 @@ async fn a_roster_entry_replaced_by_a_racing_member_is_written_again() {
         .expect("Bob's entry is on the feed");
     let racer = PrivateKey::random(&mut rand::rngs::OsRng);
     let me = swarm.addresses().await.unwrap();
-    let entry = RosterEntry {
-        topic,
-        node_key: racer.public_key(),
-        overlay: me.overlay,
-        pss_key: me.pss_public_key,
-        timestamp_ms: 1,
-    }
-    .sign(&chat.id(), &racer);
-    let page_key = keys::symmetric_page_key(sym.as_bytes(), &topic);
-    let replacement = SingleOwnerChunk::sign(
-        &chat.rendezvous_key(),
-        feed::identifier(&keys::rendezvous_topic(), bobs_index),
-        Cac::new(&seal::seal(&page_key, &[3; 12], &entry)).unwrap(),
-    );
+    let replacement = roster_soc(&chat, &sym, &racer, &me, bobs_index);
     swarm.upload_soc(&replacement).await.unwrap();
 
     assert!(wait_counter(&bob.http, "roster_entry_replaced").await >= 1);
