@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use staples_protocol::whisper::pow::{leading_zero_bits, pow_v19};
+use staples_protocol::whisper::pow::{pow_v19, v19_inputs};
 use staples_protocol::whisper::{
     Bloom, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MIN_POW, Envelope, EnvelopeHash, MAX_MESSAGE_SIZE,
 };
@@ -80,9 +80,8 @@ impl Pooled {
         let sent = envelope.sent();
         let pow = if sent > now {
             let stretched = u64::from(envelope.ttl) + u64::from(sent - now) + 1;
-            let size = envelope.encode_without_nonce().len() as f64;
-            let lz = leading_zero_bits(&envelope);
-            2f64.powi(lz as i32) / size / stretched as f64
+            let (lz, size) = v19_inputs(&envelope);
+            2f64.powi(lz as i32) / size as f64 / stretched as f64
         } else {
             pow_v19(&envelope)
         };

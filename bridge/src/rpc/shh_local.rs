@@ -375,18 +375,17 @@ impl<N: Node, K: Keys> ShhApi for ShhService<N, K> {
             return Err(ShhError::TooLowPow);
         }
         let expiry = env.expiry;
+        // In both branches the pool hashes the envelope on entry; that hash is the answer.
         if let (Some(engine), Some(begun)) = (&self.engine, begun) {
-            let hash = env.hash();
             // Durable in the PSS outbox before anyone sees it, then to our own filters.
             engine.commit(begun, &env).await?;
-            match self.node.add(env, now, false)? {
-                Added::New(_) | Added::Duplicate(_) => {}
-                Added::Expired => return Err(ShhError::FailedToAdd),
-            }
-            return Ok(hash);
+            return match self.node.add(env, now, false)? {
+                Added::New(pooled) => Ok(pooled.hash),
+                Added::Duplicate(hash) => Ok(hash),
+                Added::Expired => Err(ShhError::FailedToAdd),
+            };
         }
         let rlp = self.store.as_ref().map(|_| env.encode());
-        // The pool hashes the envelope on entry; that hash is the answer.
         let hash = match self.node.add(env, now, false)? {
             Added::New(pooled) => pooled.hash,
             // Already pooled, so already in the outbox (or a restart's readmission of it).

@@ -26,18 +26,22 @@ pub const SEAL_BATCH: u64 = 1024;
 
 /// Leading zero bits of the v1.9 PoW hash for the envelope's current nonce.
 pub fn leading_zero_bits(env: &Envelope) -> u32 {
-    let mut buf = env.encode_without_nonce();
-    buf.extend_from_slice(&env.nonce.to_be_bytes());
-    leading_zeros(&keccak256(&buf))
+    v19_inputs(env).0
 }
 
 /// The v1.9 PoW (geth ≥ 1.9, status-go ≥ 0.34.0-beta.3, Waku v1).
 pub fn pow_v19(env: &Envelope) -> f64 {
-    // One encoding serves both the size and the hash (every pooled envelope pays this).
+    let (bits, size) = v19_inputs(env);
+    pow_value(bits, size, env.ttl)
+}
+
+/// The two inputs of the v1.9 formula besides the TTL: the hash's leading zero bits and
+/// `len(rlpWithoutNonce)`, from one encoding (every pooled envelope pays this).
+pub fn v19_inputs(env: &Envelope) -> (u32, usize) {
     let mut buf = env.encode_without_nonce();
     let size = buf.len();
     buf.extend_from_slice(&env.nonce.to_be_bytes());
-    pow_value(leading_zeros(&keccak256(&buf)), size, env.ttl)
+    (leading_zeros(&keccak256(&buf)), size)
 }
 
 /// Trailing zero bits of the legacy (v1.8) PoW hash.
