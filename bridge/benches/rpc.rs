@@ -92,17 +92,13 @@ impl Client {
 
     async fn call(&mut self, method: &str, params: Value) {
         self.next_id += 1;
-        let body = json!({"jsonrpc":"2.0","id":self.next_id,"method":method,"params":params});
-        self.tx
-            .send(Message::Text(body.to_string().into()))
-            .await
-            .unwrap();
+        let frame = request(self.next_id, method, params);
+        self.tx.send(frame).await.unwrap();
     }
 
     async fn post(&mut self, seq: usize) {
-        let params = json!([{"symKeyID": self.sym, "topic": self.topic,
-            "payload": format!("0x{seq:016x}"), "ttl": 60, "powTarget": 0}]);
-        self.call("shh_post", params).await;
+        self.call("shh_post", post_params(&self.sym, &self.topic, seq))
+            .await;
     }
 
     async fn answer(&mut self) -> Value {
@@ -115,6 +111,18 @@ impl Client {
             }
         }
     }
+}
+
+/// A JSON-RPC request frame.
+fn request(id: u64, method: &str, params: Value) -> Message {
+    let body = json!({"jsonrpc":"2.0","id":id,"method":method,"params":params});
+    Message::Text(body.to_string().into())
+}
+
+/// `shh_post` parameters for post `seq` of a client (the payload carries `seq`).
+fn post_params(sym: &str, topic: &str, seq: usize) -> Value {
+    json!([{"symKeyID": sym, "topic": topic, "payload": format!("0x{seq:016x}"),
+        "ttl": 60, "powTarget": 0}])
 }
 
 /// The sequence number of a delivered post, or `None` for a post's own answer.
@@ -181,12 +189,8 @@ async fn open_loop(
     let send = async move {
         for k in 0..n {
             tokio::time::sleep_until(due(k)).await;
-            let body = json!({"jsonrpc":"2.0","id":k,"method":"shh_post","params":[{
-                "symKeyID": sym, "topic": topic, "payload": format!("0x{k:016x}"),
-                "ttl": 60, "powTarget": 0}]});
-            tx.send(Message::Text(body.to_string().into()))
-                .await
-                .unwrap();
+            let frame = request(k as u64, "shh_post", post_params(&sym, &topic, k));
+            tx.send(frame).await.unwrap();
         }
         tx
     };
