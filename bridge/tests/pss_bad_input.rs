@@ -398,6 +398,55 @@ async fn forged_chunks_failing_and_hanging_bee_and_garbage_frames_are_refused_an
 }
 
 /// Seals `body` for a symmetric chat as a Staples sender would: DAG header in the padding.
+/// A two-node dev network with Bob's sidecar on node 1, and a client of node 0 through
+/// which the test writes to Swarm by hand, as another member would.
+async fn bob_alone(
+    dir: &std::path::Path,
+) -> (
+    staples_bridge::swarm::embedded::EmbeddedSwarm,
+    common::Server,
+    BeeSwarm,
+) {
+    let net = staples_bridge::swarm::embedded::start_embedded(2, None)
+        .await
+        .unwrap();
+    let urls = net.urls();
+    let bob = sidecar(&dir.join("bob"), &urls[1]).await;
+    let swarm = BeeSwarm::new(&urls[0], BeeOptions::default()).unwrap();
+    (net, bob, swarm)
+}
+
+/// Joins the group on `password` over RPC: its key id and a polling filter on `topic`.
+async fn join_group(url: &str, password: &str, topic: [u8; 4]) -> (Value, String) {
+    let key_id = common::ok(url, "shh_generateSymKeyFromPassword", json!([password])).await;
+    let filter = common::ok(
+        url,
+        "shh_newMessageFilter",
+        json!([{"symKeyID": key_id, "topics": [common::hex0x(&topic)]}]),
+    )
+    .await;
+    (key_id, filter.as_str().unwrap().to_string())
+}
+
+/// The same group as a member writing to Swarm by hand sees it.
+fn group(password: &str, topic: [u8; 4]) -> (SymKey, Chat) {
+    let sym = SymKey::from_password(password);
+    let chat = Chat::Symmetric {
+        key: *sym.as_bytes(),
+        topic,
+    };
+    (sym, chat)
+}
+
+/// The latest index of the chat's rendezvous feed, if any entry is there.
+async fn rendezvous_latest(swarm: &BeeSwarm, chat: &Chat) -> Option<u64> {
+    let owner = chat.rendezvous_key().public_key().eth_address();
+    swarm
+        .feed_latest_index(&owner, &keys::rendezvous_topic(), None)
+        .await
+        .unwrap()
+}
+
 /// A roster entry for `node` (advertising the Bee node `me`) at `index` of the chat's
 /// rendezvous feed, written by someone who holds the group key.
 fn roster_soc(
@@ -470,34 +519,14 @@ async fn an_inbox_entry_whose_content_has_another_id_is_refused() {
     use staples_protocol::swarm::soc::SingleOwnerChunk;
     use staples_protocol::swarm::{Cac, feed};
 
-    let net = staples_bridge::swarm::embedded::start_embedded(2, None)
-        .await
-        .unwrap();
-    let urls = net.urls();
     let dir = tempfile::tempdir().unwrap();
-    let bob = sidecar(&dir.path().join("bob"), &urls[1]).await;
+    let (net, bob, swarm) = bob_alone(dir.path()).await;
     let topic = [7, 7, 7, 7];
-    let key_id = common::ok(
-        &bob.http,
-        "shh_generateSymKeyFromPassword",
-        json!(["group"]),
-    )
-    .await;
-    let filter = common::ok(
-        &bob.http,
-        "shh_newMessageFilter",
-        json!([{"symKeyID": key_id, "topics": [common::hex0x(&topic)]}]),
-    )
-    .await;
-    let sym = SymKey::from_password("group");
-    let chat = Chat::Symmetric {
-        key: *sym.as_bytes(),
-        topic,
-    };
+    let (_, filter) = join_group(&bob.http, "group", topic).await;
+    let (sym, chat) = group("group", topic);
 
     // Mallory knows the group key and writes her own inbox and roster entry by hand.
     let mallory = PrivateKey::random(&mut rand::rngs::OsRng);
-    let swarm = BeeSwarm::new(&urls[0], BeeOptions::default()).unwrap();
     let (id1, env1) = sealed_for(&chat, &sym, &mallory, b"listed");
     let (_id2, env2) = sealed_for(&chat, &sym, &mallory, b"swapped in");
     swarm.upload_bytes(&env1).await.unwrap();
@@ -519,12 +548,7 @@ async fn an_inbox_entry_whose_content_has_another_id_is_refused() {
     let me = swarm.addresses().await.unwrap();
     // After Bob's own entry: the next free index of the rendezvous feed.
     wait_counter(&bob.http, "announced").await;
-    let rendezvous_owner = chat.rendezvous_key().public_key().eth_address();
-    let index = swarm
-        .feed_latest_index(&rendezvous_owner, &keys::rendezvous_topic(), None)
-        .await
-        .unwrap()
-        .map_or(0, |i| i + 1);
+    let index = rendezvous_latest(&swarm, &chat).await.map_or(0, |i| i + 1);
     let roster = roster_soc(&chat, &sym, &mallory, &me, index);
     swarm.upload_soc(&roster).await.unwrap();
 
@@ -542,38 +566,16 @@ async fn an_inbox_entry_whose_content_has_another_id_is_refused() {
 /// his inbox and catches up on what he posted meanwhile.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_roster_entry_replaced_by_a_racing_member_is_written_again() {
-    let net = staples_bridge::swarm::embedded::start_embedded(2, None)
-        .await
-        .unwrap();
-    let urls = net.urls();
     let dir = tempfile::tempdir().unwrap();
-    let bob = sidecar(&dir.path().join("bob"), &urls[1]).await;
+    let (net, bob, swarm) = bob_alone(dir.path()).await;
     let topic = [7, 7, 7, 8];
-    let join = |url: String| async move {
-        let key_id = common::ok(&url, "shh_generateSymKeyFromPassword", json!(["racers"])).await;
-        let filter = common::ok(
-            &url,
-            "shh_newMessageFilter",
-            json!([{"symKeyID": key_id, "topics": [common::hex0x(&topic)]}]),
-        )
-        .await;
-        (key_id, filter.as_str().unwrap().to_string())
-    };
-    let (bob_key, _) = join(bob.http.clone()).await;
+    let (bob_key, _) = join_group(&bob.http, "racers", topic).await;
     wait_counter(&bob.http, "announced").await;
 
     // The racer overwrites the index Bob's entry landed on with its own entry.
-    let sym = SymKey::from_password("racers");
-    let chat = Chat::Symmetric {
-        key: *sym.as_bytes(),
-        topic,
-    };
-    let swarm = BeeSwarm::new(&urls[0], BeeOptions::default()).unwrap();
-    let owner = chat.rendezvous_key().public_key().eth_address();
-    let bobs_index = swarm
-        .feed_latest_index(&owner, &keys::rendezvous_topic(), None)
+    let (sym, chat) = group("racers", topic);
+    let bobs_index = rendezvous_latest(&swarm, &chat)
         .await
-        .unwrap()
         .expect("Bob's entry is on the feed");
     let racer = PrivateKey::random(&mut rand::rngs::OsRng);
     let me = swarm.addresses().await.unwrap();
@@ -593,8 +595,8 @@ async fn a_roster_entry_replaced_by_a_racing_member_is_written_again() {
     // Bob posts while Alice is away; Alice joins later and finds him on the roster.
     let to_group = json!({"symKeyID": bob_key, "topic": common::hex0x(&topic)});
     post(&bob.http, to_group, "posted before Alice joined").await;
-    let alice = sidecar(&dir.path().join("alice"), &urls[0]).await;
-    let (_, alice_filter) = join(alice.http.clone()).await;
+    let alice = sidecar(&dir.path().join("alice"), &net.urls()[0]).await;
+    let (_, alice_filter) = join_group(&alice.http, "racers", topic).await;
     let mut got = Vec::new();
     wait_for(&alice.http, &alice_filter, &mut got, 1).await;
     assert_eq!(got, ["posted before Alice joined"]);
