@@ -141,10 +141,12 @@ pub fn run(cli: Cli) -> Result<()> {
                 .enable_all()
                 .build()
                 .context("cannot start the async runtime")?;
-            rt.block_on(crate::sidecar::run_with_config(
-                cfg,
-                crate::sidecar::shutdown_signal(),
-            ))?;
+            // The signal handlers are installed inside the runtime, before the sidecar
+            // binds and prints its address line.
+            rt.block_on(async {
+                let shutdown = crate::sidecar::shutdown_signal();
+                crate::sidecar::run_with_config(cfg, shutdown).await
+            })?;
         }
         Command::Demo { data_dir } => {
             // The transcript is the output; only warnings from the sidecars join it.

@@ -182,6 +182,18 @@ async fn a_crashed_sidecar_loses_nothing_it_acknowledged() {
     p.terminate();
 }
 
+/// Whoever reads the address line may stop the sidecar at once: the signal handlers are
+/// installed before it is printed, so SIGTERM right after it is a clean shutdown (it used
+/// to take the default action and kill the process).
+#[test]
+fn sigterm_right_after_the_address_line_shuts_down_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = node_args(dir.path());
+    for _ in 0..5 {
+        Proc::spawn(&strs(&args), &[("STAPLES_KEYSTORE_PASSWORD", "pw")]).terminate();
+    }
+}
+
 #[test]
 fn dual_is_not_yet_available_and_pss_refuses_an_upstream_whisper_node() {
     let run = |args: &[&str]| {

@@ -23,6 +23,7 @@
 //! - [`postage`]: batches and stamps. [`tags`]: upload tags.
 //! - [`pss`]: trojan-chunk delivery and WebSocket subscribers.
 //! - [`knobs`]: the test knobs. [`identity`]: node keys and addresses.
+//! - [`shutdown`]: SIGINT/SIGTERM handling for the binaries.
 
 pub mod api;
 pub mod config;
@@ -33,6 +34,7 @@ pub mod net;
 pub mod postage;
 pub mod pss;
 pub mod serve;
+pub mod shutdown;
 pub mod store;
 pub mod tags;
 

@@ -176,6 +176,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .with_context(|| format!("--drop-chunk {a}"))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
+    // Installed before the node lines are printed: whoever reads them may send SIGTERM.
+    let stop = staples_devnode::shutdown::shutdown_signal();
     let net = DevNet::start(config)
         .await
         .context("starting the dev network")?;
@@ -193,30 +195,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         );
     }
     println!("Ctrl-C to stop.");
-    shutdown_signal().await;
+    stop.await;
     tracing::info!("stopping");
     net.stop().await;
     Ok(())
-}
-
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }

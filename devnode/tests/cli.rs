@@ -59,6 +59,30 @@ fn bad_arguments_fail_with_a_message() {
     }
 }
 
+/// Whoever reads the node lines may stop the dev node at once: the signal handlers are
+/// installed before they are printed, so SIGTERM right after them is a clean shutdown.
+#[test]
+fn sigterm_right_after_the_node_lines_shuts_down_cleanly() {
+    for _ in 0..5 {
+        let mut child = Command::new(BIN)
+            .args(["--nodes", "1", "--port", "0", "--log", "warn"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawns");
+        let stdout = child.stdout.take().expect("stdout");
+        for line in BufReader::new(stdout).lines() {
+            if line.expect("line").starts_with("Ctrl-C") {
+                break;
+            }
+        }
+        let pid = child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let status = child.wait().expect("waits");
+        assert!(status.success(), "staples-devnode exited with {status}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn knob_flags_reach_the_running_network() {
     let dropped = "ab".repeat(32);
