@@ -135,7 +135,10 @@ pub async fn run(
         None => {
             let keys = Arc::new(open_keys(&cfg, &store).await?);
             let (pairs, syms) = keys.counts();
-            let node = Arc::new(LocalNode::new(cfg.min_pow));
+            let node = Arc::new(LocalNode::with_acks(
+                cfg.min_pow,
+                crate::node::Acks::new(Some(store.clone())),
+            ));
             let mut service = ShhService::new(
                 node.clone(),
                 keys.clone(),
@@ -149,7 +152,12 @@ pub async fn run(
                 pss = Some(started);
             }
             let shh = Arc::new(service);
+            // Filters, keys and their stored queues are back before any transport task
+            // may release a message (specs/transport-pss.md §9).
             let (filters, envelopes) = shh.restore().await?;
+            if let Some(p) = &mut pss {
+                p.tasks = p.engine.run().await;
+            }
             tracing::info!(
                 transport = ?cfg.transport,
                 key_pairs = pairs,
@@ -159,7 +167,7 @@ pub async fn run(
                 min_pow = cfg.min_pow,
                 "local Whisper node ready"
             );
-            let janitor = tokio::spawn(janitor(node, store.clone()));
+            let janitor = tokio::spawn(janitor(node.clone(), store.clone()));
             let mut handler = LocalHandler::new(shh, NetInfo::default());
             if let Some(p) = &pss {
                 handler = handler.with_engine(p.engine.clone());
@@ -169,6 +177,8 @@ pub async fn run(
             if let Some(p) = pss {
                 p.stop().await;
             }
+            // Removals of rows the app has taken reach the store before it closes.
+            node.acks().flush().await;
             r
         }
     };
@@ -206,7 +216,9 @@ struct PssTransport {
 }
 
 impl PssTransport {
+    /// Lets the delivery being recorded finish, then stops the tasks.
     async fn stop(self) {
+        self.engine.drain().await;
         for t in &self.tasks {
             t.abort();
         }
@@ -284,7 +296,7 @@ async fn start_pss(
         },
         ..Default::default()
     };
-    let (engine, tasks) = crate::engine::Engine::start(
+    let engine = crate::engine::Engine::open(
         Arc::new(swarm),
         store.clone(),
         node,
@@ -297,7 +309,7 @@ async fn start_pss(
     tracing::info!(bee_api = %url, node = %hex::encode(engine.node_address()), "PSS transport ready");
     Ok(PssTransport {
         engine: Arc::new(engine),
-        tasks,
+        tasks: Vec::new(),
         embedded,
     })
 }

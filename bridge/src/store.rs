@@ -100,6 +100,19 @@ const MIGRATIONS: &[&str] = &[
      DROP TABLE outbox;
      ALTER TABLE outbox_v3 RENAME TO outbox;
      CREATE INDEX outbox_by_expiry ON outbox (expiry);",
+    // 4: what the app has not taken yet. Every message handed to a filter is queued here
+    // in the transaction that makes it visible (the PSS delivery record, the Whisper
+    // outbox row) and removed once a poll's answer or a notification has been written to
+    // the app's connection (`node::queue`). Subscriptions keep a row in `filters` too
+    // (kind 'subscription'): its criteria name the mailbox a later `shh_subscribe` takes.
+    "ALTER TABLE filters ADD COLUMN kind TEXT NOT NULL DEFAULT 'poll'
+         CHECK (kind IN ('poll', 'subscription'));
+     CREATE TABLE delivery_queue (
+         seq INTEGER PRIMARY KEY,
+         filter TEXT NOT NULL,
+         envelope BLOB NOT NULL
+     );
+     CREATE INDEX delivery_queue_by_filter ON delivery_queue (filter, seq);",
 ];
 
 /// Jobs waiting for the store thread; callers wait when it is full.
@@ -148,6 +161,35 @@ impl Origin {
     }
 }
 
+/// What a stored filter is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FilterKind {
+    /// A polling filter (`shh_newMessageFilter`).
+    Poll,
+    /// A subscription's mailbox (`shh_subscribe`).
+    Subscription,
+}
+
+impl FilterKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            FilterKind::Poll => "poll",
+            FilterKind::Subscription => "subscription",
+        }
+    }
+}
+
+/// A stored filter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredFilter {
+    /// Its id.
+    pub id: String,
+    /// Its criteria as geth-shaped JSON.
+    pub criteria: String,
+    /// Poll or subscription.
+    pub kind: FilterKind,
+}
+
 /// Kind of a key id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyKind {
@@ -176,7 +218,9 @@ impl KeyKind {
 }
 
 type Reply = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
-type Job = Box<dyn FnOnce(&Transaction<'_>) -> Reply + Send>;
+/// A job writes inside the batch's transaction and says whether it succeeded; a failed
+/// job's writes are rolled back to its savepoint, so the batch commits nothing half-done.
+type Job = Box<dyn FnOnce(&Transaction<'_>) -> (bool, Reply) + Send>;
 
 enum Msg {
     Job(Job),
@@ -234,28 +278,37 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
     {
-        let (tx, rx) = oneshot::channel();
-        let job: Job = Box::new(move |t| {
-            let out = f(t);
-            Box::new(move |commit| {
-                let _ = tx.send(commit.and(out));
-            })
-        });
-        self.tx
-            .send(Msg::Job(job))
-            .await
-            .map_err(|_| StoreError::Closed)?;
-        rx.await.map_err(|_| StoreError::Closed)?
+        self.submit(f).await?.await
     }
 
     /// Records an acknowledged envelope until it expires.
     pub async fn put_outbox(&self, expiry: u32, envelope: Vec<u8>) -> Result<(), StoreError> {
-        self.run(move |t| {
-            t.prepare_cached("INSERT INTO outbox (expiry, envelope) VALUES (?1, ?2)")?
-                .execute(params![expiry, envelope])?;
-            Ok(())
-        })
-        .await
+        self.run(move |t| insert_outbox(t, expiry, &envelope)).await
+    }
+
+    /// Sends `f` to the store thread now and returns the wait for its commit, so whatever
+    /// the caller does before awaiting it is ordered after `f` on the store thread (a
+    /// removal of queue rows cannot overtake the job that writes them).
+    pub async fn submit<T, F>(
+        &self,
+        f: F,
+    ) -> Result<impl std::future::Future<Output = Result<T, StoreError>> + use<T, F>, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |t| {
+            let out = f(t);
+            let ok = out.is_ok();
+            let reply: Reply = Box::new(move |commit| {
+                let _ = tx.send(commit.and(out));
+            });
+            (ok, reply)
+        });
+        let permit = self.tx.reserve().await.map_err(|_| StoreError::Closed)?;
+        permit.send(Msg::Job(job));
+        Ok(async move { rx.await.map_err(|_| StoreError::Closed)? })
     }
 
     /// Envelopes in the outbox that have not expired at `now`.
@@ -319,36 +372,74 @@ impl Store {
         .await
     }
 
-    /// Records a filter's criteria (JSON).
+    /// Records a polling filter's criteria (JSON).
     pub async fn put_filter(
         &self,
         id: String,
         criteria: String,
         origin: Origin,
     ) -> Result<(), StoreError> {
+        self.put_filter_of(id, criteria, origin, FilterKind::Poll)
+            .await
+    }
+
+    /// Records a filter's criteria (JSON) and kind.
+    pub async fn put_filter_of(
+        &self,
+        id: String,
+        criteria: String,
+        origin: Origin,
+        kind: FilterKind,
+    ) -> Result<(), StoreError> {
         self.run(move |t| {
             t.execute(
-                "INSERT OR REPLACE INTO filters (id, criteria, origin, created) VALUES (?1, ?2, ?3, ?4)",
-                params![id, criteria, origin.as_str(), unix_now()],
+                "INSERT OR REPLACE INTO filters (id, criteria, origin, created, kind)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![id, criteria, origin.as_str(), unix_now(), kind.as_str()],
             )?;
             Ok(())
         })
         .await
     }
 
-    /// Forgets a filter; true if it was there.
+    /// Forgets a filter and whatever is queued for it; true if it was there.
     pub async fn delete_filter(&self, id: String) -> Result<bool, StoreError> {
-        self.run(move |t| Ok(t.execute("DELETE FROM filters WHERE id = ?1", [id])? > 0))
-            .await
+        self.run(move |t| {
+            t.execute("DELETE FROM delivery_queue WHERE filter = ?1", [&id])?;
+            Ok(t.execute("DELETE FROM filters WHERE id = ?1", [&id])? > 0)
+        })
+        .await
     }
 
-    /// The filters of one origin: `(id, criteria JSON)`, oldest first.
+    /// The polling filters of one origin: `(id, criteria JSON)`, oldest first.
     pub async fn filters(&self, origin: Origin) -> Result<Vec<(String, String)>, StoreError> {
+        Ok(self
+            .filters_of(origin)
+            .await?
+            .into_iter()
+            .filter(|f| f.kind == FilterKind::Poll)
+            .map(|f| (f.id, f.criteria))
+            .collect())
+    }
+
+    /// Every stored filter of one origin, oldest first.
+    pub async fn filters_of(&self, origin: Origin) -> Result<Vec<StoredFilter>, StoreError> {
         self.run(move |t| {
             let mut st = t.prepare(
-                "SELECT id, criteria FROM filters WHERE origin = ?1 ORDER BY created, rowid",
+                "SELECT id, criteria, kind FROM filters WHERE origin = ?1 ORDER BY created, rowid",
             )?;
-            let rows = st.query_map([origin.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            let rows = st.query_map([origin.as_str()], |r| {
+                let kind: String = r.get(2)?;
+                Ok(StoredFilter {
+                    id: r.get(0)?,
+                    criteria: r.get(1)?,
+                    kind: if kind == "subscription" {
+                        FilterKind::Subscription
+                    } else {
+                        FilterKind::Poll
+                    },
+                })
+            })?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
         .await
@@ -421,7 +512,30 @@ fn run_batch(conn: &mut Connection, batch: Vec<Job>) {
             return;
         }
     };
-    let replies: Vec<Reply> = batch.into_iter().map(|job| job(&t)).collect();
+    let mut replies: Vec<Reply> = Vec::with_capacity(batch.len());
+    for job in batch {
+        // A savepoint per job: one job's error (a constraint, a full disk) undoes only its
+        // own writes, and the others still commit.
+        if let Err(e) = t
+            .prepare_cached("SAVEPOINT job")
+            .and_then(|mut s| s.execute([]))
+        {
+            tracing::error!(error = %e, "store savepoint could not begin");
+            return;
+        }
+        let (ok, reply) = job(&t);
+        let end = if ok {
+            t.prepare_cached("RELEASE job")
+                .and_then(|mut s| s.execute([]))
+        } else {
+            t.execute_batch("ROLLBACK TO job; RELEASE job").map(|()| 0)
+        };
+        if let Err(e) = end {
+            tracing::error!(error = %e, "store savepoint could not end");
+            return;
+        }
+        replies.push(reply);
+    }
     let commit = t.commit().map_err(StoreError::from);
     let failed = commit.as_ref().err().map(|e| e.to_string());
     for reply in replies {
@@ -430,6 +544,13 @@ fn run_batch(conn: &mut Connection, batch: Vec<Job>) {
             Some(e) => Err(StoreError::Commit(e.clone())),
         });
     }
+}
+
+/// Inserts an outbox row inside the caller's transaction.
+pub fn insert_outbox(t: &Transaction<'_>, expiry: u32, envelope: &[u8]) -> Result<(), StoreError> {
+    t.prepare_cached("INSERT INTO outbox (expiry, envelope) VALUES (?1, ?2)")?
+        .execute(params![expiry, envelope])?;
+    Ok(())
 }
 
 fn unix_now() -> i64 {
@@ -484,7 +605,10 @@ mod tests {
             }
         }
         let s = Store::open(&path).expect("reopens");
-        assert_eq!(s.schema_version().await.expect("reads"), 3);
+        assert_eq!(
+            s.schema_version().await.expect("reads"),
+            MIGRATIONS.len() as i64
+        );
         assert_eq!(
             s.live_outbox(150).await.expect("reads"),
             [vec![9], vec![5]],

@@ -372,7 +372,7 @@ impl UpstreamHandler {
         let sub3 = sub.clone();
         ws.register_sink(
             &sink,
-            Box::new(move || {
+            Box::new(move |_| {
                 forwarder.abort();
                 tokio::spawn(async move { up.unsubscribe(&sub3).await });
             }),

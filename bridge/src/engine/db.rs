@@ -224,15 +224,18 @@ pub async fn members(store: &Store) -> Result<Vec<MemberRow>, StoreError> {
         .await
 }
 
-/// Accepts a post: the outbox row, the message as delivered (own), and the chat's clock,
-/// in one transaction, so an acknowledged post is durable with its DAG state.
+/// Accepts a post: the outbox row, the message as delivered (own), the chat's clock and
+/// the queue rows for our own filters, in one transaction, so an acknowledged post is
+/// durable with its DAG state.
 pub async fn accept_post(
     store: &Store,
     row: OutboxRow,
     parents: Vec<MessageId>,
+    queue: Vec<crate::node::QueueRow>,
 ) -> Result<(), StoreError> {
     store
         .run(move |t| {
+            crate::node::queue::write_rows(t, &queue)?;
             t.execute(
                 "INSERT INTO pss_outbox (id, chat, clock, envelope) VALUES (?1, ?2, ?3, ?4)",
                 params![
@@ -398,13 +401,19 @@ pub struct Delivered {
     pub late: bool,
 }
 
-/// Records deliveries (in delivery order) and the chat clocks they advanced.
-pub async fn put_delivered(store: &Store, rows: Vec<Delivered>) -> Result<(), StoreError> {
+/// Records deliveries (in delivery order) and the chat clocks they advanced, with the
+/// filter queue rows that hand them to the app, in one transaction.
+pub async fn put_delivered(
+    store: &Store,
+    rows: Vec<Delivered>,
+    queue: Vec<crate::node::QueueRow>,
+) -> Result<(), StoreError> {
     if rows.is_empty() {
         return Ok(());
     }
     store
         .run(move |t| {
+            crate::node::queue::write_rows(t, &queue)?;
             for d in rows {
                 // Delete-then-insert gives a delivered message a fresh `seq`: history is
                 // in delivery order, which is a causal order.

@@ -53,11 +53,14 @@ pub enum EngineError {
     Swarm(#[from] SwarmError),
 }
 
-/// Lets the engine hand released envelopes to the app's filters.
+/// Lets the engine hand released envelopes to the app's filters, in two steps around the
+/// commit that records them delivered (so the two are one transaction).
 pub trait Release: Send + Sync + 'static {
-    /// Offers a released envelope to every matching filter (no expiry or PoW gate: it may
-    /// be hours old when an offline inbox is caught up).
-    fn release(&self, envelope: Envelope);
+    /// Which filters take a released envelope (no expiry or PoW gate: it may be hours old
+    /// when an offline inbox is caught up). Changes nothing yet.
+    fn route(&self, envelope: Envelope) -> crate::node::Routed;
+    /// Queues what was routed, after the commit.
+    fn enqueue(&self, routed: crate::node::Routed);
 }
 
 /// Looks keys up by the ids the app uses, so stored chats name keys without holding them.
@@ -85,7 +88,12 @@ pub trait Hook: Send + Sync + 'static {
         &'a self,
         begun: Begun,
         envelope: &'a Envelope,
+        queue: Vec<crate::node::QueueRow>,
     ) -> BoxFuture<'a, Result<(), EngineError>>;
+    /// [`Engine::run`].
+    fn run(&self) -> BoxFuture<'_, Vec<tokio::task::JoinHandle<()>>>;
+    /// [`Engine::drain`].
+    fn drain(&self) -> BoxFuture<'_, ()>;
     /// [`Engine::follow_symmetric`].
     fn follow_symmetric(&self, key_id: &str, key: [u8; 32], topics: &[[u8; 4]]);
     /// [`Engine::follow_identity`].
@@ -114,8 +122,15 @@ impl<S: Swarm> Hook for Engine<S> {
         &'a self,
         begun: Begun,
         envelope: &'a Envelope,
+        queue: Vec<crate::node::QueueRow>,
     ) -> BoxFuture<'a, Result<(), EngineError>> {
-        Box::pin(Engine::commit(self, begun, envelope))
+        Box::pin(Engine::commit(self, begun, envelope, queue))
+    }
+    fn run(&self) -> BoxFuture<'_, Vec<tokio::task::JoinHandle<()>>> {
+        Box::pin(Engine::run(self))
+    }
+    fn drain(&self) -> BoxFuture<'_, ()> {
+        Box::pin(Engine::drain(self))
     }
     fn follow_symmetric(&self, key_id: &str, key: [u8; 32], topics: &[[u8; 4]]) {
         Engine::follow_symmetric(self, key_id, key, topics);
@@ -251,10 +266,22 @@ struct Inner<S> {
     live_started: Mutex<std::collections::HashSet<MessageId>>,
     /// Bounds live sends in flight.
     live_slots: Arc<tokio::sync::Semaphore>,
-    /// Held while deliveries are recorded and released (see [`Engine::finish`]).
-    release_turn: tokio::sync::Mutex<()>,
+    /// Held while deliveries are recorded and released (see [`Engine::finish`]); held for
+    /// good once [`Engine::drain`] has taken it.
+    release_turn: Arc<tokio::sync::Mutex<()>>,
+    drained: Mutex<Option<tokio::sync::OwnedMutexGuard<()>>>,
     /// Wanted parents whose reference is known, for the fetcher task.
     fetch_tx: mpsc::UnboundedSender<(ChatId, [u8; 32], MessageId)>,
+    /// Start-up work for [`Engine::run`]: the fetcher's queue and the stored pending
+    /// messages to run through the buffer again.
+    startup: Mutex<Option<Startup>>,
+}
+
+type FetchRx = mpsc::UnboundedReceiver<(ChatId, [u8; 32], MessageId)>;
+
+struct Startup {
+    fetch_rx: FetchRx,
+    pending: Vec<(ChatId, Vec<u8>)>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -263,17 +290,17 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl<S: Swarm> Engine<S> {
-    /// Restores the engine's state from the store and starts its tasks (sender, sync,
-    /// PSS receiver). The tasks end when every clone of the engine is dropped... or with
-    /// the runtime; call [`Engine::shutdown`] to stop them first.
-    pub async fn start(
+    /// Restores the engine's state from the store without delivering anything: the
+    /// sidecar installs the app's filters and their stored queues next, and only then
+    /// calls [`Engine::run`], so nothing is released before a filter can take it.
+    pub async fn open(
         swarm: Arc<S>,
         store: Store,
         node: Arc<dyn Release>,
         keys: Arc<dyn KeyLookup>,
         node_key: Arc<PrivateKey>,
         cfg: EngineConfig,
-    ) -> Result<(Self, Vec<tokio::task::JoinHandle<()>>), EngineError> {
+    ) -> Result<Self, EngineError> {
         let (fetch_tx, fetch_rx) = mpsc::unbounded_channel();
         let cfg_live_parallelism = cfg.live_parallelism.max(1);
         let engine = Self {
@@ -296,19 +323,44 @@ impl<S: Swarm> Engine<S> {
                 wake_sync: Notify::new(),
                 fetch_tx,
                 fetching: Mutex::new(Default::default()),
-                release_turn: tokio::sync::Mutex::new(()),
+                release_turn: Arc::new(tokio::sync::Mutex::new(())),
+                drained: Mutex::new(None),
+                startup: Mutex::new(None),
                 live_started: Mutex::new(Default::default()),
                 live_slots: Arc::new(tokio::sync::Semaphore::new(cfg_live_parallelism)),
             }),
         };
-        engine.restore().await?;
-        let tasks = vec![
-            tokio::spawn(send::run(engine.clone())),
-            tokio::spawn(sync::run(engine.clone())),
-            tokio::spawn(sync::run_pss(engine.clone())),
-            tokio::spawn(fetcher(engine.clone(), fetch_rx)),
-        ];
-        Ok((engine, tasks))
+        let pending = engine.restore().await?;
+        *lock(&engine.inner.startup) = Some(Startup { fetch_rx, pending });
+        Ok(engine)
+    }
+
+    /// Starts delivering: stored pending messages go back through the buffer, then the
+    /// tasks start (sender, sync, PSS receiver, parent fetcher). Call once, after the
+    /// app's filters are installed. The tasks end with the runtime, or when aborted after
+    /// [`Engine::drain`].
+    pub async fn run(&self) -> Vec<tokio::task::JoinHandle<()>> {
+        let Some(startup) = lock(&self.inner.startup).take() else {
+            return Vec::new();
+        };
+        // Pending messages go back through the same checks and buffer as on arrival.
+        for (chat, env) in startup.pending {
+            self.accept(chat, &env, "restored", None).await;
+        }
+        vec![
+            tokio::spawn(send::run(self.clone())),
+            tokio::spawn(sync::run(self.clone())),
+            tokio::spawn(sync::run_pss(self.clone())),
+            tokio::spawn(fetcher(self.clone(), startup.fetch_rx)),
+        ]
+    }
+
+    /// Shutdown: waits for the delivery being recorded to commit, then lets no other
+    /// start. What is not recorded yet is still pending in the store or unread in an
+    /// inbox (reader cursors move only after delivery), so it arrives after the restart.
+    pub async fn drain(&self) {
+        let guard = self.inner.release_turn.clone().lock_owned().await;
+        *lock(&self.inner.drained) = Some(guard);
     }
 
     /// Our node's address (owner of our inbox feeds).
@@ -383,7 +435,7 @@ impl<S: Swarm> Engine<S> {
         None
     }
 
-    async fn restore(&self) -> Result<(), EngineError> {
+    async fn restore(&self) -> Result<Vec<(ChatId, Vec<u8>)>, EngineError> {
         let store = &self.inner.store;
         let now = now_ms();
         let mut chats = HashMap::new();
@@ -447,11 +499,7 @@ impl<S: Swarm> Engine<S> {
             }
         }
         *lock(&self.inner.chats) = chats;
-        // Pending messages go back through the same checks and buffer as on arrival.
-        for (chat, env) in pending {
-            self.accept(chat, &env, "restored", None).await;
-        }
-        Ok(())
+        Ok(pending)
     }
 
     fn ensure_chat(&self, chat: Chat, key_ref: String, opener: Option<Opener>) -> (ChatId, bool) {
@@ -581,8 +629,14 @@ impl<S: Swarm> Engine<S> {
     }
 
     /// Step 2 of a post: the sealed envelope is durable in the outbox (and the message
-    /// delivered in our own DAG) when this returns `Ok`.
-    pub async fn commit(&self, begun: Begun, envelope: &Envelope) -> Result<(), EngineError> {
+    /// delivered in our own DAG, and queued for our own filters that take it: `queue`)
+    /// when this returns `Ok`.
+    pub async fn commit(
+        &self,
+        begun: Begun,
+        envelope: &Envelope,
+        queue: Vec<crate::node::QueueRow>,
+    ) -> Result<(), EngineError> {
         let m = &begun.message;
         let row = db::OutboxRow {
             seq: 0,
@@ -595,7 +649,7 @@ impl<S: Swarm> Engine<S> {
         };
         let inline = row.envelope.len() <= staples_protocol::chat::frame::MAX_INLINE;
         let envelope_bytes = inline.then(|| row.envelope.clone());
-        db::accept_post(&self.inner.store, row, m.parents().to_vec()).await?;
+        db::accept_post(&self.inner.store, row, m.parents().to_vec(), queue).await?;
         if let Some(bytes) = envelope_bytes {
             // Live at once: PSS does not wait for the upload and the inbox page.
             send::spawn_live(self, m.id(), *m.chat_id(), &bytes, None);
@@ -736,14 +790,24 @@ impl<S: Swarm> Engine<S> {
                         late: d.late,
                     })
                     .collect();
-                // Recorded before released: a crash in between leaves the message in
-                // history, never delivered twice.
-                match db::put_delivered(&self.inner.store, rows).await {
+                // Recorded delivered and queued for the app's filters in one transaction:
+                // a crash before the commit delivers nothing (the buffer state is restored
+                // from the store and the message arrives again), a crash after it leaves
+                // the message in the filters' stored queues.
+                let routed: Vec<crate::node::Routed> = batch
+                    .iter()
+                    .map(|d| self.inner.node.route(d.item.envelope.clone()))
+                    .collect();
+                let queue_rows: Vec<crate::node::QueueRow> = routed
+                    .iter()
+                    .flat_map(|r| r.rows().iter().cloned())
+                    .collect();
+                match db::put_delivered(&self.inner.store, rows, queue_rows).await {
                     Ok(()) => {
                         let n = batch.len() as u64;
-                        for d in batch {
+                        for r in routed {
                             self.count("delivered");
-                            self.inner.node.release(d.item.envelope);
+                            self.inner.node.enqueue(r);
                         }
                         if let Some(st) = lock(&self.inner.chats).get_mut(&chat) {
                             st.delivered += n;

@@ -1,17 +1,29 @@
-//! Message filters: what the app asked to receive, and the matching that feeds them.
+//! Message filters: what the app asked to receive, the matching that feeds them, and
+//! the in-memory side of their delivery queues ([`super::queue`] is the disk side).
 //!
 //! Mirrors go-ethereum v1.9.7 `Filters.NotifyWatchers` (reference §5.4): filters are indexed by
 //! topic (a filter without topics sees every topic); an envelope is opened at most once per
 //! key and later filters holding the same key reuse the result; `minPow` compares against the
 //! envelope's PoW; `sig` compares the recovered signer; p2p envelopes reach only `allowP2P`
-//! filters. A filter either buffers for polling (`shh_getFilterMessages` returns and clears,
-//! deduplicated by envelope hash) or pushes to a subscription sink.
+//! filters.
 //!
-//! Both outputs are bounded. A poll buffer that reaches [`MAX_POLL_BUFFER`] unread messages
-//! stops buffering and the next poll reports the overflow and removes the filter; a sink that
-//! reports itself full is removed and told why. Nothing is ever skipped silently.
+//! Delivery is two steps so the caller can make it durable in between: [`FilterSet::route`]
+//! decides which filters take a message (nothing changes), the caller commits the queue rows,
+//! and [`FilterSet::enqueue`] puts the entries in the filters' queues. A polling filter hands
+//! its queue out on `shh_getFilterMessages`; a subscription pushes at most [`PUSH_WINDOW`]
+//! unwritten notifications at a time and pushes more as the connection writes them. Entries
+//! leave a queue only when a [`Receipt`] says the connection took them.
+//!
+//! A subscription whose connection goes away (or falls behind) is *detached*: its queue is
+//! kept as a mailbox under its criteria, and the next `shh_subscribe` with the same
+//! criteria takes it over and gets what it holds first. `shh_unsubscribe` drops it.
+//!
+//! Every queue is bounded ([`MAX_POLL_BUFFER`] entries, [`MAX_QUEUE_BYTES`]): a polling filter
+//! past the bound stops buffering and its next poll reports the overflow and removes it; a
+//! subscription past the bound sheds what arrives until it drains. Both are counted
+//! ([`FilterSet::shed`]); nothing is skipped silently.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use staples_protocol::crypto::{PrivateKey, PublicKey};
@@ -20,9 +32,16 @@ use staples_protocol::whisper::{
 };
 
 use super::pool::Pooled;
+use super::queue::Receipt;
 
-/// Unread messages a polling filter holds before it is declared overflowed.
+/// Unread messages a filter's queue holds.
 pub const MAX_POLL_BUFFER: usize = 10_000;
+/// Bytes of message JSON a filter's queue holds.
+pub const MAX_QUEUE_BYTES: usize = 64 << 20;
+/// Notifications a subscription has handed to its connection and not seen written yet.
+pub const PUSH_WINDOW: usize = 256;
+/// Detached subscription mailboxes kept; past this the oldest is dropped (and counted).
+pub const MAX_MAILBOXES: usize = 256;
 
 /// The key a filter opens envelopes with.
 #[derive(Clone, Debug)]
@@ -57,6 +76,15 @@ pub struct Delivered {
     pub json: String,
 }
 
+/// A queued message and its place in the node's delivery order.
+#[derive(Debug, Clone)]
+pub struct Queued {
+    /// Delivery sequence number (the queue row's key).
+    pub seq: u64,
+    /// The message.
+    pub msg: Arc<Delivered>,
+}
+
 /// What a push into a subscription sink did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Push {
@@ -70,9 +98,9 @@ pub enum Push {
 
 /// Where a subscription's messages go. Implemented by the RPC layer; must not block.
 pub trait Sink: Send + Sync {
-    /// Offers one message.
-    fn push(&self, message: &Arc<Delivered>) -> Push;
-    /// Called once when the node removes the subscription because it fell behind.
+    /// Offers one message; `receipt` is to be settled once its frame is written.
+    fn push(&self, message: &Arc<Delivered>, receipt: Receipt) -> Push;
+    /// Called once when the node closes the subscription because it fell behind.
     fn fail(&self, reason: &str);
 }
 
@@ -90,29 +118,83 @@ pub enum PollError {
     Overflowed,
 }
 
-enum Output {
-    Poll(Mutex<PollBuffer>),
-    Push(Box<dyn Sink>),
+/// One match of [`FilterSet::route`]: `msg` goes to filter `filter`.
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// The filter id.
+    pub filter: String,
+    /// The opened message.
+    pub msg: Arc<Delivered>,
 }
 
+/// Makes the receipt of a pushed notification (the node knows how to settle it).
+pub type MakeReceipt<'a> = &'a dyn Fn(&str, u64) -> Receipt;
+
 #[derive(Default)]
-struct PollBuffer {
-    messages: Vec<Arc<Delivered>>,
+struct Queue {
+    items: VecDeque<Queued>,
+    /// How many of `items` (from the front) a subscription has pushed and not seen written.
+    pushed: usize,
     hashes: HashSet<EnvelopeHash>,
+    bytes: usize,
     overflowed: bool,
+}
+
+impl Queue {
+    fn full(&self) -> bool {
+        self.items.len() >= MAX_POLL_BUFFER || self.bytes >= MAX_QUEUE_BYTES
+    }
+
+    fn push_back(&mut self, q: Queued) {
+        self.hashes.insert(q.msg.message.hash);
+        self.bytes += q.msg.json.len();
+        self.items.push_back(q);
+    }
+
+    fn take_all(&mut self) -> Vec<Queued> {
+        self.hashes.clear();
+        self.bytes = 0;
+        self.pushed = 0;
+        self.items.drain(..).collect()
+    }
+
+    fn remove_seq(&mut self, seq: u64) -> bool {
+        let Some(i) = self.items.iter().position(|q| q.seq == seq) else {
+            return false;
+        };
+        if let Some(q) = self.items.remove(i) {
+            self.hashes.remove(&q.msg.message.hash);
+            self.bytes = self.bytes.saturating_sub(q.msg.json.len());
+        }
+        if i < self.pushed {
+            self.pushed -= 1;
+        }
+        true
+    }
+}
+
+enum Kind {
+    Poll,
+    Subscription {
+        /// `None` while detached (a mailbox).
+        sink: Option<Box<dyn Sink>>,
+        /// The criteria's canonical JSON: which `shh_subscribe` may take the mailbox.
+        key: String,
+    },
 }
 
 struct Filter {
     criteria: Criteria,
-    output: Output,
+    kind: Kind,
+    queue: Mutex<Queue>,
+    /// Install order, so the oldest matching mailbox is taken first.
+    order: u64,
 }
 
-/// Why a filter left the set during matching.
-pub enum Removed {
-    /// Its subscriber fell behind; [`Sink::fail`] must be called after the set is unlocked.
-    Lagged(Box<dyn Sink>),
-    /// Its subscriber went away.
-    Closed,
+impl Filter {
+    fn queue(&self) -> std::sync::MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 /// All installed filters, indexed by topic.
@@ -121,17 +203,96 @@ pub struct FilterSet {
     filters: HashMap<String, Filter>,
     by_topic: HashMap<Topic, Vec<String>>,
     all_topics: Vec<String>,
+    next_order: u64,
+    shed: std::sync::atomic::AtomicU64,
 }
 
 impl FilterSet {
     /// Installs a polling filter under `id`.
     pub fn install_poll(&mut self, id: String, criteria: Criteria) {
-        self.insert(id, criteria, Output::Poll(Mutex::default()));
+        self.insert(id, criteria, Kind::Poll);
     }
 
-    /// Installs a subscription under `id`.
-    pub fn install_push(&mut self, id: String, criteria: Criteria, sink: Box<dyn Sink>) {
-        self.insert(id, criteria, Output::Push(sink));
+    /// Installs a subscription under `id`, attached to `sink`; `key` names its mailbox.
+    pub fn install_push(
+        &mut self,
+        id: String,
+        criteria: Criteria,
+        key: String,
+        sink: Box<dyn Sink>,
+    ) {
+        self.insert(
+            id,
+            criteria,
+            Kind::Subscription {
+                sink: Some(sink),
+                key,
+            },
+        );
+    }
+
+    /// Installs a detached subscription mailbox (restored after a restart).
+    pub fn install_mailbox(&mut self, id: String, criteria: Criteria, key: String) {
+        self.insert(id, criteria, Kind::Subscription { sink: None, key });
+    }
+
+    /// Attaches `sink` to the oldest detached mailbox whose criteria are `key`, pushing
+    /// what it holds; returns its id, or gives the sink back when there is none.
+    pub fn attach(
+        &mut self,
+        key: &str,
+        sink: Box<dyn Sink>,
+        receipt: MakeReceipt<'_>,
+    ) -> Result<String, Box<dyn Sink>> {
+        let found = self
+            .filters
+            .iter()
+            .filter(
+                |(_, f)| matches!(&f.kind, Kind::Subscription { sink: None, key: k } if k == key),
+            )
+            .min_by_key(|(_, f)| f.order)
+            .map(|(id, _)| id.clone());
+        let Some(id) = found else {
+            return Err(sink);
+        };
+        if let Some(f) = self.filters.get_mut(&id)
+            && let Kind::Subscription { sink: slot, .. } = &mut f.kind
+        {
+            *slot = Some(sink);
+        }
+        let stopped = self.filters.get(&id).and_then(|f| pump(&id, f, receipt));
+        if let Some(why) = stopped
+            && let Some(s) = self.detach(&id)
+            && why == Push::Full
+        {
+            s.fail(super::LAG_REASON);
+        }
+        Ok(id)
+    }
+
+    /// Detaches a subscription from its connection; its queue stays as a mailbox. Returns
+    /// the sink it had.
+    pub fn detach(&mut self, id: &str) -> Option<Box<dyn Sink>> {
+        let f = self.filters.get_mut(id)?;
+        let Kind::Subscription { sink, .. } = &mut f.kind else {
+            return None;
+        };
+        let old = sink.take();
+        f.queue().pushed = 0;
+        old
+    }
+
+    /// Detached mailboxes beyond [`MAX_MAILBOXES`], oldest first: the caller removes them.
+    pub fn excess_mailboxes(&self) -> Vec<String> {
+        let mut boxes: Vec<(&String, u64)> = self
+            .filters
+            .iter()
+            .filter(|(_, f)| matches!(f.kind, Kind::Subscription { sink: None, .. }))
+            .map(|(id, f)| (id, f.order))
+            .collect();
+        boxes.sort_by_key(|(_, o)| *o);
+        let n = boxes.len().saturating_sub(MAX_MAILBOXES);
+        boxes[..n].iter().map(|(id, _)| (*id).clone()).collect()
     }
 
     /// Whether `id` is installed.
@@ -139,26 +300,63 @@ impl FilterSet {
         self.filters.contains_key(id)
     }
 
-    /// Removes a filter; false if it was not there.
-    pub fn remove(&mut self, id: &str) -> bool {
-        self.take(id).is_some()
+    /// Removes a filter; its queued sequence numbers if it was there.
+    pub fn remove(&mut self, id: &str) -> Option<Vec<u64>> {
+        self.take(id)
+            .map(|f| f.queue().items.iter().map(|q| q.seq).collect())
     }
 
-    /// Returns and clears a polling filter's messages (oldest first).
-    pub fn retrieve(&mut self, id: &str) -> Result<Vec<Arc<Delivered>>, PollError> {
+    /// Hands out a polling filter's queue (oldest first). The entries are out of the queue
+    /// until [`FilterSet::requeue`] puts back the ones whose answer was not written.
+    pub fn retrieve(&mut self, id: &str) -> Result<Vec<Queued>, PollError> {
         let f = self.filters.get(id).ok_or(PollError::NotFound)?;
-        let Output::Poll(buf) = &f.output else {
+        if !matches!(f.kind, Kind::Poll) {
             // Subscriptions are not pollable: geth's ids for them are internal.
             return Err(PollError::NotFound);
-        };
-        let mut buf = buf.lock().unwrap_or_else(|p| p.into_inner());
-        if buf.overflowed {
-            drop(buf);
+        }
+        let mut q = f.queue();
+        if q.overflowed {
+            drop(q);
             self.remove(id);
             return Err(PollError::Overflowed);
         }
-        buf.hashes.clear();
-        Ok(std::mem::take(&mut buf.messages))
+        Ok(q.take_all())
+    }
+
+    /// Puts back entries a poll took whose answer never reached the app, ahead of what
+    /// arrived since.
+    pub fn requeue(&self, id: &str, items: Vec<Queued>) {
+        let Some(f) = self.filters.get(id) else {
+            return;
+        };
+        let mut q = f.queue();
+        let rest: Vec<Queued> = q.take_all();
+        for item in items.into_iter().chain(rest) {
+            q.push_back(item);
+        }
+    }
+
+    /// A pushed notification was written: drops it from the queue and pushes more. Returns
+    /// how pushing more stopped ([`Push::Full`] or [`Push::Closed`]): the caller detaches.
+    pub fn written(&self, id: &str, seq: u64, receipt: MakeReceipt<'_>) -> Option<Push> {
+        let f = self.filters.get(id)?;
+        f.queue().remove_seq(seq);
+        pump(id, f, receipt)
+    }
+
+    /// Restores a filter's queue from its stored rows (start-up, before any delivery).
+    pub fn restore_queue(&self, id: &str, items: Vec<Queued>) {
+        if let Some(f) = self.filters.get(id) {
+            let mut q = f.queue();
+            for item in items {
+                q.push_back(item);
+            }
+        }
+    }
+
+    /// Opens `pooled` for filter `id` as delivery would (restoring a stored queue row).
+    pub fn open_for_filter(&self, id: &str, pooled: &Pooled) -> Option<Arc<Delivered>> {
+        open_for(pooled, &self.filters.get(id)?.criteria.key)
     }
 
     /// Number of filters.
@@ -171,11 +369,28 @@ impl FilterSet {
         self.filters.is_empty()
     }
 
-    /// Offers a new envelope to every candidate filter. Returns the subscriptions that must
-    /// be removed (their ids and why); the caller removes them under a write lock.
-    pub fn notify(&self, pooled: &Pooled, p2p: bool) -> Vec<String> {
+    /// Messages not queued because a queue was full, since start.
+    pub fn shed(&self) -> u64 {
+        self.shed.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Entries queued over all filters, and detached mailboxes.
+    pub fn queued(&self) -> (usize, usize) {
+        let n = self.filters.values().map(|f| f.queue().items.len()).sum();
+        let boxes = self
+            .filters
+            .values()
+            .filter(|f| matches!(f.kind, Kind::Subscription { sink: None, .. }))
+            .count();
+        (n, boxes)
+    }
+
+    /// Decides which filters take a pooled envelope (geth's matching), without changing
+    /// anything: a full queue or a hash already queued is left out here, so every route
+    /// the caller persists is one [`FilterSet::enqueue`] will keep.
+    pub fn route(&self, pooled: &Pooled, p2p: bool) -> Vec<Route> {
         let mut opened: HashMap<[u8; 32], Option<Arc<Delivered>>> = HashMap::new();
-        let mut drop_ids = Vec::new();
+        let mut out = Vec::new();
         let topical = self.by_topic.get(&pooled.envelope.topic);
         let candidates = topical.into_iter().flatten().chain(self.all_topics.iter());
         for id in candidates {
@@ -206,38 +421,49 @@ impl FilterSet {
                     continue;
                 }
             }
-            match &f.output {
-                Output::Poll(buf) => {
-                    let mut buf = buf.lock().unwrap_or_else(|p| p.into_inner());
-                    if buf.overflowed || buf.hashes.contains(&msg.message.hash) {
-                        continue;
-                    }
-                    if buf.messages.len() >= MAX_POLL_BUFFER {
-                        buf.overflowed = true;
-                        continue;
-                    }
-                    buf.hashes.insert(msg.message.hash);
-                    buf.messages.push(msg);
+            let mut q = f.queue();
+            if q.overflowed || q.hashes.contains(&msg.message.hash) {
+                continue;
+            }
+            if q.full() {
+                self.shed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if matches!(f.kind, Kind::Poll) {
+                    q.overflowed = true;
                 }
-                Output::Push(sink) => match sink.push(&msg) {
-                    Push::Queued => {}
-                    Push::Full | Push::Closed => drop_ids.push(id.clone()),
-                },
+                continue;
+            }
+            out.push(Route {
+                filter: id.clone(),
+                msg,
+            });
+        }
+        out
+    }
+
+    /// Queues routed messages (with their sequence numbers) and pushes to attached
+    /// subscriptions. Returns the sequence numbers whose filter is gone (their rows are to
+    /// be removed) and the subscriptions whose sink stopped taking pushes (to detach).
+    pub fn enqueue(
+        &self,
+        routes: Vec<(Route, u64)>,
+        receipt: MakeReceipt<'_>,
+    ) -> (Vec<u64>, Vec<(String, Push)>) {
+        let mut orphans = Vec::new();
+        let mut lagging = Vec::new();
+        for (r, seq) in routes {
+            let Some(f) = self.filters.get(&r.filter) else {
+                orphans.push(seq);
+                continue;
+            };
+            f.queue().push_back(Queued { seq, msg: r.msg });
+            if let Some(why) = pump(&r.filter, f, receipt) {
+                lagging.push((r.filter, why));
             }
         }
-        drop_ids
+        (orphans, lagging)
     }
 
-    /// Removes a subscription found full or closed by [`FilterSet::notify`], returning what
-    /// the caller must do about it.
-    pub fn evict(&mut self, id: &str) -> Option<Removed> {
-        match self.take(id)?.output {
-            Output::Push(sink) => Some(Removed::Lagged(sink)),
-            Output::Poll(_) => Some(Removed::Closed),
-        }
-    }
-
-    fn insert(&mut self, id: String, criteria: Criteria, output: Output) {
+    fn insert(&mut self, id: String, criteria: Criteria, kind: Kind) {
         self.take(&id);
         let mut topics = criteria.topics.clone();
         topics.sort();
@@ -248,7 +474,16 @@ impl FilterSet {
         for t in topics {
             self.by_topic.entry(t).or_default().push(id.clone());
         }
-        self.filters.insert(id, Filter { criteria, output });
+        self.next_order += 1;
+        self.filters.insert(
+            id,
+            Filter {
+                criteria,
+                kind,
+                queue: Mutex::default(),
+                order: self.next_order,
+            },
+        );
     }
 
     fn take(&mut self, id: &str) -> Option<Filter> {
@@ -264,6 +499,28 @@ impl FilterSet {
         }
         Some(f)
     }
+}
+
+/// Pushes a subscription's unpushed entries while its window has room. `Some` when the
+/// sink is full or gone: the caller detaches it.
+fn pump(id: &str, f: &Filter, receipt: MakeReceipt<'_>) -> Option<Push> {
+    let Kind::Subscription {
+        sink: Some(sink), ..
+    } = &f.kind
+    else {
+        return None;
+    };
+    let mut q = f.queue();
+    while q.pushed < PUSH_WINDOW && q.pushed < q.items.len() {
+        let Some(item) = q.items.get(q.pushed).cloned() else {
+            break;
+        };
+        match sink.push(&item.msg, receipt(id, item.seq)) {
+            Push::Queued => q.pushed += 1,
+            stop => return Some(stop),
+        }
+    }
+    None
 }
 
 fn open_for(pooled: &Pooled, key: &FilterKey) -> Option<Arc<Delivered>> {
@@ -313,13 +570,38 @@ mod tests {
         }
     }
 
-    struct CountSink(Arc<AtomicUsize>, Push);
+    fn no_receipt(_: &str, _: u64) -> Receipt {
+        Receipt::new(|_| {})
+    }
+
+    /// Routes and queues at once, numbering entries from `seq`.
+    fn deliver(set: &FilterSet, p: &Pooled, p2p: bool, seq: &mut u64) -> Vec<(String, Push)> {
+        let routes = set
+            .route(p, p2p)
+            .into_iter()
+            .map(|r| {
+                *seq += 1;
+                (r, *seq)
+            })
+            .collect();
+        set.enqueue(routes, &no_receipt).1
+    }
+
+    /// A sink that counts pushes, answers with a fixed outcome and keeps the receipts.
+    struct CountSink(Arc<AtomicUsize>, Push, Arc<Mutex<Vec<Receipt>>>);
     impl Sink for CountSink {
-        fn push(&self, _: &Arc<Delivered>) -> Push {
+        fn push(&self, _: &Arc<Delivered>, r: Receipt) -> Push {
             self.0.fetch_add(1, Ordering::SeqCst);
+            if self.1 == Push::Queued {
+                self.2.lock().expect("lock").push(r);
+            }
             self.1
         }
         fn fail(&self, _: &str) {}
+    }
+
+    fn sink(n: &Arc<AtomicUsize>, p: Push) -> Box<CountSink> {
+        Box::new(CountSink(n.clone(), p, Arc::default()))
     }
 
     #[test]
@@ -365,13 +647,12 @@ mod tests {
         let signed = pooled(Recipient::Symmetric(&sym), t, Some(&signer), 2);
         let pk = me.public_key();
         let direct = pooled(Recipient::Asymmetric(&pk), t, None, 3);
+        let mut seq = 0;
         for p in [&unsigned, &signed, &direct] {
-            assert!(set.notify(p, false).is_empty());
+            assert!(deliver(&set, p, false, &mut seq).is_empty());
         }
-        assert!(
-            set.notify(&pooled(Recipient::Symmetric(&sym), t, None, 4), true)
-                .is_empty()
-        );
+        let direct_p2p = pooled(Recipient::Symmetric(&sym), t, None, 4);
+        assert!(deliver(&set, &direct_p2p, true, &mut seq).is_empty());
 
         let count = |set: &mut FilterSet, id: &str| set.retrieve(id).expect("exists").len();
         assert_eq!(count(&mut set, "sym"), 2);
@@ -382,12 +663,43 @@ mod tests {
         assert_eq!(count(&mut set, "sig"), 1);
         assert_eq!(count(&mut set, "pow"), 0);
         assert_eq!(count(&mut set, "p2p"), 3, "p2p filters see both kinds");
-        assert_eq!(count(&mut set, "sym"), 0, "retrieve clears");
+        assert_eq!(count(&mut set, "sym"), 0, "retrieve takes");
         assert_eq!(set.retrieve("nope").err(), Some(PollError::NotFound));
     }
 
     #[test]
-    fn duplicates_collapse_and_overflow_is_reported() {
+    fn routing_changes_nothing_until_enqueued_and_requeue_keeps_order() {
+        let mut rng = StdRng::seed_from_u64(5);
+        let sym = Arc::new(SymKey::random(&mut rng));
+        let t = Topic([3; 4]);
+        let mut set = FilterSet::default();
+        set.install_poll("f".into(), crit(FilterKey::Symmetric(sym.clone()), vec![t]));
+        let a = pooled(Recipient::Symmetric(&sym), t, None, 1);
+        let b = pooled(Recipient::Symmetric(&sym), t, None, 2);
+        let routes = set.route(&a, false);
+        assert_eq!(routes.len(), 1);
+        assert!(
+            set.retrieve("f").expect("exists").is_empty(),
+            "route alone queues nothing"
+        );
+        set.enqueue(vec![(routes[0].clone(), 7)], &no_receipt);
+        let taken = set.retrieve("f").expect("exists");
+        assert_eq!(taken.iter().map(|q| q.seq).collect::<Vec<_>>(), [7]);
+        let mut seq = 7;
+        deliver(&set, &b, false, &mut seq);
+        // The answer with seq 7 was not written: it goes back ahead of seq 8.
+        set.requeue("f", taken);
+        let again = set.retrieve("f").expect("exists");
+        assert_eq!(again.iter().map(|q| q.seq).collect::<Vec<_>>(), [7, 8]);
+        // A filter removed between route and enqueue leaves its entry an orphan.
+        let routes = set.route(&a, false);
+        set.remove("f");
+        let (orphans, _) = set.enqueue(vec![(routes[0].clone(), 9)], &no_receipt);
+        assert_eq!(orphans, [9]);
+    }
+
+    #[test]
+    fn duplicates_collapse_and_overflow_is_reported_and_counted() {
         let mut rng = StdRng::seed_from_u64(3);
         let sym = Arc::new(SymKey::random(&mut rng));
         let t = Topic([1; 4]);
@@ -397,53 +709,109 @@ mod tests {
             crit(FilterKey::Symmetric(sym.clone()), vec![t, t]),
         );
         let p = pooled(Recipient::Symmetric(&sym), t, None, 1);
-        set.notify(&p, false);
-        set.notify(&p, false);
+        let mut seq = 0;
+        deliver(&set, &p, false, &mut seq);
+        deliver(&set, &p, false, &mut seq);
         assert_eq!(set.retrieve("f").expect("exists").len(), 1);
         for i in 0..=MAX_POLL_BUFFER as u64 {
-            let mut p = p.clone_for_test();
+            let mut p = p.clone();
             p.hash = EnvelopeHash([0; 32]);
             p.hash.0[..8].copy_from_slice(&i.to_be_bytes());
-            set.notify(&p, false);
+            deliver(&set, &p, false, &mut seq);
         }
+        assert_eq!(set.shed(), 1, "the message past the bound is counted");
         assert_eq!(set.retrieve("f").err(), Some(PollError::Overflowed));
         assert!(!set.contains("f"), "an overflowed filter is removed");
     }
 
     #[test]
-    fn full_or_closed_sinks_are_reported_for_eviction() {
+    fn subscriptions_push_a_window_then_more_as_frames_are_written() {
+        let mut rng = StdRng::seed_from_u64(6);
+        let sym = Arc::new(SymKey::random(&mut rng));
+        let t = Topic([4; 4]);
+        let n = Arc::new(AtomicUsize::new(0));
+        let receipts: Arc<Mutex<Vec<Receipt>>> = Arc::default();
+        let mut set = FilterSet::default();
+        set.install_push(
+            "s".into(),
+            crit(FilterKey::Symmetric(sym.clone()), vec![t]),
+            "k".into(),
+            Box::new(CountSink(n.clone(), Push::Queued, receipts.clone())),
+        );
+        let mut seq = 0;
+        for i in 0..PUSH_WINDOW as u64 + 10 {
+            let p = pooled(Recipient::Symmetric(&sym), t, None, 100 + i);
+            deliver(&set, &p, false, &mut seq);
+        }
+        assert_eq!(
+            n.load(Ordering::SeqCst),
+            PUSH_WINDOW,
+            "only a window is in flight"
+        );
+        assert_eq!(set.queued().0, PUSH_WINDOW + 10);
+        set.written("s", 1, &no_receipt);
+        assert_eq!(
+            n.load(Ordering::SeqCst),
+            PUSH_WINDOW + 1,
+            "a written frame frees a slot"
+        );
+        assert_eq!(set.queued().0, PUSH_WINDOW + 9);
+    }
+
+    #[test]
+    fn a_detached_subscription_keeps_a_mailbox_that_the_next_subscribe_takes() {
         let mut rng = StdRng::seed_from_u64(4);
         let sym = Arc::new(SymKey::random(&mut rng));
         let t = Topic([2; 4]);
         let n = Arc::new(AtomicUsize::new(0));
         let mut set = FilterSet::default();
         let c = crit(FilterKey::Symmetric(sym.clone()), vec![t]);
-        set.install_push(
-            "ok".into(),
-            c.clone(),
-            Box::new(CountSink(n.clone(), Push::Queued)),
+        set.install_push("ok".into(), c.clone(), "k1".into(), sink(&n, Push::Queued));
+        set.install_push("full".into(), c.clone(), "k2".into(), sink(&n, Push::Full));
+        set.install_push("gone".into(), c, "k3".into(), sink(&n, Push::Closed));
+        let mut seq = 0;
+        let mut stopped = deliver(
+            &set,
+            &pooled(Recipient::Symmetric(&sym), t, None, 1),
+            false,
+            &mut seq,
         );
-        set.install_push(
-            "full".into(),
-            c.clone(),
-            Box::new(CountSink(n.clone(), Push::Full)),
+        stopped.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(
+            stopped,
+            [
+                ("full".to_string(), Push::Full),
+                ("gone".to_string(), Push::Closed)
+            ]
         );
-        set.install_push(
-            "gone".into(),
-            c,
-            Box::new(CountSink(n.clone(), Push::Closed)),
-        );
-        let mut dropped = set.notify(&pooled(Recipient::Symmetric(&sym), t, None, 1), false);
-        dropped.sort();
-        assert_eq!(dropped, ["full", "gone"]);
         assert_eq!(n.load(Ordering::SeqCst), 3);
-        assert!(matches!(set.evict("full"), Some(Removed::Lagged(_))));
-        assert_eq!(set.len(), 2);
-    }
-
-    impl Pooled {
-        fn clone_for_test(&self) -> Pooled {
-            self.clone()
-        }
+        assert!(set.detach("full").is_some());
+        assert!(set.detach("gone").is_some());
+        assert_eq!(set.queued(), (3, 2), "both mailboxes keep the message");
+        // Nothing is thrown away while detached, and the same criteria take it back.
+        deliver(
+            &set,
+            &pooled(Recipient::Symmetric(&sym), t, None, 2),
+            false,
+            &mut seq,
+        );
+        let m = Arc::new(AtomicUsize::new(0));
+        assert!(
+            set.attach("other", sink(&m, Push::Queued), &no_receipt)
+                .is_err()
+        );
+        let id = set.attach("k3", sink(&m, Push::Queued), &no_receipt);
+        assert_eq!(id.ok().as_deref(), Some("gone"));
+        assert_eq!(
+            m.load(Ordering::SeqCst),
+            2,
+            "the mailbox's two messages are pushed"
+        );
+        assert_eq!(
+            set.retrieve("gone").err(),
+            Some(PollError::NotFound),
+            "not pollable"
+        );
+        assert_eq!(set.excess_mailboxes(), Vec::<String>::new());
     }
 }

@@ -6,22 +6,29 @@
 //! receive what its apps post; several `staples` processes share one pool by pointing
 //! `--whisper-rpc` at the process that runs it.
 //!
+//! Delivery to filters is route → commit → enqueue ([`queue`] says why): the caller writes
+//! the routed queue rows in the same transaction that makes the message visible, so a
+//! message reaches the app exactly once across crashes, whichever transport carried it.
+//!
 //! Locking: the pool and the filter set are behind `std::sync` locks held only for
 //! in-memory work (never across an `.await`), so a blocking lock is cheaper than an async
 //! one. Matching runs under the filter set's *read* lock, so concurrent posts open envelopes
-//! in parallel; subscriptions found full are evicted afterwards under the write lock.
+//! in parallel; subscriptions found full are detached afterwards under the write lock.
 
 pub mod filters;
 pub mod pool;
+pub mod queue;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use staples_protocol::whisper::Envelope;
 
-pub use filters::{Criteria, Delivered, FilterKey, PollError, Push, Sink};
+pub use filters::{Criteria, Delivered, FilterKey, PollError, Push, Queued, Route, Sink};
 pub use pool::{AddError, Added, Pool, Pooled, SettingsError};
+pub use queue::{Acks, QueueRow, Receipt};
 
-use filters::{FilterSet, Removed};
+use filters::FilterSet;
 
 /// geth's `shh_info` numbers.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -36,11 +43,65 @@ pub struct Info {
     pub max_message_size: u32,
 }
 
+/// Messages on their way into filter queues: decided by [`Node::route`], made durable by
+/// the caller (with [`Routed::rows`] in its own transaction), then queued by
+/// [`Node::enqueue`].
+#[derive(Debug, Default)]
+pub struct Routed {
+    items: Vec<(Route, u64)>,
+    rows: Vec<QueueRow>,
+}
+
+impl Routed {
+    /// The queue rows to commit.
+    pub fn rows(&self) -> &[QueueRow] {
+        &self.rows
+    }
+
+    /// Whether no filter takes the message.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+}
+
+/// A poll's answer: the messages, and the receipt to settle once the answer is written.
+#[derive(Debug)]
+pub struct Batch {
+    /// Oldest first.
+    pub messages: Vec<Arc<Delivered>>,
+    /// Settle when the answer reached the connection; dropped unsettled, the messages are
+    /// queued again.
+    pub receipt: Receipt,
+}
+
+impl Batch {
+    /// The messages, the answer taken as written (direct callers that hand them on).
+    pub fn written(self) -> Vec<Arc<Delivered>> {
+        self.receipt.written();
+        self.messages
+    }
+}
+
 /// What the Whisper JSON-RPC service needs from a node.
 pub trait Node: Send + Sync + 'static {
-    /// Admits an envelope (geth `add`) and notifies filters. `p2p` marks direct envelopes.
-    fn add(&self, envelope: Envelope, now: u32, p2p: bool) -> Result<Added, AddError>;
-    /// Re-admits an envelope accepted before a restart (only expiry is checked).
+    /// Admits an envelope to the pool (geth `add`'s checks) without offering it to filters.
+    fn admit(&self, candidate: Pooled, now: u32) -> Result<Added, AddError>;
+    /// Which filters take `pooled` (nothing changes yet).
+    fn route(&self, pooled: &Pooled, p2p: bool) -> Routed;
+    /// Queues what [`Node::route`] decided, once the caller has made it durable.
+    fn enqueue(&self, routed: Routed);
+    /// Admits, routes and queues at once (no durability: a node without a store).
+    fn add(&self, envelope: Envelope, now: u32, p2p: bool) -> Result<Added, AddError> {
+        let candidate = Pooled::new(envelope, now);
+        let added = self.admit(candidate, now)?;
+        if let Added::New(pooled) = &added {
+            let routed = self.route(pooled, p2p);
+            self.enqueue(routed);
+        }
+        Ok(added)
+    }
+    /// Re-admits an envelope accepted before a restart (only expiry is checked). Filters
+    /// are not offered it again: what they had not taken is in their stored queues.
     fn readmit(&self, envelope: Envelope, now: u32) -> Added;
     /// Drops expired envelopes.
     fn purge(&self, now: u32) -> usize;
@@ -54,51 +115,144 @@ pub trait Node: Send + Sync + 'static {
     fn set_bloom(&self, bloom: &[u8], now: u32) -> Result<(), SettingsError>;
     /// Installs a polling filter under `id`.
     fn install_poll(&self, id: String, criteria: Criteria);
-    /// Installs a subscription under `id`.
-    fn install_push(&self, id: String, criteria: Criteria, sink: Box<dyn Sink>);
-    /// Removes a filter or subscription.
+    /// Subscribes `sink`: takes over the oldest detached mailbox whose criteria are `key`
+    /// (pushing what it holds), or installs a new subscription under `new_id`. Returns the
+    /// filter id and whether it is new.
+    fn subscribe(
+        &self,
+        new_id: String,
+        criteria: Criteria,
+        key: String,
+        sink: Box<dyn Sink>,
+    ) -> (String, bool);
+    /// Installs a detached mailbox (restored after a restart).
+    fn install_mailbox(&self, id: String, criteria: Criteria, key: String);
+    /// Detaches a subscription from its connection; its queue stays as a mailbox.
+    fn detach(&self, id: &str);
+    /// Restores stored queue rows `(seq, filter, envelope)` into the installed filters
+    /// (start-up, before any delivery); returns how many were queued again.
+    fn restore_queues(&self, rows: Vec<(u64, String, Vec<u8>)>) -> usize;
+    /// Removes a filter or subscription and its queue.
     fn uninstall(&self, id: &str) -> bool;
     /// Whether a filter is installed.
     fn has_filter(&self, id: &str) -> bool;
-    /// Returns and clears a polling filter's messages.
-    fn retrieve(&self, id: &str) -> Result<Vec<Arc<Delivered>>, PollError>;
+    /// Hands out a polling filter's messages.
+    fn retrieve(&self, id: &str) -> Result<Batch, PollError>;
 }
 
 impl LocalNode {
-    /// Offers an envelope released by the PSS engine to the filters, without pooling it:
-    /// the engine already checked it, deduplicated it by DAG id, and it may be long
-    /// expired (an offline inbox is read hours later).
-    pub fn release(&self, envelope: Envelope) {
+    /// Routes an envelope released by the PSS engine, without pooling it: the engine
+    /// already checked it, deduplicated it by DAG id, and it may be long expired (an
+    /// offline inbox is read hours later).
+    pub fn route_released(&self, envelope: Envelope) -> Routed {
         let hash = envelope.hash();
         let pow = staples_protocol::whisper::pow::pow_v19(&envelope);
-        let pooled = Arc::new(Pooled {
+        let pooled = Pooled {
             envelope,
             hash,
             pow,
-        });
-        self.deliver(&Added::New(pooled), false);
+        };
+        self.route(&pooled, false)
     }
 }
 
 impl crate::engine::Release for LocalNode {
-    fn release(&self, envelope: Envelope) {
-        LocalNode::release(self, envelope);
+    fn route(&self, envelope: Envelope) -> Routed {
+        self.route_released(envelope)
+    }
+    fn enqueue(&self, routed: Routed) {
+        Node::enqueue(self, routed);
     }
 }
 
 /// The in-memory Whisper node.
 pub struct LocalNode {
     pool: Mutex<Pool>,
+    shared: Arc<Shared>,
+}
+
+/// What receipts need after the call that made them returned.
+struct Shared {
     filters: RwLock<FilterSet>,
+    acks: Arc<Acks>,
+    next_seq: AtomicU64,
 }
 
 impl LocalNode {
-    /// A node with an empty pool and the given minimum PoW.
+    /// A node with an empty pool and the given minimum PoW; nothing persisted.
     pub fn new(min_pow: f64) -> Self {
+        Self::with_acks(min_pow, Acks::new(None))
+    }
+
+    /// A node whose queue rows live in `acks`' store.
+    pub fn with_acks(min_pow: f64, acks: Arc<Acks>) -> Self {
         LocalNode {
             pool: Mutex::new(Pool::new(min_pow)),
-            filters: RwLock::new(FilterSet::default()),
+            shared: Arc::new(Shared {
+                filters: RwLock::new(FilterSet::default()),
+                acks,
+                next_seq: AtomicU64::new(1),
+            }),
         }
+    }
+
+    /// The removal batcher (shutdown waits on it).
+    pub fn acks(&self) -> &Arc<Acks> {
+        &self.shared.acks
+    }
+
+    /// [`Node::restore_queues`]: rows whose filter is gone, or whose envelope no longer
+    /// opens with the filter's key, are removed.
+    fn restore_rows(&self, rows: Vec<(u64, String, Vec<u8>)>) -> usize {
+        let mut max = 0;
+        let mut n = 0;
+        let mut dead = Vec::new();
+        {
+            let set = self.shared.filters();
+            let mut by_filter: std::collections::BTreeMap<String, Vec<Queued>> = Default::default();
+            for (seq, filter, bytes) in rows {
+                max = max.max(seq);
+                let msg = Envelope::decode(&bytes).ok().and_then(|env| {
+                    let hash = env.hash();
+                    let pow = staples_protocol::whisper::pow::pow_v19(&env);
+                    set.open_for_filter(
+                        &filter,
+                        &Pooled {
+                            envelope: env,
+                            hash,
+                            pow,
+                        },
+                    )
+                });
+                match msg {
+                    Some(msg) => by_filter
+                        .entry(filter)
+                        .or_default()
+                        .push(Queued { seq, msg }),
+                    None => dead.push(seq),
+                }
+            }
+            for (filter, items) in by_filter {
+                n += items.len();
+                set.restore_queue(&filter, items);
+            }
+        }
+        self.shared.next_seq.fetch_max(max + 1, Ordering::Relaxed);
+        if !dead.is_empty() {
+            tracing::warn!(
+                rows = dead.len(),
+                "queued messages whose filter is gone were dropped"
+            );
+            self.shared.acks.taken(dead);
+        }
+        n
+    }
+
+    /// Queue figures for `staples_status`: entries queued, detached mailboxes, shed.
+    pub fn queue_stats(&self) -> (usize, usize, u64) {
+        let set = self.shared.filters();
+        let (queued, boxes) = set.queued();
+        (queued, boxes, set.shed())
     }
 
     fn pool(&self) -> std::sync::MutexGuard<'_, Pool> {
@@ -106,60 +260,107 @@ impl LocalNode {
         // matters more than stopping service would, so poisoning is ignored.
         self.pool.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+impl Shared {
+    fn filters(&self) -> std::sync::RwLockReadGuard<'_, FilterSet> {
+        self.filters.read().unwrap_or_else(|p| p.into_inner())
+    }
 
     fn filters_mut(&self) -> std::sync::RwLockWriteGuard<'_, FilterSet> {
         self.filters.write().unwrap_or_else(|p| p.into_inner())
     }
-}
 
-impl LocalNode {
-    /// Offers a newly pooled envelope to the filters and evicts subscribers that fell behind.
-    fn deliver(&self, added: &Added, p2p: bool) {
-        let Added::New(pooled) = added else {
-            return;
-        };
-        let evict = self
-            .filters
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .notify(pooled, p2p);
-        if evict.is_empty() {
+    /// The receipt of one pushed notification: once written, its row goes and the
+    /// subscription may push more.
+    fn push_receipt(self: &Arc<Self>, filter: &str, seq: u64) -> Receipt {
+        let weak = Arc::downgrade(self);
+        let filter = filter.to_string();
+        Receipt::new(move |written| {
+            // Not written: the connection is going, and the entry stays for the mailbox.
+            let (true, Some(me)) = (written, weak.upgrade()) else {
+                return;
+            };
+            me.acks.taken([seq]);
+            let stopped = {
+                let mk = |f: &str, s: u64| me.push_receipt(f, s);
+                me.filters().written(&filter, seq, &mk)
+            };
+            if let Some(why) = stopped {
+                me.detach_lagging(vec![(filter, why)]);
+            }
+        })
+    }
+
+    /// Detaches subscriptions whose sink stopped taking pushes; a lagging one is told why.
+    fn detach_lagging(&self, ids: Vec<(String, Push)>) {
+        if ids.is_empty() {
             return;
         }
         let mut lagged = Vec::new();
         {
             let mut set = self.filters_mut();
-            for id in &evict {
-                if let Some(Removed::Lagged(sink)) = set.evict(id) {
-                    lagged.push((id.clone(), sink));
+            for (id, why) in ids {
+                if let Some(sink) = set.detach(&id)
+                    && why == Push::Full
+                {
+                    lagged.push((id, sink));
                 }
             }
         }
         // Told after the lock is released: a sink may take its own locks.
         for (id, sink) in lagged {
-            tracing::warn!(filter = %id, "subscriber fell behind; subscription closed");
+            tracing::warn!(filter = %id, "subscriber fell behind; subscription closed, its messages kept");
             sink.fail(LAG_REASON);
         }
     }
 }
 
 /// Why a subscription that fell behind was closed (sent to the client).
-pub const LAG_REASON: &str =
-    "subscription closed: the client fell behind and its notification queue is full";
+pub const LAG_REASON: &str = "subscription closed: the client fell behind and its notification queue is full; subscribe again with the same criteria to receive what it missed";
 
 impl Node for LocalNode {
-    fn add(&self, envelope: Envelope, now: u32, p2p: bool) -> Result<Added, AddError> {
-        let candidate = Pooled::new(envelope, now);
-        let added = self.pool().admit(candidate, now)?;
-        self.deliver(&added, p2p);
-        Ok(added)
+    fn admit(&self, candidate: Pooled, now: u32) -> Result<Added, AddError> {
+        self.pool().admit(candidate, now)
+    }
+
+    fn route(&self, pooled: &Pooled, p2p: bool) -> Routed {
+        let routes = self.shared.filters().route(pooled, p2p);
+        if routes.is_empty() {
+            return Routed::default();
+        }
+        let envelope = Arc::new(pooled.envelope.encode());
+        let mut routed = Routed::default();
+        for r in routes {
+            let seq = self.shared.next_seq.fetch_add(1, Ordering::Relaxed);
+            routed.rows.push(QueueRow {
+                seq,
+                filter: r.filter.clone(),
+                envelope: envelope.clone(),
+            });
+            routed.items.push((r, seq));
+        }
+        routed
+    }
+
+    fn enqueue(&self, routed: Routed) {
+        if routed.items.is_empty() {
+            return;
+        }
+        let (orphans, stopped) = {
+            let me = &self.shared;
+            let mk = |f: &str, s: u64| me.push_receipt(f, s);
+            me.filters().enqueue(routed.items, &mk)
+        };
+        if !orphans.is_empty() {
+            self.shared.acks.taken(orphans);
+        }
+        self.shared.detach_lagging(stopped);
     }
 
     fn readmit(&self, envelope: Envelope, now: u32) -> Added {
         let candidate = Pooled::new(envelope, now);
-        let added = self.pool().readmit_hashed(candidate, now);
-        self.deliver(&added, false);
-        added
+        self.pool().readmit_hashed(candidate, now)
     }
 
     fn purge(&self, now: u32) -> usize {
@@ -189,25 +390,82 @@ impl Node for LocalNode {
     }
 
     fn install_poll(&self, id: String, criteria: Criteria) {
-        self.filters_mut().install_poll(id, criteria);
+        self.shared.filters_mut().install_poll(id, criteria);
     }
 
-    fn install_push(&self, id: String, criteria: Criteria, sink: Box<dyn Sink>) {
-        self.filters_mut().install_push(id, criteria, sink);
+    fn subscribe(
+        &self,
+        new_id: String,
+        criteria: Criteria,
+        key: String,
+        sink: Box<dyn Sink>,
+    ) -> (String, bool) {
+        let me = &self.shared;
+        let mk = |f: &str, s: u64| me.push_receipt(f, s);
+        let mut set = me.filters_mut();
+        match set.attach(&key, sink, &mk) {
+            Ok(id) => (id, false),
+            Err(sink) => {
+                set.install_push(new_id.clone(), criteria, key, sink);
+                (new_id, true)
+            }
+        }
+    }
+
+    fn install_mailbox(&self, id: String, criteria: Criteria, key: String) {
+        self.shared.filters_mut().install_mailbox(id, criteria, key);
+    }
+
+    fn detach(&self, id: &str) {
+        let excess = {
+            let mut set = self.shared.filters_mut();
+            set.detach(id);
+            set.excess_mailboxes()
+        };
+        // Mailboxes nobody came back for: the oldest go, counted as shed.
+        for old in excess {
+            tracing::warn!(filter = %old, "too many detached subscriptions; the oldest mailbox is dropped");
+            self.uninstall(&old);
+            if let Some(store) = self.shared.acks.store().cloned() {
+                tokio::spawn(async move { store.delete_filter(old).await });
+            }
+        }
+    }
+
+    fn restore_queues(&self, rows: Vec<(u64, String, Vec<u8>)>) -> usize {
+        self.restore_rows(rows)
     }
 
     fn uninstall(&self, id: &str) -> bool {
-        self.filters_mut().remove(id)
+        let removed = self.shared.filters_mut().remove(id);
+        match removed {
+            Some(seqs) => {
+                self.shared.acks.taken(seqs);
+                true
+            }
+            None => false,
+        }
     }
 
     fn has_filter(&self, id: &str) -> bool {
-        self.filters
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains(id)
+        self.shared.filters().contains(id)
     }
 
-    fn retrieve(&self, id: &str) -> Result<Vec<Arc<Delivered>>, PollError> {
-        self.filters_mut().retrieve(id)
+    fn retrieve(&self, id: &str) -> Result<Batch, PollError> {
+        let items = self.shared.filters_mut().retrieve(id)?;
+        let messages = items.iter().map(|q| q.msg.clone()).collect();
+        let weak = Arc::downgrade(&self.shared);
+        let filter = id.to_string();
+        let receipt = Receipt::new(move |written| {
+            let Some(me) = weak.upgrade() else {
+                return;
+            };
+            if written {
+                me.acks.taken(items.iter().map(|q| q.seq));
+            } else {
+                me.filters().requeue(&filter, items);
+            }
+        });
+        Ok(Batch { messages, receipt })
     }
 }

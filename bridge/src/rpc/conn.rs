@@ -18,15 +18,46 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 
 use super::errors::RpcError;
-use crate::node::{Delivered, Push, Sink};
+use crate::node::{Delivered, Push, Receipt, Sink};
 
 /// Frames queued for one WebSocket client.
 pub const OUT_QUEUE: usize = 1024;
 /// Subscriptions one connection may hold.
 pub const MAX_SUBSCRIPTIONS: usize = 256;
 
-/// What cancels a subscription (uninstalls its filter, or unsubscribes upstream).
-pub type Canceller = Box<dyn FnOnce() + Send>;
+/// What cancels a subscription (uninstalls its filter, or unsubscribes upstream). The
+/// argument says how it ended: [`Cancel::Unsubscribed`] by the app, or
+/// [`Cancel::Dropped`] with its connection (or closed by the server).
+pub type Canceller = Box<dyn FnOnce(Cancel) + Send>;
+
+/// How a subscription ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cancel {
+    /// `shh_unsubscribe`: the app does not want its messages any more.
+    Unsubscribed,
+    /// The connection went away, or the server closed the subscription: what it would
+    /// have received is kept for the next subscription with the same criteria.
+    Dropped,
+}
+
+/// One outgoing WebSocket frame and the receipts to settle once it is written.
+#[derive(Debug)]
+pub struct Frame {
+    /// The JSON text.
+    pub text: String,
+    /// Settled after the frame is flushed to the socket.
+    pub receipts: Vec<Receipt>,
+}
+
+impl Frame {
+    /// A frame that hands nothing out.
+    pub fn plain(text: String) -> Frame {
+        Frame {
+            text,
+            receipts: Vec::new(),
+        }
+    }
+}
 
 /// A connection.
 pub struct Conn {
@@ -40,7 +71,7 @@ impl Conn {
     }
 
     /// A WebSocket connection writing to `out`; failures are reported on `ctrl`.
-    pub fn websocket(out: mpsc::Sender<String>, ctrl: mpsc::Sender<Ctrl>) -> Arc<Conn> {
+    pub fn websocket(out: mpsc::Sender<Frame>, ctrl: mpsc::Sender<Ctrl>) -> Arc<Conn> {
         Arc::new(Conn {
             ws: Some(WsConn {
                 out,
@@ -84,19 +115,19 @@ struct SubEntry {
 /// Per-subscription delivery state shared with its sink.
 struct SubState {
     /// `Some` until the subscribe response is queued: notifications wait here (bounded).
-    held: Mutex<Option<Vec<String>>>,
+    held: Mutex<Option<Vec<Frame>>>,
 }
 
 /// The WebSocket half of a connection.
 pub struct WsConn {
-    out: mpsc::Sender<String>,
+    out: mpsc::Sender<Frame>,
     ctrl: mpsc::Sender<Ctrl>,
     subs: Mutex<HashMap<String, SubEntry>>,
 }
 
 impl WsConn {
     /// Queues a response frame, waiting for room.
-    pub async fn send(&self, frame: String) -> bool {
+    pub async fn send(&self, frame: Frame) -> bool {
         self.out.send(frame).await.is_ok()
     }
 
@@ -117,7 +148,7 @@ impl WsConn {
         let mut subs = lock(&self.subs);
         if subs.len() >= MAX_SUBSCRIPTIONS {
             drop(subs);
-            cancel();
+            cancel(Cancel::Unsubscribed);
             return Err(RpcError::server(format!(
                 "too many subscriptions on this connection (limit {MAX_SUBSCRIPTIONS})"
             )));
@@ -152,11 +183,21 @@ impl WsConn {
 
     /// `shh_unsubscribe`: true if the subscription existed.
     pub fn unsubscribe(&self, sub: &str) -> bool {
+        self.end(sub, Cancel::Unsubscribed)
+    }
+
+    /// Forgets a subscription the server closed (it fell behind): its filter is detached
+    /// and keeps what it gets for the next subscription with the same criteria.
+    pub fn forget(&self, sub: &str) {
+        self.end(sub, Cancel::Dropped);
+    }
+
+    fn end(&self, sub: &str, how: Cancel) -> bool {
         let entry = lock(&self.subs).remove(sub);
         match entry {
             Some(mut e) => {
                 if let Some(c) = e.cancel.take() {
-                    c();
+                    c(how);
                 }
                 true
             }
@@ -164,16 +205,11 @@ impl WsConn {
         }
     }
 
-    /// Forgets a subscription the server closed (its filter is already gone or going).
-    pub fn forget(&self, sub: &str) {
-        self.unsubscribe(sub);
-    }
-
     fn cancel_all(&self) {
         let all: Vec<SubEntry> = lock(&self.subs).drain().map(|(_, e)| e).collect();
         for mut e in all {
             if let Some(c) = e.cancel.take() {
-                c();
+                c(Cancel::Dropped);
             }
         }
     }
@@ -190,7 +226,7 @@ pub use crate::node::LAG_REASON;
 #[derive(Clone)]
 pub struct SubSink {
     sub: String,
-    out: mpsc::Sender<String>,
+    out: mpsc::Sender<Frame>,
     ctrl: mpsc::Sender<Ctrl>,
     state: Arc<SubState>,
 }
@@ -209,7 +245,10 @@ impl SubSink {
 
     /// Offers one `result` (JSON text) for this subscription.
     pub fn push_result(&self, result: &str) -> Push {
-        let frame = notification(&self.sub, result);
+        self.push_frame(Frame::plain(notification(&self.sub, result)))
+    }
+
+    fn push_frame(&self, frame: Frame) -> Push {
         let mut held = lock(&self.state.held);
         if let Some(buf) = held.as_mut() {
             if buf.len() >= OUT_QUEUE {
@@ -238,8 +277,11 @@ impl SubSink {
 }
 
 impl Sink for SubSink {
-    fn push(&self, message: &Arc<Delivered>) -> Push {
-        self.push_result(&message.json)
+    fn push(&self, message: &Arc<Delivered>, receipt: Receipt) -> Push {
+        self.push_frame(Frame {
+            text: notification(&self.sub, &message.json),
+            receipts: vec![receipt],
+        })
     }
 
     fn fail(&self, reason: &str) {
@@ -280,12 +322,18 @@ mod tests {
         let sink = ws.sink("0x1");
         let cancelled = Arc::new(Mutex::new(false));
         let c = cancelled.clone();
-        ws.register_sink(&sink, Box::new(move || *lock(&c) = true))
+        ws.register_sink(&sink, Box::new(move |_| *lock(&c) = true))
             .expect("registers");
         assert_eq!(sink.push_result("1"), Push::Queued);
         assert!(out_rx.try_recv().is_err(), "held until activated");
         ws.activate("0x1");
-        assert!(out_rx.try_recv().expect("frame").contains(r#""result":1"#));
+        assert!(
+            out_rx
+                .try_recv()
+                .expect("frame")
+                .text
+                .contains(r#""result":1"#)
+        );
         assert_eq!(sink.push_result("2"), Push::Queued);
         assert_eq!(sink.push_result("3"), Push::Queued);
         assert_eq!(sink.push_result("4"), Push::Full, "queue of 2 is full");

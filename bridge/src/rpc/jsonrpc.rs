@@ -6,6 +6,7 @@
 //! batch gets `-32600 "empty batch"`; an element that is not a call object gets `-32600
 //! "invalid request"`. Batch elements run in order, as in geth.
 
+use std::cell::RefCell;
 use std::sync::Arc;
 
 use serde_json::value::RawValue;
@@ -14,6 +15,7 @@ use super::Handler;
 use super::conn::Conn;
 use super::errors::RpcError;
 use super::params::Members;
+use crate::node::Receipt;
 
 /// Most calls one batch may carry.
 pub const MAX_BATCH: usize = 1000;
@@ -27,6 +29,9 @@ struct Call {
 
 /// The answer to one body, and the subscription ids it announced (to activate once sent).
 pub struct Answer {
+    /// Receipts of what the answer hands out (a poll's messages): settle them once the
+    /// text has been written to the connection.
+    pub receipts: Vec<Receipt>,
     /// The response text; `None` when only notifications were sent.
     pub text: Option<String>,
     /// Subscription ids created by `*_subscribe` calls in this body.
@@ -35,6 +40,35 @@ pub struct Answer {
 
 /// Handles one HTTP body or WebSocket text frame.
 pub async fn handle<H: Handler>(handler: &Arc<H>, body: &str, conn: &Arc<Conn>) -> Answer {
+    WRITTEN
+        .scope(RefCell::new(Vec::new()), async {
+            let mut answer = handle_in_scope(handler, body, conn).await;
+            answer.receipts = WRITTEN.with(|r| r.take());
+            answer
+        })
+        .await
+}
+
+tokio::task_local! {
+    /// Receipts collected while one request is handled.
+    static WRITTEN: RefCell<Vec<Receipt>>;
+}
+
+/// Settles `receipt` once the answer of the call being handled has been written to the
+/// connection; outside a JSON-RPC request (a direct call) it is settled at once.
+pub fn on_written(receipt: Receipt) {
+    let mut r = Some(receipt);
+    let _ = WRITTEN.try_with(|v| {
+        if let Some(r) = r.take() {
+            v.borrow_mut().push(r);
+        }
+    });
+    if let Some(r) = r {
+        r.written();
+    }
+}
+
+async fn handle_in_scope<H: Handler>(handler: &Arc<H>, body: &str, conn: &Arc<Conn>) -> Answer {
     let trimmed = body.trim_start();
     let mut subscribed = Vec::new();
     if trimmed.starts_with('[') {
@@ -56,13 +90,21 @@ pub async fn handle<H: Handler>(handler: &Arc<H>, body: &str, conn: &Arc<Conn>) 
             }
         }
         let text = (!answers.is_empty()).then(|| format!("[{}]", answers.join(",")));
-        Answer { text, subscribed }
+        Answer {
+            text,
+            subscribed,
+            receipts: Vec::new(),
+        }
     } else {
         let Ok(item) = serde_json::from_str::<Box<RawValue>>(trimmed) else {
             return single_error(RpcError::parse_error());
         };
         let text = one(handler, decode(&item), conn, &mut subscribed).await;
-        Answer { text, subscribed }
+        Answer {
+            text,
+            subscribed,
+            receipts: Vec::new(),
+        }
     }
 }
 
@@ -70,6 +112,7 @@ fn single_error(e: RpcError) -> Answer {
     Answer {
         text: Some(error_response(None, &e)),
         subscribed: Vec::new(),
+        receipts: Vec::new(),
     }
 }
 

@@ -38,7 +38,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
 use super::Handler;
-use super::conn::{Conn, Ctrl, MAX_SUBSCRIPTIONS, OUT_QUEUE, failure_notification};
+use super::conn::{Conn, Ctrl, Frame, MAX_SUBSCRIPTIONS, OUT_QUEUE, failure_notification};
 use super::jsonrpc;
 
 /// Calls one WebSocket connection may have running at once. A call weighs one permit per
@@ -310,21 +310,80 @@ async fn http_entry<H: Handler>(
         )
             .into_response();
     }
-    let text = match std::str::from_utf8(&body) {
-        Ok(t) => jsonrpc::handle(&st.handler, t, &Conn::http()).await.text,
-        Err(_) => Some(jsonrpc::error_response(
-            None,
-            &super::RpcError::parse_error(),
-        )),
+    let (text, receipts) = match std::str::from_utf8(&body) {
+        Ok(t) => {
+            let a = jsonrpc::handle(&st.handler, t, &Conn::http()).await;
+            (a.text, a.receipts)
+        }
+        Err(_) => (
+            Some(jsonrpc::error_response(
+                None,
+                &super::RpcError::parse_error(),
+            )),
+            Vec::new(),
+        ),
+    };
+    let text = text.unwrap_or_default();
+    let body = if receipts.is_empty() {
+        axum::body::Body::from(text)
+    } else {
+        axum::body::Body::new(ReceiptBody {
+            data: Some(Bytes::from(text)),
+            receipts,
+        })
     };
     (
         [(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         )],
-        text.unwrap_or_default(),
+        body,
     )
         .into_response()
+}
+
+/// A response body that settles its receipts once hyper has taken all of it for the
+/// socket: hyper drops the body after taking its last byte (it knows the length), and
+/// writes what it took right after. Dropped before its data was taken (the client went
+/// away), the receipts go unsettled and the messages are queued again.
+struct ReceiptBody {
+    data: Option<Bytes>,
+    receipts: Vec<crate::node::Receipt>,
+}
+
+impl Drop for ReceiptBody {
+    fn drop(&mut self) {
+        if self.data.is_none() {
+            for r in self.receipts.drain(..) {
+                r.written();
+            }
+        }
+    }
+}
+
+impl http_body::Body for ReceiptBody {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        Poll::Ready(
+            self.get_mut()
+                .data
+                .take()
+                .map(|d| Ok(http_body::Frame::data(d))),
+        )
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.data.is_none()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.data.as_ref().map_or(0, |d| d.len() as u64))
+    }
 }
 
 /// WebSocket read buffer (see [`ws_entry`]).
@@ -347,7 +406,7 @@ async fn ws_session<H: Handler>(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let (mut tx, mut rx) = socket.split();
-    let (out_tx, mut out_rx) = mpsc::channel::<String>(OUT_QUEUE);
+    let (out_tx, mut out_rx) = mpsc::channel::<Frame>(OUT_QUEUE);
     let (ctrl_tx, mut ctrl_rx) = mpsc::channel::<Ctrl>(MAX_SUBSCRIPTIONS);
     let conn = Conn::websocket(out_tx, ctrl_tx);
 
@@ -373,7 +432,12 @@ async fn ws_session<H: Handler>(
                 let answer = jsonrpc::handle(&h, &text, &c).await;
                 if let Some(ws) = c.ws() {
                     if let Some(t) = answer.text
-                        && !ws.send(t).await
+                        && !ws
+                            .send(Frame {
+                                text: t,
+                                receipts: answer.receipts,
+                            })
+                            .await
                     {
                         return;
                     }
@@ -396,15 +460,24 @@ async fn ws_session<H: Handler>(
             }
             Some(frame) = out_rx.recv() => {
                 // Write everything already queued, then flush once: one syscall for a burst.
-                let mut ok = tx.feed(Message::Text(frame.into())).await.is_ok();
+                // Receipts are settled after the flush; on a failed write they are dropped
+                // unsettled (what they hand out stays queued).
+                let mut receipts = frame.receipts;
+                let mut ok = tx.feed(Message::Text(frame.text.into())).await.is_ok();
                 while ok {
                     match out_rx.try_recv() {
-                        Ok(f) => ok = tx.feed(Message::Text(f.into())).await.is_ok(),
+                        Ok(f) => {
+                            receipts.extend(f.receipts);
+                            ok = tx.feed(Message::Text(f.text.into())).await.is_ok();
+                        }
                         Err(_) => break,
                     }
                 }
                 if !ok || tx.flush().await.is_err() {
                     break;
+                }
+                for r in receipts {
+                    r.written();
                 }
             }
             Some(Ctrl::Failed { sub, reason }) = ctrl_rx.recv() => {

@@ -12,11 +12,11 @@ use serde_json::value::RawValue;
 use staples_protocol::whisper::EnvelopeHash;
 use staples_protocol::whisper::json::{GoFloat, hex0x};
 
-use super::conn::Conn;
+use super::conn::{Cancel, Conn};
 use super::errors::RpcError;
 use super::params::{self, GoError, Params, Place};
 use crate::ids;
-use crate::node::{Delivered, Sink};
+use crate::node::{Batch, Sink};
 
 /// geth's `NewMessage` (the `shh_post` argument).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -336,21 +336,24 @@ pub trait ShhApi: Send + Sync + 'static {
         &self,
         criteria: CriteriaReq,
     ) -> impl Future<Output = Result<String, ShhError>> + Send;
-    /// `shh_getFilterMessages`.
-    fn get_filter_messages(&self, id: &str) -> Result<Vec<Arc<Delivered>>, ShhError>;
+    /// `shh_getFilterMessages`: the messages, with the receipt to settle once the answer
+    /// is written (unsettled, they are queued again).
+    fn get_filter_messages(&self, id: &str) -> Result<Batch, ShhError>;
     /// `shh_deleteMessageFilter`.
     fn delete_message_filter(
         &self,
         id: String,
     ) -> impl Future<Output = Result<bool, ShhError>> + Send;
-    /// `shh_subscribe("messages", criteria)`: installs a pushing filter, returns its id.
+    /// `shh_subscribe("messages", criteria)`: attaches `sink` to a pushing filter (the
+    /// mailbox kept for these criteria, if any), returns the filter's id.
     fn subscribe_messages(
         &self,
         criteria: CriteriaReq,
         sink: Box<dyn Sink>,
-    ) -> Result<String, ShhError>;
-    /// Removes a subscription's filter.
-    fn unsubscribe_messages(&self, filter_id: &str);
+    ) -> impl Future<Output = Result<String, ShhError>> + Send;
+    /// Ends a subscription: removes its filter when the app unsubscribed, keeps it as a
+    /// mailbox when the connection dropped.
+    fn unsubscribe_messages(&self, filter_id: &str, how: Cancel);
 }
 
 /// Serialises a result.
@@ -472,7 +475,13 @@ async fn dispatch<S: ShhApi>(
         }
         "getFilterMessages" => {
             let id = p(1)?.arg(0, params::string)?;
-            let msgs = api.get_filter_messages(&id)?;
+            let Batch {
+                messages: msgs,
+                receipt,
+            } = api.get_filter_messages(&id)?;
+            // The poll is the acknowledgement: the messages leave the filter's stored
+            // queue once this answer has been written to the connection.
+            super::jsonrpc::on_written(receipt);
             let mut out =
                 String::with_capacity(2 + msgs.iter().map(|m| m.json.len() + 1).sum::<usize>());
             out.push('[');
@@ -489,7 +498,7 @@ async fn dispatch<S: ShhApi>(
             let id = p(1)?.arg(0, params::string)?;
             to_raw(&api.delete_message_filter(id).await?)
         }
-        "subscribe" => subscribe(api, raw, conn),
+        "subscribe" => subscribe(api, raw, conn).await,
         "unsubscribe" => {
             let ws = conn.ws().ok_or_else(RpcError::notifications_unsupported)?;
             let id = p(1)?.arg(0, params::string)?;
@@ -503,7 +512,7 @@ async fn dispatch<S: ShhApi>(
     }
 }
 
-fn subscribe<S: ShhApi>(
+async fn subscribe<S: ShhApi>(
     api: &Arc<S>,
     raw: Option<&RawValue>,
     conn: &Arc<Conn>,
@@ -529,11 +538,11 @@ fn subscribe<S: ShhApi>(
     let sub_id = ids::subscription_id();
     let sink = ws.sink(&sub_id);
     let sink_ref = sink.handle();
-    let filter_id = api.subscribe_messages(criteria, Box::new(sink))?;
+    let filter_id = api.subscribe_messages(criteria, Box::new(sink)).await?;
     let api2 = api.clone();
     ws.register_sink(
         &sink_ref,
-        Box::new(move || api2.unsubscribe_messages(&filter_id)),
+        Box::new(move |how| api2.unsubscribe_messages(&filter_id, how)),
     )?;
     to_raw(&sub_id)
 }

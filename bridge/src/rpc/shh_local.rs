@@ -18,13 +18,14 @@ use staples_protocol::whisper::json::GoFloat;
 use staples_protocol::whisper::pow::{self, SealOptions};
 use staples_protocol::whisper::{Draft, Envelope, EnvelopeHash, Recipient, SymKey, Topic, wrap};
 
+use super::conn::Cancel;
 use super::params::Place;
 use super::shh::{CriteriaReq, InfoJson, NewMessage, ShhApi, ShhError};
 use crate::engine::{Hook, Target};
 use crate::ids::random_id;
 use crate::keystore::{Keys, RawSymKey};
-use crate::node::{Added, Criteria, Delivered, FilterKey, Node, PollError, Sink};
-use crate::store::{Origin, Store};
+use crate::node::{Added, Batch, Criteria, FilterKey, Node, PollError, Pooled, Sink, queue};
+use crate::store::{FilterKind, Origin, Store};
 
 /// The `shh` service of a sidecar that runs its own node.
 pub struct ShhService<N, K> {
@@ -78,29 +79,43 @@ impl<N: Node, K: Keys> ShhService<N, K> {
         }
     }
 
-    /// After a restart: reinstalls stored polling filters under their ids, then re-adds the
-    /// outbox's unexpired envelopes to the pool (delivery is at least once across restarts).
+    /// After a restart, before any transport may deliver: reinstalls stored polling
+    /// filters under their ids and subscriptions as detached mailboxes, refills their
+    /// queues from the store, and re-adds the outbox's unexpired envelopes to the pool
+    /// (not to the filters: what they had not taken is in their queues).
     pub async fn restore(&self) -> Result<(usize, usize), ShhError> {
         let Some(store) = &self.store else {
             return Ok((0, 0));
         };
         let mut filters = 0;
-        for (id, json) in store.filters(Origin::Local).await? {
-            let criteria = RawValue::from_string(json)
+        for f in store.filters_of(Origin::Local).await? {
+            let criteria = RawValue::from_string(f.criteria.clone())
                 .ok()
                 .and_then(|raw| CriteriaReq::decode(&raw, Place::Value).ok())
-                .and_then(|req| self.resolve(&req, false).ok().map(|c| (req, c)));
+                .and_then(|req| {
+                    self.resolve(&req, f.kind == FilterKind::Subscription)
+                        .ok()
+                        .map(|c| (req, c))
+                });
             match criteria {
                 Some((req, c)) => {
                     self.follow(&req);
-                    self.node.install_poll(id, c);
+                    match f.kind {
+                        FilterKind::Poll => self.node.install_poll(f.id, c),
+                        FilterKind::Subscription => self.node.install_mailbox(f.id, c, f.criteria),
+                    }
                     filters += 1;
                 }
                 None => {
-                    tracing::warn!(filter = %id, "stored filter's keys are gone; filter dropped");
-                    store.delete_filter(id).await?;
+                    tracing::warn!(filter = %f.id, "stored filter's keys are gone; filter dropped");
+                    store.delete_filter(f.id).await?;
                 }
             }
+        }
+        queue::delete_orphans(store).await?;
+        let queued = self.node.restore_queues(queue::load(store).await?);
+        if queued > 0 {
+            tracing::info!(queued, "undelivered messages restored to their filters");
         }
         let now = unix_now();
         let mut envelopes = 0;
@@ -375,27 +390,50 @@ impl<N: Node, K: Keys> ShhApi for ShhService<N, K> {
             return Err(ShhError::TooLowPow);
         }
         let expiry = env.expiry;
-        // In both branches the pool hashes the envelope on entry; that hash is the answer.
         if let (Some(engine), Some(begun)) = (&self.engine, begun) {
-            // Durable in the PSS outbox before anyone sees it, then to our own filters.
-            engine.commit(begun, &env).await?;
-            return match self.node.add(env, now, false)? {
+            // Durable in the PSS outbox, with the queue rows of our own filters that take
+            // it, before anyone sees it; then to the pool and those filters.
+            let candidate = Pooled::new(env.clone(), now);
+            let routed = self.node.route(&candidate, false);
+            engine.commit(begun, &env, routed.rows().to_vec()).await?;
+            let added = self.node.admit(candidate, now);
+            // Committed, so our filters get it whatever the pool says.
+            self.node.enqueue(routed);
+            return match added? {
                 Added::New(pooled) => Ok(pooled.hash),
                 Added::Duplicate(hash) => Ok(hash),
                 Added::Expired => Err(ShhError::FailedToAdd),
             };
         }
-        let rlp = self.store.as_ref().map(|_| env.encode());
-        let hash = match self.node.add(env, now, false)? {
-            Added::New(pooled) => pooled.hash,
+        // The pool hashes the envelope on entry; that hash is the answer.
+        let pooled = match self.node.admit(Pooled::new(env, now), now)? {
+            Added::New(pooled) => pooled,
             // Already pooled, so already in the outbox (or a restart's readmission of it).
             Added::Duplicate(hash) => return Ok(hash),
             Added::Expired => return Err(ShhError::FailedToAdd),
         };
-        if let (Some(store), Some(rlp)) = (&self.store, rlp) {
-            store.put_outbox(expiry, rlp).await?;
-        }
-        Ok(hash)
+        let routed = self.node.route(&pooled, false);
+        let Some(store) = &self.store else {
+            self.node.enqueue(routed);
+            return Ok(pooled.hash);
+        };
+        // The outbox row and the queue rows commit together. The job is handed to the
+        // store before the filters see the message, so a poll's removal of its rows can
+        // never reach the store first; subscribers are notified without waiting for the
+        // disk (a crash before the commit means the post was never acknowledged).
+        let rows = routed.rows().to_vec();
+        let rlp = rows
+            .first()
+            .map_or_else(|| pooled.envelope.encode(), |r| r.envelope.as_ref().clone());
+        let commit = store
+            .submit(move |t| {
+                crate::store::insert_outbox(t, expiry, &rlp)?;
+                queue::write_rows(t, &rows)
+            })
+            .await?;
+        self.node.enqueue(routed);
+        commit.await?;
+        Ok(pooled.hash)
     }
 
     async fn new_message_filter(&self, c: CriteriaReq) -> Result<String, ShhError> {
@@ -411,10 +449,17 @@ impl<N: Node, K: Keys> ShhApi for ShhService<N, K> {
         Ok(id)
     }
 
-    fn get_filter_messages(&self, id: &str) -> Result<Vec<Arc<Delivered>>, ShhError> {
+    fn get_filter_messages(&self, id: &str) -> Result<Batch, ShhError> {
         self.node.retrieve(id).map_err(|e| match e {
             PollError::NotFound => ShhError::FilterNotFound,
-            e => ShhError::Poll(e),
+            e => {
+                // An overflowed filter is gone: forget it in the store too.
+                if let Some(store) = self.store.clone() {
+                    let id = id.to_string();
+                    tokio::spawn(async move { store.delete_filter(id).await });
+                }
+                ShhError::Poll(e)
+            }
         })
     }
 
@@ -429,16 +474,45 @@ impl<N: Node, K: Keys> ShhApi for ShhService<N, K> {
         }
     }
 
-    fn subscribe_messages(&self, c: CriteriaReq, sink: Box<dyn Sink>) -> Result<String, ShhError> {
+    async fn subscribe_messages(
+        &self,
+        c: CriteriaReq,
+        sink: Box<dyn Sink>,
+    ) -> Result<String, ShhError> {
         let criteria = self.resolve(&c, true)?;
         self.follow(&c);
-        let id = random_id();
-        self.node.install_push(id.clone(), criteria, sink);
+        let key = c.to_json();
+        let new_id = random_id();
+        // The mailbox is on disk before any queue row can name it.
+        if let Some(store) = &self.store {
+            store
+                .put_filter_of(
+                    new_id.clone(),
+                    key.clone(),
+                    Origin::Local,
+                    FilterKind::Subscription,
+                )
+                .await?;
+        }
+        let (id, created) = self.node.subscribe(new_id.clone(), criteria, key, sink);
+        if !created && let Some(store) = &self.store {
+            // An existing mailbox was taken over; the record made for a new one goes.
+            store.delete_filter(new_id).await?;
+        }
         Ok(id)
     }
 
-    fn unsubscribe_messages(&self, filter_id: &str) {
-        self.node.uninstall(filter_id);
+    fn unsubscribe_messages(&self, filter_id: &str, how: Cancel) {
+        match how {
+            Cancel::Dropped => self.node.detach(filter_id),
+            Cancel::Unsubscribed => {
+                self.node.uninstall(filter_id);
+                if let Some(store) = self.store.clone() {
+                    let id = filter_id.to_string();
+                    tokio::spawn(async move { store.delete_filter(id).await });
+                }
+            }
+        }
     }
 }
 
@@ -530,7 +604,7 @@ mod tests {
         })
         .await
         .expect("posts");
-        let got = s.get_filter_messages(&f_sym).expect("messages");
+        let got = s.get_filter_messages(&f_sym).expect("messages").written();
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].message.hash, h1);
         assert_eq!(
@@ -542,10 +616,15 @@ mod tests {
                 .map(|(_, k)| k.to_uncompressed().to_vec()),
             Some(pk)
         );
-        let got = s.get_filter_messages(&f_asym).expect("messages");
+        let got = s.get_filter_messages(&f_asym).expect("messages").written();
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].message.plaintext.payload, b"direct");
-        assert!(s.get_filter_messages(&f_sym).expect("cleared").is_empty());
+        assert!(
+            s.get_filter_messages(&f_sym)
+                .expect("cleared")
+                .written()
+                .is_empty()
+        );
     }
 
     #[tokio::test]

@@ -1,0 +1,204 @@
+//! What the app has not taken yet: each filter's queue of delivered messages, on disk.
+//!
+//! One delivery path serves every mode (`specs/transport-pss.md` §9):
+//! 1. a message becomes visible (a PSS delivery is recorded, a Whisper post enters the
+//!    outbox) in one store transaction that also writes a [`QueueRow`] per matching filter;
+//! 2. the node holds the same entries in memory ([`super::filters`]) and hands them out: a
+//!    poll (`shh_getFilterMessages`) answers with them, a subscription pushes them;
+//! 3. when the connection has taken the answer or the notification, its [`Receipt`] says so
+//!    and the rows are removed ([`Acks`]). A write that failed puts the entries back.
+//!
+//! So a crash before step 1 commits means the message was never acknowledged anywhere; a
+//! crash between 1 and 3 leaves the rows, which the restarted node queues again; a crash
+//! after the answer was written and before its rows are removed hands that batch out once
+//! more (same envelope hashes). That last window is the only repeat, and it is the side
+//! that loses nothing.
+
+use std::sync::{Arc, Mutex};
+
+use rusqlite::{Transaction, params};
+
+use crate::store::{Store, StoreError};
+
+/// A queue entry to write with the transaction that makes a message visible.
+#[derive(Debug, Clone)]
+pub struct QueueRow {
+    /// Position in the node's delivery order (unique across filters).
+    pub seq: u64,
+    /// The filter it waits in.
+    pub filter: String,
+    /// The envelope (RLP), shared by every filter it matched.
+    pub envelope: Arc<Vec<u8>>,
+}
+
+/// Writes `rows` inside `t` (the caller's transaction).
+pub fn write_rows(t: &Transaction<'_>, rows: &[QueueRow]) -> Result<(), StoreError> {
+    let mut st = t.prepare_cached(
+        "INSERT OR REPLACE INTO delivery_queue (seq, filter, envelope) VALUES (?1, ?2, ?3)",
+    )?;
+    for r in rows {
+        st.execute(params![seq_sql(r.seq), r.filter, r.envelope.as_slice()])?;
+    }
+    Ok(())
+}
+
+/// Every queued row, in delivery order: `(seq, filter, envelope)`.
+pub async fn load(store: &Store) -> Result<Vec<(u64, String, Vec<u8>)>, StoreError> {
+    store
+        .run(|t| {
+            let mut st =
+                t.prepare("SELECT seq, filter, envelope FROM delivery_queue ORDER BY seq")?;
+            let rows = st.query_map([], |r| {
+                Ok((
+                    u64::try_from(r.get::<_, i64>(0)?).unwrap_or(0),
+                    r.get(1)?,
+                    r.get(2)?,
+                ))
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+}
+
+/// Deletes the rows of filters that no longer exist (a filter removed while a delivery
+/// that matched it was being committed).
+pub async fn delete_orphans(store: &Store) -> Result<usize, StoreError> {
+    store
+        .run(|t| {
+            Ok(t.execute(
+                "DELETE FROM delivery_queue WHERE filter NOT IN (SELECT id FROM filters)",
+                [],
+            )?)
+        })
+        .await
+}
+
+fn seq_sql(seq: u64) -> i64 {
+    i64::try_from(seq).unwrap_or(i64::MAX)
+}
+
+/// Says whether a hand-out reached the app's connection. Calling [`Receipt::written`]
+/// settles it; dropping it unsettled means the write did not happen (the entries go back).
+pub struct Receipt(Option<Box<dyn FnOnce(bool) + Send>>);
+
+impl Receipt {
+    /// A receipt that runs `f(true)` when written, `f(false)` when dropped unwritten.
+    pub fn new(f: impl FnOnce(bool) + Send + 'static) -> Self {
+        Receipt(Some(Box::new(f)))
+    }
+
+    /// The answer or notification was handed to the connection.
+    pub fn written(mut self) {
+        if let Some(f) = self.0.take() {
+            f(true);
+        }
+    }
+}
+
+impl Drop for Receipt {
+    fn drop(&mut self) {
+        if let Some(f) = self.0.take() {
+            f(false);
+        }
+    }
+}
+
+impl std::fmt::Debug for Receipt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Receipt")
+    }
+}
+
+/// Removes taken rows from the store, batched: receipts arrive one per notification, and
+/// each would otherwise be its own store job. One job is in flight at a time and takes
+/// everything acknowledged meanwhile.
+pub struct Acks {
+    store: Option<Store>,
+    pending: Mutex<Pending>,
+}
+
+#[derive(Default)]
+struct Pending {
+    seqs: Vec<u64>,
+    flushing: bool,
+}
+
+impl Acks {
+    /// Acks over `store` (`None`: nothing is persisted, as in unit tests).
+    pub fn new(store: Option<Store>) -> Arc<Self> {
+        Arc::new(Acks {
+            store,
+            pending: Mutex::default(),
+        })
+    }
+
+    /// The store the rows live in, if any.
+    pub fn store(&self) -> Option<&Store> {
+        self.store.as_ref()
+    }
+
+    /// Marks `seqs` taken; their rows go in the next removal job.
+    pub fn taken(self: &Arc<Self>, seqs: impl IntoIterator<Item = u64>) {
+        let Some(store) = self.store.clone() else {
+            return;
+        };
+        let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        p.seqs.extend(seqs);
+        if p.flushing || p.seqs.is_empty() {
+            return;
+        }
+        p.flushing = true;
+        drop(p);
+        let me = self.clone();
+        // Outside a runtime (a unit test's plain thread) rows stay until the next start.
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            self.pending
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .flushing = false;
+            return;
+        };
+        rt.spawn(async move {
+            loop {
+                let seqs = {
+                    let mut p = me.pending.lock().unwrap_or_else(|e| e.into_inner());
+                    if p.seqs.is_empty() {
+                        p.flushing = false;
+                        return;
+                    }
+                    std::mem::take(&mut p.seqs)
+                };
+                let n = seqs.len();
+                let r = store
+                    .run(move |t| {
+                        let mut st =
+                            t.prepare_cached("DELETE FROM delivery_queue WHERE seq = ?1")?;
+                        for s in seqs {
+                            st.execute([seq_sql(s)])?;
+                        }
+                        Ok(())
+                    })
+                    .await;
+                if let Err(e) = r {
+                    // The rows stay: after a restart they are handed out again (a repeat,
+                    // never a loss).
+                    tracing::warn!(error = %e, rows = n, "removing taken queue rows failed");
+                }
+            }
+        });
+    }
+
+    /// Waits until every removal asked for so far is committed (shutdown).
+    pub async fn flush(&self) {
+        for _ in 0..500 {
+            let idle = {
+                let p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+                !p.flushing && p.seqs.is_empty()
+            };
+            if idle {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+    }
+}
