@@ -20,7 +20,7 @@ use crate::keystore::{KdfParams, Password};
 pub enum Transport {
     /// Whisper: a local node, or the upstream given by `--whisper-rpc`.
     Whisper,
-    /// Swarm PSS + Feeds (not yet available).
+    /// Swarm PSS + Feeds: live delivery over PSS, offline inbox on Feeds, causal order.
     Pss,
     /// Both during migration (not yet available).
     Dual,

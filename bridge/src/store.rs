@@ -662,4 +662,34 @@ mod tests {
         assert!(s.delete_filter("f".into()).await.expect("deletes"));
         assert!(!s.delete_filter("f".into()).await.expect("deletes"));
     }
+
+    #[tokio::test]
+    async fn a_failing_job_writes_nothing_and_its_batch_neighbours_still_commit() {
+        let s = Store::in_memory().expect("opens");
+        // Queued together so they share one transaction: the middle job writes a row,
+        // then fails; only its own row is rolled back.
+        let a = s
+            .submit(|t| insert_outbox(t, 10, &[1]))
+            .await
+            .expect("sends");
+        let b = s
+            .submit(|t| {
+                insert_outbox(t, 10, &[2])?;
+                Err::<(), _>(StoreError::Closed)
+            })
+            .await
+            .expect("sends");
+        let c = s
+            .submit(|t| insert_outbox(t, 10, &[3]))
+            .await
+            .expect("sends");
+        assert!(a.await.is_ok());
+        assert!(b.await.is_err());
+        assert!(c.await.is_ok());
+        assert_eq!(
+            s.live_outbox(0).await.expect("reads"),
+            [vec![1], vec![3]],
+            "nothing half-written"
+        );
+    }
 }
