@@ -228,9 +228,31 @@ fn row(label: String, mut lat: Vec<Duration>, elapsed: Duration) -> Row {
     }
 }
 
+/// The table for one sidecar binary.
+struct Measured {
+    rows: Vec<Row>,
+    idle: u64,
+    loaded: u64,
+}
+
 fn main() {
+    // `STAPLES_BENCH_BASELINE=/path/to/staples` measures another build in the same run
+    // (e.g. the previous commit's), before this one, for a before/after table.
+    let mut runs = Vec::new();
+    if let Some(base) = std::env::var_os("STAPLES_BENCH_BASELINE") {
+        runs.push(("baseline", std::path::PathBuf::from(base)));
+    }
+    runs.push(("this build", env!("CARGO_BIN_EXE_staples").into()));
+    for (name, bin) in runs {
+        let m = measure(&bin);
+        println!("\n{name}: {}", bin.display());
+        print_table(m);
+    }
+}
+
+fn measure(bin: &std::path::Path) -> Measured {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_staples"))
+    let mut child = Command::new(bin)
         .args([
             "--rpc-addr",
             "127.0.0.1:0",
@@ -330,7 +352,11 @@ fn main() {
     let loaded = rss_kib(child.id());
     let _ = child.kill();
     let _ = child.wait();
+    Measured { rows, idle, loaded }
+}
 
+fn print_table(m: Measured) {
+    let Measured { rows, idle, loaded } = m;
     println!(
         "| {CLIENTS} clients | delivered | msg/s (aim >= 10000) | p50 | p90 | p99 (aim < 5 ms, open loop) | p99.9 | max |"
     );

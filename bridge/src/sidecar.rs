@@ -153,7 +153,7 @@ pub async fn run(
             }
             let shh = Arc::new(service);
             // Filters, keys and their stored queues are back before any transport task
-            // may release a message (specs/transport-pss.md §9).
+            // may release a message (specs/transport-pss.md §7).
             let (filters, envelopes) = shh.restore().await?;
             if let Some(p) = &mut pss {
                 p.tasks = p.engine.run().await;

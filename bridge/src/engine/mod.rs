@@ -61,6 +61,9 @@ pub trait Release: Send + Sync + 'static {
     fn route(&self, envelope: Envelope) -> crate::node::Routed;
     /// Queues what was routed, after the commit.
     fn enqueue(&self, routed: crate::node::Routed);
+    /// For `staples_status`: entries waiting for the app, detached subscription
+    /// mailboxes, and messages shed because a queue was full.
+    fn queue_stats(&self) -> (usize, usize, u64);
 }
 
 /// Looks keys up by the ids the app uses, so stored chats name keys without holding them.
@@ -918,7 +921,13 @@ impl<S: Swarm> Engine<S> {
             })
             .collect();
         let counters = lock(&self.inner.counters).clone();
+        let (queued, mailboxes, shed) = self.inner.node.queue_stats();
         json!({
+            "app": {
+                "queued": queued,
+                "mailboxes": mailboxes,
+                "shed": shed,
+            },
             "transport": "pss",
             "node": format!("0x{}", hex::encode(self.node_address())),
             "nodeKey": format!("0x{}", hex::encode(self.inner.node_key.public_key().to_compressed())),

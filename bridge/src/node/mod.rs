@@ -163,6 +163,9 @@ impl crate::engine::Release for LocalNode {
     fn enqueue(&self, routed: Routed) {
         Node::enqueue(self, routed);
     }
+    fn queue_stats(&self) -> (usize, usize, u64) {
+        LocalNode::queue_stats(self)
+    }
 }
 
 /// The in-memory Whisper node.

@@ -1,6 +1,6 @@
 //! What the app has not taken yet: each filter's queue of delivered messages, on disk.
 //!
-//! One delivery path serves every mode (`specs/transport-pss.md` §9):
+//! One delivery path serves every mode (`specs/transport-pss.md` §7):
 //! 1. a message becomes visible (a PSS delivery is recorded, a Whisper post enters the
 //!    outbox) in one store transaction that also writes a [`QueueRow`] per matching filter;
 //! 2. the node holds the same entries in memory ([`super::filters`]) and hands them out: a
