@@ -105,14 +105,15 @@ const MIGRATIONS: &[&str] = &[
     // outbox row) and removed once a poll's answer or a notification has been written to
     // the app's connection (`node::queue`). Subscriptions keep a row in `filters` too
     // (kind 'subscription'): its criteria name the mailbox a later `shh_subscribe` takes.
+    // No index on `filter`: rows are written and removed by `seq` on the hot path, and
+    // only the rare removal of a whole filter scans.
     "ALTER TABLE filters ADD COLUMN kind TEXT NOT NULL DEFAULT 'poll'
          CHECK (kind IN ('poll', 'subscription'));
      CREATE TABLE delivery_queue (
          seq INTEGER PRIMARY KEY,
          filter TEXT NOT NULL,
          envelope BLOB NOT NULL
-     );
-     CREATE INDEX delivery_queue_by_filter ON delivery_queue (filter, seq);",
+     );",
 ];
 
 /// Jobs waiting for the store thread; callers wait when it is full.

@@ -10,6 +10,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
@@ -70,15 +71,47 @@ pub struct DevNode {
 impl DevNode {
     /// Starts the dev node and reads its node URLs from stdout.
     pub fn start(nodes: usize) -> DevNode {
-        let mut child = Command::new(binary("staples-devnode"))
-            .args([
-                "--nodes",
-                &nodes.to_string(),
-                "--port",
-                "0",
-                "--log",
-                "warn",
-            ])
+        let net = DevNode::spawn(nodes, 0, None);
+        assert_eq!(net.urls.len(), nodes, "dev node printed every node");
+        net
+    }
+
+    /// Starts the dev node on fixed ports (`port`, `port + 1`, …) keeping its chunks,
+    /// batches and identities in `data_dir`, so that a restart after SIGKILL serves the
+    /// same network at the same URLs. Retries for a few seconds while the ports are still
+    /// held (a killed predecessor's listeners are released asynchronously).
+    pub fn start_persistent(nodes: usize, port: u16, data_dir: &Path) -> DevNode {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let net = DevNode::spawn(nodes, port, Some(data_dir));
+            if net.urls.len() == nodes {
+                return net;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "staples-devnode did not start on port {port} with {}",
+                data_dir.display()
+            );
+            net.process.kill();
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Spawns the dev node and reads node URLs until it says it is ready (or exits).
+    fn spawn(nodes: usize, port: u16, data_dir: Option<&Path>) -> DevNode {
+        let mut cmd = Command::new(binary("staples-devnode"));
+        cmd.args([
+            "--nodes",
+            &nodes.to_string(),
+            "--port",
+            &port.to_string(),
+            "--log",
+            "warn",
+        ]);
+        if let Some(dir) = data_dir {
+            cmd.arg("--data-dir").arg(dir);
+        }
+        let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -95,7 +128,6 @@ impl DevNode {
                 urls.push(url.to_string());
             }
         }
-        assert_eq!(urls.len(), nodes, "dev node printed every node");
         DevNode {
             process: Process { child },
             urls,
@@ -161,6 +193,16 @@ impl Sidecar {
         }
     }
 
+    /// A JSON-RPC call that may fail (the sidecar may be down or slow); see [`call`].
+    pub async fn call(
+        &self,
+        method: &str,
+        params: Value,
+        timeout: Duration,
+    ) -> Result<Value, CallError> {
+        call(&self.http, method, params, timeout).await
+    }
+
     /// A JSON-RPC call that must succeed; returns its result.
     pub async fn ok(&self, method: &str, params: Value) -> Value {
         let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
@@ -182,4 +224,83 @@ impl Sidecar {
 /// `0x` + hex.
 pub fn hex0x(b: &[u8]) -> String {
     format!("0x{}", hex::encode(b))
+}
+
+/// Why a [`call`] did not return a result.
+#[derive(Debug)]
+pub enum CallError {
+    /// No answer: refused, reset, timed out or not JSON (the process is down or died).
+    Transport(String),
+    /// The server answered with a JSON-RPC error object.
+    Rpc(Value),
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CallError::Transport(e) => write!(f, "no answer: {e}"),
+            CallError::Rpc(e) => write!(f, "JSON-RPC error: {e}"),
+        }
+    }
+}
+
+/// One JSON-RPC call to `http` on a fresh connection, bounded by `timeout`. A fresh
+/// connection per call, so a call never rides a pooled connection to a process that has
+/// since been killed and replaced.
+pub async fn call(
+    http: &str,
+    method: &str,
+    params: Value,
+    timeout: Duration,
+) -> Result<Value, CallError> {
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .timeout(timeout)
+        .build()
+        .map_err(|e| CallError::Transport(e.to_string()))?;
+    let resp: Value = client
+        .post(http)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .map_err(|e| CallError::Transport(e.to_string()))?
+        .json()
+        .await
+        .map_err(|e| CallError::Transport(e.to_string()))?;
+    match resp.get("error") {
+        Some(e) => Err(CallError::Rpc(e.clone())),
+        None => Ok(resp["result"].clone()),
+    }
+}
+
+/// A base port `p` such that `p..p + n` are free on loopback right now, for processes
+/// that must come back on the same ports after a restart. Chosen below the kernel's
+/// ephemeral range, so that while such a process is down no `:0` listener or outgoing
+/// connection of another process can take its port.
+pub fn free_ports(n: u16) -> u16 {
+    use rand::Rng;
+    use std::net::TcpListener;
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let (low, high) = if ephemeral_low > 10_000 + n {
+        (10_000, ephemeral_low - n)
+    } else {
+        // Unusual range: fall back to above it.
+        (61_000, u16::MAX - n)
+    };
+    let mut rng = rand::thread_rng();
+    for _ in 0..200 {
+        let base = rng.gen_range(low..high);
+        let held: Result<Vec<_>, _> = (0..n)
+            .map(|i| TcpListener::bind(("127.0.0.1", base + i)))
+            .collect();
+        if held.is_ok() {
+            return base;
+        }
+    }
+    panic!("no {n} consecutive free ports on loopback");
 }
