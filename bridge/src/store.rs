@@ -255,6 +255,9 @@ impl Store {
     fn start(mut conn: Connection) -> Result<Store, StoreError> {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
+        // Each job runs in a savepoint, whose undo pages go to a sub-journal: keep that in
+        // memory rather than a temporary file per batch.
+        conn.pragma_update(None, "temp_store", "MEMORY")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         migrate(&mut conn)?;
         let (tx, rx) = mpsc::channel(QUEUE);
