@@ -415,17 +415,6 @@ impl Store {
         .await
     }
 
-    /// The polling filters of one origin: `(id, criteria JSON)`, oldest first.
-    pub async fn filters(&self, origin: Origin) -> Result<Vec<(String, String)>, StoreError> {
-        Ok(self
-            .filters_of(origin)
-            .await?
-            .into_iter()
-            .filter(|f| f.kind == FilterKind::Poll)
-            .map(|f| (f.id, f.criteria))
-            .collect())
-    }
-
     /// Every stored filter of one origin, oldest first.
     pub async fn filters_of(&self, origin: Origin) -> Result<Vec<StoredFilter>, StoreError> {
         self.run(move |t| {

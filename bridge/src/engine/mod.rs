@@ -797,14 +797,12 @@ impl<S: Swarm> Engine<S> {
                 // a crash before the commit delivers nothing (the buffer state is restored
                 // from the store and the message arrives again), a crash after it leaves
                 // the message in the filters' stored queues.
-                let routed: Vec<crate::node::Routed> = batch
+                let mut routed: Vec<crate::node::Routed> = batch
                     .iter()
                     .map(|d| self.inner.node.route(d.item.envelope.clone()))
                     .collect();
-                let queue_rows: Vec<crate::node::QueueRow> = routed
-                    .iter()
-                    .flat_map(|r| r.rows().iter().cloned())
-                    .collect();
+                let queue_rows: Vec<crate::node::QueueRow> =
+                    routed.iter_mut().flat_map(|r| r.take_rows()).collect();
                 match db::put_delivered(&self.inner.store, rows, queue_rows).await {
                     Ok(()) => {
                         let n = batch.len() as u64;

@@ -53,14 +53,9 @@ pub struct Routed {
 }
 
 impl Routed {
-    /// The queue rows to commit.
-    pub fn rows(&self) -> &[QueueRow] {
-        &self.rows
-    }
-
-    /// Whether no filter takes the message.
-    pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
+    /// Takes the queue rows to commit (the entries stay for [`Node::enqueue`]).
+    pub fn take_rows(&mut self) -> Vec<QueueRow> {
+        std::mem::take(&mut self.rows)
     }
 }
 
@@ -127,8 +122,10 @@ pub trait Node: Send + Sync + 'static {
     ) -> (String, bool);
     /// Installs a detached mailbox (restored after a restart).
     fn install_mailbox(&self, id: String, criteria: Criteria, key: String);
-    /// Detaches a subscription from its connection; its queue stays as a mailbox.
-    fn detach(&self, id: &str);
+    /// Detaches a subscription from its connection; its queue stays as a mailbox. Returns
+    /// the oldest detached mailboxes it removed to stay within the bound (their stored
+    /// records are the caller's to delete).
+    fn detach(&self, id: &str) -> Vec<String>;
     /// Restores stored queue rows `(seq, filter, envelope)` into the installed filters
     /// (start-up, before any delivery); returns how many were queued again.
     fn restore_queues(&self, rows: Vec<(u64, String, Vec<u8>)>) -> usize;
@@ -145,14 +142,7 @@ impl LocalNode {
     /// already checked it, deduplicated it by DAG id, and it may be long expired (an
     /// offline inbox is read hours later).
     pub fn route_released(&self, envelope: Envelope) -> Routed {
-        let hash = envelope.hash();
-        let pow = staples_protocol::whisper::pow::pow_v19(&envelope);
-        let pooled = Pooled {
-            envelope,
-            hash,
-            pow,
-        };
-        self.route(&pooled, false)
+        self.route(&Pooled::released(envelope), false)
     }
 }
 
@@ -215,18 +205,9 @@ impl LocalNode {
             let mut by_filter: std::collections::BTreeMap<String, Vec<Queued>> = Default::default();
             for (seq, filter, bytes) in rows {
                 max = max.max(seq);
-                let msg = Envelope::decode(&bytes).ok().and_then(|env| {
-                    let hash = env.hash();
-                    let pow = staples_protocol::whisper::pow::pow_v19(&env);
-                    set.open_for_filter(
-                        &filter,
-                        &Pooled {
-                            envelope: env,
-                            hash,
-                            pow,
-                        },
-                    )
-                });
+                let msg = Envelope::decode(&bytes)
+                    .ok()
+                    .and_then(|env| set.open_for_filter(&filter, &Pooled::released(env)));
                 match msg {
                     Some(msg) => by_filter
                         .entry(filter)
@@ -419,20 +400,18 @@ impl Node for LocalNode {
         self.shared.filters_mut().install_mailbox(id, criteria, key);
     }
 
-    fn detach(&self, id: &str) {
+    fn detach(&self, id: &str) -> Vec<String> {
         let excess = {
             let mut set = self.shared.filters_mut();
             set.detach(id);
             set.excess_mailboxes()
         };
-        // Mailboxes nobody came back for: the oldest go, counted as shed.
-        for old in excess {
+        // Mailboxes nobody came back for: the oldest go.
+        for old in &excess {
             tracing::warn!(filter = %old, "too many detached subscriptions; the oldest mailbox is dropped");
-            self.uninstall(&old);
-            if let Some(store) = self.shared.acks.store().cloned() {
-                tokio::spawn(async move { store.delete_filter(old).await });
-            }
+            self.uninstall(old);
         }
+        excess
     }
 
     fn restore_queues(&self, rows: Vec<(u64, String, Vec<u8>)>) -> usize {

@@ -91,6 +91,16 @@ impl Pooled {
             pow,
         }
     }
+
+    /// An envelope that is not being admitted (released by the PSS engine, or read back
+    /// from a stored queue): its hash and its plain v1.9 PoW, with no skew adjustment.
+    pub fn released(envelope: Envelope) -> Self {
+        Pooled {
+            hash: envelope.hash(),
+            pow: pow_v19(&envelope),
+            envelope,
+        }
+    }
 }
 
 /// What [`Pool::add`] did with an acceptable envelope.

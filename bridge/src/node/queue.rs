@@ -10,9 +10,9 @@
 //!
 //! So a crash before step 1 commits means the message was never acknowledged anywhere; a
 //! crash between 1 and 3 leaves the rows, which the restarted node queues again; a crash
-//! after the answer was written and before its rows are removed hands that batch out once
-//! more (same envelope hashes). That last window is the only repeat, and it is the side
-//! that loses nothing.
+//! after an answer was written and before its rows' removal committed hands those messages
+//! out once more (same envelope hashes). That last window is the only repeat, and it is
+//! the side that loses nothing.
 
 use std::sync::{Arc, Mutex};
 
@@ -130,11 +130,6 @@ impl Acks {
             store,
             pending: Mutex::default(),
         })
-    }
-
-    /// The store the rows live in, if any.
-    pub fn store(&self) -> Option<&Store> {
-        self.store.as_ref()
     }
 
     /// Marks `seqs` taken; their rows go in the next removal job.

@@ -132,6 +132,25 @@ impl<N: Node, K: Keys> ShhService<N, K> {
         Ok((filters, envelopes))
     }
 
+    /// Deletes the stored records (and queued rows) of filters the node already removed,
+    /// from a synchronous call: in the background, since a record left behind only
+    /// reinstalls an empty filter after a restart.
+    fn forget_filters(&self, ids: Vec<String>) {
+        let Some(store) = self.store.clone() else {
+            return;
+        };
+        if ids.is_empty() {
+            return;
+        }
+        tokio::spawn(async move {
+            for id in ids {
+                if let Err(e) = store.delete_filter(id).await {
+                    tracing::warn!(error = %e, "forgetting a removed filter failed");
+                }
+            }
+        });
+    }
+
     /// Resolves key ids into a node filter. `subscribe` selects geth's `Messages` rules
     /// (topics required for symmetric keys, "invalid public key" for a bad key pair id)
     /// over `NewMessageFilter`'s.
@@ -394,8 +413,8 @@ impl<N: Node, K: Keys> ShhApi for ShhService<N, K> {
             // Durable in the PSS outbox, with the queue rows of our own filters that take
             // it, before anyone sees it; then to the pool and those filters.
             let candidate = Pooled::new(env.clone(), now);
-            let routed = self.node.route(&candidate, false);
-            engine.commit(begun, &env, routed.rows().to_vec()).await?;
+            let mut routed = self.node.route(&candidate, false);
+            engine.commit(begun, &env, routed.take_rows()).await?;
             let added = self.node.admit(candidate, now);
             // Committed, so our filters get it whatever the pool says.
             self.node.enqueue(routed);
@@ -412,7 +431,7 @@ impl<N: Node, K: Keys> ShhApi for ShhService<N, K> {
             Added::Duplicate(hash) => return Ok(hash),
             Added::Expired => return Err(ShhError::FailedToAdd),
         };
-        let routed = self.node.route(&pooled, false);
+        let mut routed = self.node.route(&pooled, false);
         let Some(store) = &self.store else {
             self.node.enqueue(routed);
             return Ok(pooled.hash);
@@ -421,10 +440,12 @@ impl<N: Node, K: Keys> ShhApi for ShhService<N, K> {
         // store before the filters see the message, so a poll's removal of its rows can
         // never reach the store first; subscribers are notified without waiting for the
         // disk (a crash before the commit means the post was never acknowledged).
-        let rows = routed.rows().to_vec();
-        let rlp = rows
-            .first()
-            .map_or_else(|| pooled.envelope.encode(), |r| r.envelope.as_ref().clone());
+        let rows = routed.take_rows();
+        // Routing encoded the envelope for the queue rows already; no filter, no rows.
+        let rlp = rows.first().map_or_else(
+            || Arc::new(pooled.envelope.encode()),
+            |r| r.envelope.clone(),
+        );
         let commit = store
             .submit(move |t| {
                 crate::store::insert_outbox(t, expiry, &rlp)?;
@@ -454,10 +475,7 @@ impl<N: Node, K: Keys> ShhApi for ShhService<N, K> {
             PollError::NotFound => ShhError::FilterNotFound,
             e => {
                 // An overflowed filter is gone: forget it in the store too.
-                if let Some(store) = self.store.clone() {
-                    let id = id.to_string();
-                    tokio::spawn(async move { store.delete_filter(id).await });
-                }
+                self.forget_filters(vec![id.to_string()]);
                 ShhError::Poll(e)
             }
         })
@@ -504,13 +522,13 @@ impl<N: Node, K: Keys> ShhApi for ShhService<N, K> {
 
     fn unsubscribe_messages(&self, filter_id: &str, how: Cancel) {
         match how {
-            Cancel::Dropped => self.node.detach(filter_id),
+            Cancel::Dropped => {
+                let evicted = self.node.detach(filter_id);
+                self.forget_filters(evicted);
+            }
             Cancel::Unsubscribed => {
                 self.node.uninstall(filter_id);
-                if let Some(store) = self.store.clone() {
-                    let id = filter_id.to_string();
-                    tokio::spawn(async move { store.delete_filter(id).await });
-                }
+                self.forget_filters(vec![filter_id.to_string()]);
             }
         }
     }
