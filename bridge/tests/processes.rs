@@ -24,6 +24,35 @@ fn strs(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
 }
 
+/// The keystore passphrase of the crash tests' sidecars.
+const KEYSTORE: [(&str, &str); 1] = [("STAPLES_KEYSTORE_PASSWORD", "pw")];
+
+/// The `status` chat's key id on `http`.
+async fn status_key(http: &str) -> serde_json::Value {
+    ok(http, "shh_generateSymKeyFromPassword", json!(["status"])).await
+}
+
+/// A polling filter on the `status` chat; its id.
+async fn status_filter(http: &str, key: &serde_json::Value) -> serde_json::Value {
+    ok(
+        http,
+        "shh_newMessageFilter",
+        json!([{"symKeyID": key, "topics": [TOPIC]}]),
+    )
+    .await
+}
+
+/// Posts `payload` to the `status` chat (TTL 300 s, so a restart finds it unexpired);
+/// the envelope hash.
+async fn post_status(http: &str, key: &serde_json::Value, payload: &str) -> serde_json::Value {
+    ok(
+        http,
+        "shh_post",
+        json!([{"symKeyID": key, "topic": TOPIC, "payload": payload, "ttl": 300}]),
+    )
+    .await
+}
+
 #[tokio::test]
 async fn two_processes_exchange_symmetric_and_asymmetric_messages_through_one_pool() {
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
@@ -152,25 +181,14 @@ async fn keys_survive_a_restart_with_the_same_data_dir_and_password() {
 #[tokio::test]
 async fn a_crashed_sidecar_loses_nothing_it_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
-    let envs = [("STAPLES_KEYSTORE_PASSWORD", "pw")];
     let args = node_args(dir.path());
-    let p = Proc::spawn(&strs(&args), &envs);
-    let key = ok(&p.http, "shh_generateSymKeyFromPassword", json!(["status"])).await;
-    let filter = ok(
-        &p.http,
-        "shh_newMessageFilter",
-        json!([{"symKeyID": key, "topics": [TOPIC]}]),
-    )
-    .await;
-    let hash = ok(
-        &p.http,
-        "shh_post",
-        json!([{"symKeyID": key, "topic": TOPIC, "payload": "0x6869", "ttl": 300}]),
-    )
-    .await;
+    let p = Proc::spawn(&strs(&args), &KEYSTORE);
+    let key = status_key(&p.http).await;
+    let filter = status_filter(&p.http, &key).await;
+    let hash = post_status(&p.http, &key, "0x6869").await;
     p.kill(); // SIGKILL: no graceful shutdown, no flush beyond what was acknowledged.
 
-    let p = Proc::spawn(&strs(&args), &envs);
+    let p = Proc::spawn(&strs(&args), &KEYSTORE);
     let got = ok(&p.http, "shh_getFilterMessages", json!([filter])).await;
     assert_eq!(got.as_array().unwrap().len(), 1, "{got}");
     assert_eq!(got[0]["hash"], hash);
@@ -225,23 +243,12 @@ fn dual_is_not_yet_available_and_pss_refuses_an_upstream_whisper_node() {
 #[tokio::test]
 async fn a_polled_message_is_not_delivered_again_after_a_crash() {
     let dir = tempfile::tempdir().unwrap();
-    let envs = [("STAPLES_KEYSTORE_PASSWORD", "pw")];
     let args = node_args(dir.path());
-    let p = Proc::spawn(&strs(&args), &envs);
-    let key = ok(&p.http, "shh_generateSymKeyFromPassword", json!(["status"])).await;
-    let filter = ok(
-        &p.http,
-        "shh_newMessageFilter",
-        json!([{"symKeyID": key, "topics": [TOPIC]}]),
-    )
-    .await;
+    let p = Proc::spawn(&strs(&args), &KEYSTORE);
+    let key = status_key(&p.http).await;
+    let filter = status_filter(&p.http, &key).await;
     for payload in ["0x01", "0x02"] {
-        ok(
-            &p.http,
-            "shh_post",
-            json!([{"symKeyID": key, "topic": TOPIC, "payload": payload, "ttl": 300}]),
-        )
-        .await;
+        post_status(&p.http, &key, payload).await;
     }
     let got = ok(&p.http, "shh_getFilterMessages", json!([filter])).await;
     assert_eq!(got.as_array().unwrap().len(), 2, "{got}");
@@ -249,7 +256,7 @@ async fn a_polled_message_is_not_delivered_again_after_a_crash() {
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     p.kill();
 
-    let p = Proc::spawn(&strs(&args), &envs);
+    let p = Proc::spawn(&strs(&args), &KEYSTORE);
     let got = ok(&p.http, "shh_getFilterMessages", json!([filter])).await;
     assert_eq!(
         got,
@@ -266,29 +273,17 @@ async fn a_polled_message_is_not_delivered_again_after_a_crash() {
 #[tokio::test]
 async fn a_dropped_subscription_keeps_its_messages_for_the_next_subscribe() {
     let dir = tempfile::tempdir().unwrap();
-    let envs = [("STAPLES_KEYSTORE_PASSWORD", "pw")];
     let args = node_args(dir.path());
-    let p = Proc::spawn(&strs(&args), &envs);
-    let key = ok(&p.http, "shh_generateSymKeyFromPassword", json!(["status"])).await;
+    let p = Proc::spawn(&strs(&args), &KEYSTORE);
+    let key = status_key(&p.http).await;
     let criteria = json!({"symKeyID": key, "topics": [TOPIC]});
-    let post = |payload: &'static str| {
-        let (http, key) = (p.http.clone(), key.clone());
-        async move {
-            ok(
-                &http,
-                "shh_post",
-                json!([{"symKeyID": key, "topic": TOPIC, "payload": payload, "ttl": 300}]),
-            )
-            .await
-        }
-    };
 
     let mut ws = Ws::connect(&p.ws).await;
     let sub = ws
         .call("shh_subscribe", json!(["messages", criteria.clone()]))
         .await["result"]
         .clone();
-    post("0x01").await;
+    post_status(&p.http, &key, "0x01").await;
     let n = ws.notification().await;
     assert_eq!(n["params"]["subscription"], sub);
     assert_eq!(n["params"]["result"]["payload"], "0x01");
@@ -296,10 +291,10 @@ async fn a_dropped_subscription_keeps_its_messages_for_the_next_subscribe() {
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
 
     // Nobody is subscribed: kept, even across a SIGKILL.
-    let h2 = post("0x02").await;
-    let h3 = post("0x03").await;
+    let h2 = post_status(&p.http, &key, "0x02").await;
+    let h3 = post_status(&p.http, &key, "0x03").await;
     p.kill();
-    let p = Proc::spawn(&strs(&args), &envs);
+    let p = Proc::spawn(&strs(&args), &KEYSTORE);
     let mut ws = Ws::connect(&p.ws).await;
     let sub = ws
         .call("shh_subscribe", json!(["messages", criteria.clone()]))
@@ -315,22 +310,12 @@ async fn a_dropped_subscription_keeps_its_messages_for_the_next_subscribe() {
         ws.call("shh_unsubscribe", json!([sub])).await["result"],
         true
     );
-    ok(
-        &p.http,
-        "shh_post",
-        json!([{"symKeyID": key, "topic": TOPIC, "payload": "0x04", "ttl": 300}]),
-    )
-    .await;
+    post_status(&p.http, &key, "0x04").await;
     let sub = ws
         .call("shh_subscribe", json!(["messages", criteria]))
         .await["result"]
         .clone();
-    ok(
-        &p.http,
-        "shh_post",
-        json!([{"symKeyID": key, "topic": TOPIC, "payload": "0x05", "ttl": 300}]),
-    )
-    .await;
+    post_status(&p.http, &key, "0x05").await;
     let n = ws.notification().await;
     assert_eq!(n["params"]["subscription"], sub);
     assert_eq!(

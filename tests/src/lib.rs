@@ -221,6 +221,75 @@ impl Sidecar {
     }
 }
 
+/// The keystore passphrase the scenarios' sidecars use.
+pub const PASSWORD: &str = "e2e-passphrase";
+
+impl Sidecar {
+    /// A `--transport=pss` sidecar on `bee` keeping its data in `dir`, tuned for tests:
+    /// reads every 200 ms, 2 s Bee timeout, no PoW, one-byte PSS targets, cheap scrypt.
+    pub fn start_pss(dir: &Path, bee: &str) -> Sidecar {
+        let data = dir.display().to_string();
+        Sidecar::start(
+            &[
+                "--transport",
+                "pss",
+                "--bee-api",
+                bee,
+                "--data-dir",
+                &data,
+                "--sync-interval-ms",
+                "200",
+                "--bee-timeout-ms",
+                "2000",
+                "--min-pow",
+                "0",
+                "--pss-target-bytes",
+                "1",
+                "--keystore-scrypt-log-n",
+                "4",
+            ],
+            PASSWORD,
+        )
+    }
+}
+
+/// A key pair a 1:1 chat's receiver listens with, made by the test, not by a sidecar.
+pub struct Identity {
+    /// The private key.
+    pub key: staples_protocol::crypto::PrivateKey,
+    /// Its uncompressed public key, `0x` hex (what a sender posts to).
+    pub public: String,
+}
+
+impl Identity {
+    /// A fresh random identity.
+    pub fn new() -> Self {
+        let key = staples_protocol::crypto::PrivateKey::random(&mut rand::rngs::OsRng);
+        let public = hex0x(&key.public_key().to_uncompressed());
+        Identity { key, public }
+    }
+
+    /// Imports the key into `p` and installs a polling filter for `topic`; its id.
+    pub async fn listen(&self, p: &Sidecar, topic: &str) -> String {
+        let id = p
+            .ok("shh_addPrivateKey", json!([hex0x(&self.key.to_bytes())]))
+            .await;
+        let f = p
+            .ok(
+                "shh_newMessageFilter",
+                json!([{"privateKeyID": id, "topics": [topic]}]),
+            )
+            .await;
+        f.as_str().expect("a filter id").to_string()
+    }
+}
+
+impl Default for Identity {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// `0x` + hex.
 pub fn hex0x(b: &[u8]) -> String {
     format!("0x{}", hex::encode(b))

@@ -20,10 +20,8 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
-use staples_e2e::{CallError, DevNode, Sidecar, call, free_ports, hex0x};
-use staples_protocol::crypto::PrivateKey;
+use staples_e2e::{CallError, DevNode, Identity, Sidecar, call, free_ports, hex0x};
 
-const PASSWORD: &str = "e2e-passphrase";
 /// The public chat: both sides derive its key from this name.
 const CHAT_NAME: &str = "crash-campaign";
 const PUB_TOPIC: &str = "0x0a0b0c0d";
@@ -35,31 +33,6 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(15);
 /// The tests run one at a time: each runs a dev node and two sidecars, and the campaign's
 /// timing only means something if they do not compete for the two cores.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-fn sidecar(dir: &Path, bee: &str) -> Sidecar {
-    let data = dir.display().to_string();
-    Sidecar::start(
-        &[
-            "--transport",
-            "pss",
-            "--bee-api",
-            bee,
-            "--data-dir",
-            &data,
-            "--sync-interval-ms",
-            "200",
-            "--bee-timeout-ms",
-            "2000",
-            "--min-pow",
-            "0",
-            "--pss-target-bytes",
-            "1",
-            "--keystore-scrypt-log-n",
-            "4",
-        ],
-        PASSWORD,
-    )
-}
 
 fn env_u64(name: &str, default: u64) -> u64 {
     match std::env::var(name) {
@@ -101,34 +74,6 @@ impl ChatKind {
 fn text(m: &Value) -> String {
     let h = m["payload"].as_str().unwrap().trim_start_matches("0x");
     String::from_utf8(hex::decode(h).unwrap()).unwrap()
-}
-
-/// The key pair the 1:1 chat's receiver listens with, made here, not by the sidecar.
-struct Identity {
-    key: PrivateKey,
-    public: String,
-}
-
-impl Identity {
-    fn new() -> Self {
-        let key = PrivateKey::random(&mut rand::rngs::OsRng);
-        let public = hex0x(&key.public_key().to_uncompressed());
-        Identity { key, public }
-    }
-
-    /// Imports the key into `p` and installs a polling filter for `topic`.
-    async fn listen(&self, p: &Sidecar, topic: &str) -> String {
-        let id = p
-            .ok("shh_addPrivateKey", json!([hex0x(&self.key.to_bytes())]))
-            .await;
-        let f = p
-            .ok(
-                "shh_newMessageFilter",
-                json!([{"privateKeyID": id, "topics": [topic]}]),
-            )
-            .await;
-        f.as_str().unwrap().to_string()
-    }
 }
 
 fn dm_post(to: &str, text: &str) -> Value {
@@ -444,7 +389,7 @@ fn missing(posts: &Posts, polls: &Polls) -> usize {
 /// Starts the receiver on a URL none of its earlier incarnations had (see `Endpoints`).
 fn start_receiver(dir: &Path, bee: &str, used: &mut HashSet<String>) -> Sidecar {
     for _ in 0..20 {
-        let b = sidecar(dir, bee);
+        let b = Sidecar::start_pss(dir, bee);
         if used.insert(b.http.clone()) {
             return b;
         }
@@ -472,7 +417,7 @@ async fn crash_campaign_loses_duplicates_and_reorders_nothing() {
     let port = free_ports(2);
     let mut net = Some(DevNode::start_persistent(2, port, &net_dir));
     let urls = net.as_ref().unwrap().urls.clone();
-    let mut a = Some(sidecar(&a_dir, &urls[0]));
+    let mut a = Some(Sidecar::start_pss(&a_dir, &urls[0]));
     let mut used_b = HashSet::new();
     let mut b = Some(start_receiver(&b_dir, &urls[1], &mut used_b));
 
@@ -537,7 +482,7 @@ async fn crash_campaign_loses_duplicates_and_reorders_nothing() {
                 *ep.sender.lock().unwrap() = None;
                 a.take().unwrap().process.kill();
                 tokio::time::sleep(down).await;
-                let s = sidecar(&a_dir, &urls[0]);
+                let s = Sidecar::start_pss(&a_dir, &urls[0]);
                 *ep.sender.lock().unwrap() = Some(s.http.clone());
                 a = Some(s);
                 *killed.entry("sender").or_default() += 1;
@@ -660,17 +605,50 @@ async fn dm_delivered(p: &Sidecar) -> (u64, Value) {
     (n, s)
 }
 
+/// What the targeted tests start from: a dev node, a sender (A) and a receiver (B)
+/// sidecar, and B's 1:1 filter for `me`.
+struct OneToOne {
+    net: DevNode,
+    _dir: tempfile::TempDir,
+    b_dir: PathBuf,
+    a: Sidecar,
+    b: Sidecar,
+    me: Identity,
+    filter: String,
+}
+
+async fn one_to_one() -> OneToOne {
+    let net = DevNode::start(2);
+    let dir = tempfile::tempdir().unwrap();
+    let b_dir = dir.path().join("receiver");
+    let a = Sidecar::start_pss(&dir.path().join("sender"), &net.urls[0]);
+    let b = Sidecar::start_pss(&b_dir, &net.urls[1]);
+    let me = Identity::new();
+    let filter = me.listen(&b, DM_TOPIC).await;
+    OneToOne {
+        net,
+        _dir: dir,
+        b_dir,
+        a,
+        b,
+        me,
+        filter,
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn receiver_killed_after_delivery_before_poll_gets_it_from_the_same_filter() {
     let _serial = SERIAL.lock().await;
     let started = Instant::now();
-    let net = DevNode::start(2);
-    let dir = tempfile::tempdir().unwrap();
-    let b_dir = dir.path().join("receiver");
-    let a = sidecar(&dir.path().join("sender"), &net.urls[0]);
-    let b = sidecar(&b_dir, &net.urls[1]);
-    let me = Identity::new();
-    let filter = me.listen(&b, DM_TOPIC).await;
+    let OneToOne {
+        net,
+        _dir,
+        b_dir,
+        a,
+        b,
+        me,
+        filter,
+    } = one_to_one().await;
 
     const N: u64 = 5;
     for i in 1..=N {
@@ -689,7 +667,7 @@ async fn receiver_killed_after_delivery_before_poll_gets_it_from_the_same_filter
     }
 
     b.process.kill();
-    let b = sidecar(&b_dir, &net.urls[1]);
+    let b = Sidecar::start_pss(&b_dir, &net.urls[1]);
     let mut got = Vec::new();
     collect(
         &b,
@@ -718,13 +696,15 @@ async fn receiver_killed_after_delivery_before_poll_gets_it_from_the_same_filter
 async fn receiver_killed_during_startup_while_messages_arrive_loses_nothing() {
     let _serial = SERIAL.lock().await;
     let started = Instant::now();
-    let net = DevNode::start(2);
-    let dir = tempfile::tempdir().unwrap();
-    let b_dir = dir.path().join("receiver");
-    let a = sidecar(&dir.path().join("sender"), &net.urls[0]);
-    let b = sidecar(&b_dir, &net.urls[1]);
-    let me = Identity::new();
-    let filter = me.listen(&b, DM_TOPIC).await;
+    let OneToOne {
+        net,
+        _dir,
+        b_dir,
+        a,
+        b,
+        me,
+        filter,
+    } = one_to_one().await;
     // The chat works before the crashes begin.
     a.ok("shh_post", dm_post(&me.public, "dm 0")).await;
     let mut got = Vec::new();
@@ -756,12 +736,12 @@ async fn receiver_killed_during_startup_while_messages_arrive_loses_nothing() {
     // Killed right after the address line and a little later: while it restores its
     // filters, opens the engine and starts delivering what arrived meanwhile.
     for ms in [0, 20, 50, 0, 100, 20, 200, 50] {
-        let b = sidecar(&b_dir, &net.urls[1]);
+        let b = Sidecar::start_pss(&b_dir, &net.urls[1]);
         tokio::time::sleep(Duration::from_millis(ms)).await;
         b.process.kill();
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let b = sidecar(&b_dir, &net.urls[1]);
+    let b = Sidecar::start_pss(&b_dir, &net.urls[1]);
     tokio::time::sleep(Duration::from_millis(500)).await;
     stop.store(true, Ordering::SeqCst);
     let sent = poster.await.unwrap();

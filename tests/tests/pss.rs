@@ -6,44 +6,16 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashSet;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use staples_e2e::{DevNode, Sidecar as Proc, hex0x};
-use staples_protocol::crypto::PrivateKey;
+use staples_e2e::{DevNode, Identity, Sidecar as Proc, hex0x};
 
 async fn ok(p: &Proc, method: &str, params: Value) -> Value {
     p.ok(method, params).await
 }
 
-const PASSWORD: &str = "e2e-passphrase";
 const TOPIC: &str = "0x0a0b0c0d";
-
-fn sidecar(dir: &Path, bee: &str) -> Proc {
-    let data = dir.display().to_string();
-    Proc::start(
-        &[
-            "--transport",
-            "pss",
-            "--bee-api",
-            bee,
-            "--data-dir",
-            &data,
-            "--sync-interval-ms",
-            "200",
-            "--bee-timeout-ms",
-            "2000",
-            "--min-pow",
-            "0",
-            "--pss-target-bytes",
-            "1",
-            "--keystore-scrypt-log-n",
-            "4",
-        ],
-        PASSWORD,
-    )
-}
 
 async fn post(p: &Proc, to: &str, text: &str) {
     ok(
@@ -90,50 +62,25 @@ fn assert_causal(history: &Value) -> usize {
     seen.len()
 }
 
-struct Bob {
-    key: PrivateKey,
-    public: String,
-}
-
-impl Bob {
-    fn new() -> Self {
-        let key = PrivateKey::random(&mut rand::rngs::OsRng);
-        let public = hex0x(&key.public_key().to_uncompressed());
-        Bob { key, public }
-    }
-
-    /// Adds Bob's key to a fresh sidecar and installs his filter.
-    async fn listen(&self, p: &Proc) -> String {
-        let id = ok(p, "shh_addPrivateKey", json!([hex0x(&self.key.to_bytes())])).await;
-        let f = ok(
-            p,
-            "shh_newMessageFilter",
-            json!([{"privateKeyID": id, "topics": [TOPIC]}]),
-        )
-        .await;
-        f.as_str().unwrap().to_string()
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seed_scenario_then_sigkill_of_receiver_and_sender_loses_and_repeats_nothing() {
     let net = DevNode::start(2);
     let urls = net.urls.clone();
     let dir = tempfile::tempdir().unwrap();
     let (a_dir, b_dir) = (dir.path().join("alice"), dir.path().join("bob"));
-    let bob = Bob::new();
+    let bob = Identity::new();
 
     // Alice writes while Bob's sidecar does not run.
     // Sequential posts form a chain (each names the previous as parent), so causal order
     // is exactly posting order; the catch-up fetches them in parallel, out of order.
     const OFFLINE: usize = 40;
-    let alice = sidecar(&a_dir, &urls[0]);
+    let alice = Proc::start_pss(&a_dir, &urls[0]);
     for i in 1..=OFFLINE {
         post(&alice, &bob.public, &format!("offline {i}")).await;
     }
     // Bob starts, catches up from Alice's feed in causal order, then gets a live one.
-    let b = sidecar(&b_dir, &urls[1]);
-    let filter = bob.listen(&b).await;
+    let b = Proc::start_pss(&b_dir, &urls[1]);
+    let filter = bob.listen(&b, TOPIC).await;
     let mut got = Vec::new();
     collect(&b, &filter, &mut got, OFFLINE).await;
     let offline: Vec<String> = (1..=OFFLINE).map(|i| format!("offline {i}")).collect();
@@ -155,13 +102,13 @@ async fn seed_scenario_then_sigkill_of_receiver_and_sender_loses_and_repeats_not
     for i in 1..=3 {
         post(&alice, &bob.public, &format!("while bob was dead {i}")).await;
     }
-    let b = sidecar(&b_dir, &urls[1]);
+    let b = Proc::start_pss(&b_dir, &urls[1]);
     collect(&b, &filter, &mut got, 4).await;
     // Alice is killed right after an acknowledged post; her outbox delivers it after a
     // restart.
     post(&alice, &bob.public, "acknowledged then killed").await;
     alice.process.kill();
-    let alice = sidecar(&a_dir, &urls[0]);
+    let alice = Proc::start_pss(&a_dir, &urls[0]);
     collect(&b, &filter, &mut got, 5).await;
     // Quiet period: nothing arrives twice.
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -190,10 +137,10 @@ async fn bee_down_then_up_and_stale_feed_reads_still_deliver_everything_once() {
     let net = DevNode::start(2);
     let urls = net.urls.clone();
     let dir = tempfile::tempdir().unwrap();
-    let bob = Bob::new();
-    let alice = sidecar(&dir.path().join("alice"), &urls[0]);
-    let b = sidecar(&dir.path().join("bob"), &urls[1]);
-    let filter = bob.listen(&b).await;
+    let bob = Identity::new();
+    let alice = Proc::start_pss(&dir.path().join("alice"), &urls[0]);
+    let b = Proc::start_pss(&dir.path().join("bob"), &urls[1]);
+    let filter = bob.listen(&b, TOPIC).await;
     let mut got = Vec::new();
     post(&alice, &bob.public, "before the outage").await;
     collect(&b, &filter, &mut got, 1).await;
@@ -218,7 +165,7 @@ async fn bee_down_then_up_and_stale_feed_reads_still_deliver_everything_once() {
     for i in 1..=3 {
         post(&alice, &bob.public, &format!("stale {i}")).await;
     }
-    let b = sidecar(&b_dir, &urls[1]);
+    let b = Proc::start_pss(&b_dir, &urls[1]);
     collect(&b, &filter, &mut got, 5).await;
     tokio::time::sleep(Duration::from_millis(2000)).await;
     collect(&b, &filter, &mut got, 5).await;
@@ -276,10 +223,10 @@ async fn group_late_joiner_catches_up_and_members_joining_at_once_find_each_othe
     let dir = tempfile::tempdir().unwrap();
     const TOPIC_G: &str = "0x47525550";
 
-    let alice = sidecar(&dir.path().join("alice"), &urls[0]);
+    let alice = Proc::start_pss(&dir.path().join("alice"), &urls[0]);
     let (to_a, a_f) = join_group(&alice, "group", TOPIC_G).await;
     post_group(&alice, &to_a, "alice 1").await;
-    let bob = sidecar(&dir.path().join("bob"), &urls[1]);
+    let bob = Proc::start_pss(&dir.path().join("bob"), &urls[1]);
     let (to_b, b_f) = join_group(&bob, "group", TOPIC_G).await;
     let mut got_b = Vec::new();
     collect(&bob, &b_f, &mut got_b, 1).await;
@@ -291,7 +238,7 @@ async fn group_late_joiner_catches_up_and_members_joining_at_once_find_each_othe
     collect(&alice, &a_f, &mut got_a, 3).await;
     assert_eq!(sorted(got_a), ["alice 1", "alice 2", "bob 1"]);
 
-    let charlie = sidecar(&dir.path().join("charlie"), &urls[2]);
+    let charlie = Proc::start_pss(&dir.path().join("charlie"), &urls[2]);
     let (to_c, c_f) = join_group(&charlie, "group", TOPIC_G).await;
     let mut got_c = Vec::new();
     collect(&charlie, &c_f, &mut got_c, 3).await;
