@@ -14,6 +14,7 @@
 //! out once more (same envelope hashes). That last window is the only repeat, and it is
 //! the side that loses nothing.
 
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use rusqlite::{Transaction, params};
@@ -112,6 +113,12 @@ impl std::fmt::Debug for Receipt {
 /// Removes taken rows from the store, batched: receipts arrive one per notification, and
 /// each would otherwise be its own store job. One job is in flight at a time and takes
 /// everything acknowledged meanwhile.
+///
+/// A row may be taken before the job that writes it has reached the store: a local post
+/// notifies subscribers before it waits for room in the store's queue, so a stalled disk
+/// does not delay live delivery (as before rows existed). Such rows are *held*
+/// ([`Acks::hold`]) until their insert is sent, and their removal waits until then, so it
+/// can never run before the insert on the store thread.
 pub struct Acks {
     store: Option<Store>,
     pending: Mutex<Pending>,
@@ -120,7 +127,36 @@ pub struct Acks {
 #[derive(Default)]
 struct Pending {
     seqs: Vec<u64>,
+    held: HashSet<u64>,
     flushing: bool,
+}
+
+impl Pending {
+    /// Takes the pending removals that may run now; held ones stay.
+    fn take_ready(&mut self) -> Vec<u64> {
+        if self.held.is_empty() {
+            return std::mem::take(&mut self.seqs);
+        }
+        let (ready, stay) = self.seqs.drain(..).partition(|s| !self.held.contains(s));
+        self.seqs = stay;
+        ready
+    }
+}
+
+/// Removal of some rows held until their insert is sent; releases them when dropped.
+pub struct Held {
+    acks: Arc<Acks>,
+    seqs: Vec<u64>,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let mut p = self.acks.lock();
+        for s in &self.seqs {
+            p.held.remove(s);
+        }
+        self.acks.kick(p);
+    }
 }
 
 impl Acks {
@@ -132,36 +168,56 @@ impl Acks {
         })
     }
 
+    fn lock(&self) -> std::sync::MutexGuard<'_, Pending> {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Holds the removal of `seqs` until the returned guard is dropped (see [`Acks`]).
+    pub fn hold(self: &Arc<Self>, seqs: Vec<u64>) -> Held {
+        if self.store.is_some() {
+            self.lock().held.extend(seqs.iter().copied());
+        }
+        Held {
+            acks: self.clone(),
+            seqs,
+        }
+    }
+
     /// Marks `seqs` taken; their rows go in the next removal job.
     pub fn taken(self: &Arc<Self>, seqs: impl IntoIterator<Item = u64>) {
+        if self.store.is_none() {
+            return;
+        }
+        let mut p = self.lock();
+        p.seqs.extend(seqs);
+        self.kick(p);
+    }
+
+    /// Starts the removal task if there is work it may do and it is not running.
+    fn kick(self: &Arc<Self>, mut p: std::sync::MutexGuard<'_, Pending>) {
         let Some(store) = self.store.clone() else {
             return;
         };
-        let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        p.seqs.extend(seqs);
-        if p.flushing || p.seqs.is_empty() {
+        if p.flushing || !p.seqs.iter().any(|s| !p.held.contains(s)) {
             return;
         }
+        // Outside a runtime (a unit test's plain thread) rows stay until the next start.
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
         p.flushing = true;
         drop(p);
         let me = self.clone();
-        // Outside a runtime (a unit test's plain thread) rows stay until the next start.
-        let Ok(rt) = tokio::runtime::Handle::try_current() else {
-            self.pending
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .flushing = false;
-            return;
-        };
         rt.spawn(async move {
             loop {
                 let seqs = {
-                    let mut p = me.pending.lock().unwrap_or_else(|e| e.into_inner());
-                    if p.seqs.is_empty() {
+                    let mut p = me.lock();
+                    let ready = p.take_ready();
+                    if ready.is_empty() {
                         p.flushing = false;
                         return;
                     }
-                    std::mem::take(&mut p.seqs)
+                    ready
                 };
                 let n = seqs.len();
                 let r = store
@@ -187,7 +243,7 @@ impl Acks {
     pub async fn flush(&self) {
         for _ in 0..500 {
             let idle = {
-                let p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+                let p = self.lock();
                 !p.flushing && p.seqs.is_empty()
             };
             if idle {
@@ -195,5 +251,45 @@ impl Acks {
             }
             tokio::time::sleep(std::time::Duration::from_millis(2)).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn rows(store: &Store) -> Vec<u64> {
+        load(store)
+            .await
+            .expect("loads")
+            .into_iter()
+            .map(|(seq, _, _)| seq)
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_row_taken_before_its_insert_is_sent_is_removed_after_it() {
+        let store = Store::in_memory().expect("opens");
+        let acks = Acks::new(Some(store.clone()));
+        let row = |seq| QueueRow {
+            seq,
+            filter: "f".into(),
+            envelope: Arc::new(vec![1, 2, 3]),
+        };
+        // Row 1: a subscriber took it before the post's job reached the store.
+        let held = acks.hold(vec![1]);
+        acks.taken([1, 2]);
+        acks.flush().await;
+        let insert = store
+            .submit(move |t| write_rows(t, &[row(1), row(3)]))
+            .await
+            .expect("sends");
+        drop(held);
+        insert.await.expect("commits");
+        acks.flush().await;
+        assert_eq!(rows(&store).await, [3], "row 1 went after its insert");
+        acks.taken([3]);
+        acks.flush().await;
+        assert!(rows(&store).await.is_empty());
     }
 }

@@ -436,24 +436,25 @@ impl<N: Node, K: Keys> ShhApi for ShhService<N, K> {
             self.node.enqueue(routed);
             return Ok(pooled.hash);
         };
-        // The outbox row and the queue rows commit together. The job is handed to the
-        // store before the filters see the message, so a poll's removal of its rows can
-        // never reach the store first; subscribers are notified without waiting for the
-        // disk (a crash before the commit means the post was never acknowledged).
+        // The outbox row and the queue rows commit together. Subscribers are notified
+        // first, without waiting for room in the store's queue (a crash before the commit
+        // means the post was never acknowledged); the rows' removal waits until the job
+        // that writes them is sent, so it cannot reach the store first.
         let rows = routed.take_rows();
         // Routing encoded the envelope for the queue rows already; no filter, no rows.
         let rlp = rows.first().map_or_else(
             || Arc::new(pooled.envelope.encode()),
             |r| r.envelope.clone(),
         );
+        let held = self.node.enqueue_unsent(routed);
         let commit = store
             .submit(move |t| {
                 crate::store::insert_outbox(t, expiry, &rlp)?;
                 queue::write_rows(t, &rows)
             })
-            .await?;
-        self.node.enqueue(routed);
-        commit.await?;
+            .await;
+        drop(held);
+        commit?.await?;
         Ok(pooled.hash)
     }
 
