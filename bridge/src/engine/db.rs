@@ -231,11 +231,11 @@ pub async fn accept_post(
     store: &Store,
     row: OutboxRow,
     parents: Vec<MessageId>,
-    queue: Vec<crate::node::QueueRow>,
+    queue: crate::node::QueueRows,
 ) -> Result<(), StoreError> {
     store
         .run(move |t| {
-            crate::node::queue::write_rows(t, &queue)?;
+            queue.write(t)?;
             t.execute(
                 "INSERT INTO pss_outbox (id, chat, clock, envelope) VALUES (?1, ?2, ?3, ?4)",
                 params![
@@ -406,14 +406,14 @@ pub struct Delivered {
 pub async fn put_delivered(
     store: &Store,
     rows: Vec<Delivered>,
-    queue: Vec<crate::node::QueueRow>,
+    queue: crate::node::QueueRows,
 ) -> Result<(), StoreError> {
     if rows.is_empty() {
         return Ok(());
     }
     store
         .run(move |t| {
-            crate::node::queue::write_rows(t, &queue)?;
+            queue.write(t)?;
             for d in rows {
                 // Delete-then-insert gives a delivered message a fresh `seq`: history is
                 // in delivery order, which is a causal order.

@@ -91,7 +91,7 @@ pub trait Hook: Send + Sync + 'static {
         &'a self,
         begun: Begun,
         envelope: &'a Envelope,
-        queue: Vec<crate::node::QueueRow>,
+        queue: crate::node::QueueRows,
     ) -> BoxFuture<'a, Result<(), EngineError>>;
     /// [`Engine::run`].
     fn run(&self) -> BoxFuture<'_, Vec<tokio::task::JoinHandle<()>>>;
@@ -125,7 +125,7 @@ impl<S: Swarm> Hook for Engine<S> {
         &'a self,
         begun: Begun,
         envelope: &'a Envelope,
-        queue: Vec<crate::node::QueueRow>,
+        queue: crate::node::QueueRows,
     ) -> BoxFuture<'a, Result<(), EngineError>> {
         Box::pin(Engine::commit(self, begun, envelope, queue))
     }
@@ -638,7 +638,7 @@ impl<S: Swarm> Engine<S> {
         &self,
         begun: Begun,
         envelope: &Envelope,
-        queue: Vec<crate::node::QueueRow>,
+        queue: crate::node::QueueRows,
     ) -> Result<(), EngineError> {
         let m = &begun.message;
         let row = db::OutboxRow {
@@ -801,8 +801,10 @@ impl<S: Swarm> Engine<S> {
                     .iter()
                     .map(|d| self.inner.node.route(d.item.envelope.clone()))
                     .collect();
-                let queue_rows: Vec<crate::node::QueueRow> =
-                    routed.iter_mut().flat_map(|r| r.take_rows()).collect();
+                let mut queue_rows = crate::node::QueueRows::default();
+                for r in &mut routed {
+                    queue_rows.append(r.take_rows());
+                }
                 match db::put_delivered(&self.inner.store, rows, queue_rows).await {
                     Ok(()) => {
                         let n = batch.len() as u64;

@@ -26,7 +26,7 @@ use staples_protocol::whisper::Envelope;
 
 pub use filters::{Criteria, Delivered, FilterKey, PollError, Push, Queued, Route, Sink};
 pub use pool::{AddError, Added, Pool, Pooled, SettingsError};
-pub use queue::{Acks, QueueRow, Receipt};
+pub use queue::{Acks, QueueRow, QueueRows, Receipt};
 
 use filters::FilterSet;
 
@@ -49,12 +49,12 @@ pub struct Info {
 #[derive(Debug, Default)]
 pub struct Routed {
     items: Vec<(Route, u64)>,
-    rows: Vec<QueueRow>,
+    rows: QueueRows,
 }
 
 impl Routed {
     /// Takes the queue rows to commit (the entries stay for [`Node::enqueue`]).
-    pub fn take_rows(&mut self) -> Vec<QueueRow> {
+    pub fn take_rows(&mut self) -> QueueRows {
         std::mem::take(&mut self.rows)
     }
 }
@@ -318,17 +318,21 @@ impl Node for LocalNode {
             return Routed::default();
         }
         let envelope = Arc::new(pooled.envelope.encode());
-        let mut routed = Routed::default();
+        let mut items = Vec::with_capacity(routes.len());
+        let mut rows = Vec::with_capacity(routes.len());
         for r in routes {
             let seq = self.shared.next_seq.fetch_add(1, Ordering::Relaxed);
-            routed.rows.push(QueueRow {
+            rows.push(QueueRow {
                 seq,
                 filter: r.filter.clone(),
                 envelope: envelope.clone(),
             });
-            routed.items.push((r, seq));
+            items.push((r, seq));
         }
-        routed
+        Routed {
+            items,
+            rows: QueueRows::new(rows, self.shared.acks.clone()),
+        }
     }
 
     fn enqueue(&self, routed: Routed) {

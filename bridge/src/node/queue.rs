@@ -32,15 +32,61 @@ pub struct QueueRow {
     pub envelope: Arc<Vec<u8>>,
 }
 
-/// Writes `rows` inside `t` (the caller's transaction).
-pub fn write_rows(t: &Transaction<'_>, rows: &[QueueRow]) -> Result<(), StoreError> {
-    let mut st = t.prepare_cached(
-        "INSERT OR REPLACE INTO delivery_queue (seq, filter, envelope) VALUES (?1, ?2, ?3)",
-    )?;
-    for r in rows {
-        st.execute(params![seq_sql(r.seq), r.filter, r.envelope.as_slice()])?;
+/// The queue rows of one or more routed messages, to write in the caller's transaction.
+#[derive(Default)]
+pub struct QueueRows {
+    rows: Vec<QueueRow>,
+    acks: Option<Arc<Acks>>,
+}
+
+impl QueueRows {
+    /// Rows whose removal `acks` tracks.
+    pub fn new(rows: Vec<QueueRow>, acks: Arc<Acks>) -> Self {
+        QueueRows {
+            rows,
+            acks: Some(acks),
+        }
     }
-    Ok(())
+
+    /// Adds `other`'s rows.
+    pub fn append(&mut self, mut other: QueueRows) {
+        self.rows.append(&mut other.rows);
+        if self.acks.is_none() {
+            self.acks = other.acks;
+        }
+    }
+
+    /// The encoded envelope of the first row, if any (every row of one message shares it).
+    pub fn envelope(&self) -> Option<Arc<Vec<u8>>> {
+        self.rows.first().map(|r| r.envelope.clone())
+    }
+
+    /// Writes the rows inside `t`, the caller's transaction. A row whose message the app
+    /// has already taken (a local post's notification is often written before its job
+    /// runs) is not written at all, and its removal is dropped with it: the common case
+    /// of a live subscriber costs no row.
+    pub fn write(&self, t: &Transaction<'_>) -> Result<(), StoreError> {
+        let taken = self
+            .acks
+            .as_ref()
+            .map(|a| a.claim(self.rows.iter().map(|r| r.seq)))
+            .unwrap_or_default();
+        let mut st = t.prepare_cached(
+            "INSERT OR REPLACE INTO delivery_queue (seq, filter, envelope) VALUES (?1, ?2, ?3)",
+        )?;
+        for r in self.rows.iter().filter(|r| !taken.contains(&r.seq)) {
+            st.execute(params![seq_sql(r.seq), r.filter, r.envelope.as_slice()])?;
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for QueueRows {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.rows.iter().map(|r| r.seq))
+            .finish()
+    }
 }
 
 /// Every queued row, in delivery order: `(seq, filter, envelope)`.
@@ -118,7 +164,8 @@ impl std::fmt::Debug for Receipt {
 /// notifies subscribers before it waits for room in the store's queue, so a stalled disk
 /// does not delay live delivery (as before rows existed). Such rows are *held*
 /// ([`Acks::hold`]) until their insert is sent, and their removal waits until then, so it
-/// can never run before the insert on the store thread.
+/// can never run before the insert on the store thread. When the insert runs and finds
+/// its row already taken, it claims the removal and writes nothing ([`QueueRows::write`]).
 pub struct Acks {
     store: Option<Store>,
     pending: Mutex<Pending>,
@@ -126,7 +173,7 @@ pub struct Acks {
 
 #[derive(Default)]
 struct Pending {
-    seqs: Vec<u64>,
+    seqs: HashSet<u64>,
     held: HashSet<u64>,
     flushing: bool,
 }
@@ -135,10 +182,17 @@ impl Pending {
     /// Takes the pending removals that may run now; held ones stay.
     fn take_ready(&mut self) -> Vec<u64> {
         if self.held.is_empty() {
-            return std::mem::take(&mut self.seqs);
+            return self.seqs.drain().collect();
         }
-        let (ready, stay) = self.seqs.drain(..).partition(|s| !self.held.contains(s));
-        self.seqs = stay;
+        let ready: Vec<u64> = self
+            .seqs
+            .iter()
+            .copied()
+            .filter(|s| !self.held.contains(s))
+            .collect();
+        for s in &ready {
+            self.seqs.remove(s);
+        }
         ready
     }
 }
@@ -181,6 +235,16 @@ impl Acks {
             acks: self.clone(),
             seqs,
         }
+    }
+
+    /// Of `seqs`, those already taken and not yet being removed: they are the caller's now
+    /// (its insert skips them, so there is nothing to remove).
+    fn claim(&self, seqs: impl Iterator<Item = u64>) -> HashSet<u64> {
+        let mut p = self.lock();
+        if p.seqs.is_empty() {
+            return HashSet::new();
+        }
+        seqs.filter(|s| p.seqs.remove(s)).collect()
     }
 
     /// Marks `seqs` taken; their rows go in the next removal job.
@@ -268,7 +332,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_row_taken_before_its_insert_is_sent_is_removed_after_it() {
+    async fn a_row_taken_before_its_insert_runs_is_never_written_nor_removed_early() {
         let store = Store::in_memory().expect("opens");
         let acks = Acks::new(Some(store.clone()));
         let row = |seq| QueueRow {
@@ -280,14 +344,22 @@ mod tests {
         let held = acks.hold(vec![1]);
         acks.taken([1, 2]);
         acks.flush().await;
-        let insert = store
-            .submit(move |t| write_rows(t, &[row(1), row(3)]))
-            .await
-            .expect("sends");
+        assert_eq!(
+            acks.lock().seqs.len(),
+            1,
+            "row 2 (never written) was removed, row 1 waits for its insert"
+        );
+        let q = QueueRows::new(vec![row(1), row(3)], acks.clone());
+        let insert = store.submit(move |t| q.write(t)).await.expect("sends");
         drop(held);
         insert.await.expect("commits");
         acks.flush().await;
-        assert_eq!(rows(&store).await, [3], "row 1 went after its insert");
+        assert_eq!(
+            rows(&store).await,
+            [3],
+            "row 1, already taken, was not written"
+        );
+        assert!(acks.lock().seqs.is_empty(), "and its removal was claimed");
         acks.taken([3]);
         acks.flush().await;
         assert!(rows(&store).await.is_empty());

@@ -442,15 +442,14 @@ impl<N: Node, K: Keys> ShhApi for ShhService<N, K> {
         // that writes them is sent, so it cannot reach the store first.
         let rows = routed.take_rows();
         // Routing encoded the envelope for the queue rows already; no filter, no rows.
-        let rlp = rows.first().map_or_else(
-            || Arc::new(pooled.envelope.encode()),
-            |r| r.envelope.clone(),
-        );
+        let rlp = rows
+            .envelope()
+            .unwrap_or_else(|| Arc::new(pooled.envelope.encode()));
         let held = self.node.enqueue_unsent(routed);
         let commit = store
             .submit(move |t| {
                 crate::store::insert_outbox(t, expiry, &rlp)?;
-                queue::write_rows(t, &rows)
+                rows.write(t)
             })
             .await;
         drop(held);
