@@ -41,6 +41,20 @@ const OPEN_PER_CLIENT: usize = 1500;
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
+/// User + system CPU seconds `pid` has used (Linux clock ticks are 1/100 s).
+fn cpu_secs(pid: u32) -> f64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = s.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    f.iter().sum::<u64>() as f64 / 100.0
+}
+
 fn rss_kib(pid: u32) -> u64 {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     s.lines()
@@ -233,6 +247,9 @@ struct Measured {
     rows: Vec<Row>,
     idle: u64,
     loaded: u64,
+    /// CPU seconds the sidecar used, from the end of start-up to the end of the load.
+    cpu: f64,
+    messages: usize,
 }
 
 fn main() {
@@ -278,6 +295,7 @@ fn measure(bin: &std::path::Path) -> Measured {
         .to_string();
     std::thread::sleep(Duration::from_secs(1));
     let idle = rss_kib(child.id());
+    let cpu_start = cpu_secs(child.id());
 
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -350,13 +368,27 @@ fn measure(bin: &std::path::Path) -> Measured {
         ));
     }
     let loaded = rss_kib(child.id());
+    let cpu = cpu_secs(child.id()) - cpu_start;
     let _ = child.kill();
     let _ = child.wait();
-    Measured { rows, idle, loaded }
+    let messages = rows.iter().map(|r| r.delivered).sum::<usize>() + CLIENTS * WARMUP;
+    Measured {
+        rows,
+        idle,
+        loaded,
+        cpu,
+        messages,
+    }
 }
 
 fn print_table(m: Measured) {
-    let Measured { rows, idle, loaded } = m;
+    let Measured {
+        rows,
+        idle,
+        loaded,
+        cpu,
+        messages,
+    } = m;
     println!(
         "| {CLIENTS} clients | delivered | msg/s (aim >= 10000) | p50 | p90 | p99 (aim < 5 ms, open loop) | p99.9 | max |"
     );
@@ -371,4 +403,10 @@ fn print_table(m: Measured) {
     println!();
     println!("| idle RSS (< 20 MiB) | {:.1} MiB |", idle as f64 / 1024.0);
     println!("| RSS after load | {:.1} MiB |", loaded as f64 / 1024.0);
+    // Throughput on a shared 2-core machine swings with everything else running; the CPU
+    // the sidecar spent per message does much less, so before/after compares this too.
+    println!(
+        "| sidecar CPU per message | {:.1} µs ({cpu:.1} s for {messages} messages) |",
+        cpu * 1e6 / messages as f64
+    );
 }

@@ -291,8 +291,7 @@ impl Store {
     }
 
     /// Sends `f` to the store thread now and returns the wait for its commit, so whatever
-    /// the caller does before awaiting it is ordered after `f` on the store thread (a
-    /// removal of queue rows cannot overtake the job that writes them).
+    /// the caller sends before awaiting it runs after `f` on the store thread.
     pub async fn submit<T, F>(
         &self,
         f: F,

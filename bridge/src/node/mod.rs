@@ -85,10 +85,6 @@ pub trait Node: Send + Sync + 'static {
     fn route(&self, pooled: &Pooled, p2p: bool) -> Routed;
     /// Queues what [`Node::route`] decided, once the caller has made it durable.
     fn enqueue(&self, routed: Routed);
-    /// Queues what [`Node::route`] decided *before* the caller has sent the job that
-    /// writes its rows: their removal (a subscriber may take them at once) waits until
-    /// the returned guard is dropped, which the caller does once the job is sent.
-    fn enqueue_unsent(&self, routed: Routed) -> queue::Held;
     /// Admits, routes and queues at once (no durability: a node without a store).
     fn add(&self, envelope: Envelope, now: u32, p2p: bool) -> Result<Added, AddError> {
         let candidate = Pooled::new(envelope, now);
@@ -204,6 +200,8 @@ impl LocalNode {
         let mut max = 0;
         let mut n = 0;
         let mut dead = Vec::new();
+        // They are on disk: taking one removes its row.
+        self.shared.acks.stored(rows.iter().map(|(seq, _, _)| *seq));
         {
             let set = self.shared.filters();
             let mut by_filter: std::collections::BTreeMap<String, Vec<Queued>> = Default::default();
@@ -348,13 +346,6 @@ impl Node for LocalNode {
             self.shared.acks.taken(orphans);
         }
         self.shared.detach_lagging(stopped);
-    }
-
-    fn enqueue_unsent(&self, routed: Routed) -> queue::Held {
-        let seqs = routed.items.iter().map(|(_, s)| *s).collect();
-        let held = self.shared.acks.hold(seqs);
-        self.enqueue(routed);
-        held
     }
 
     fn readmit(&self, envelope: Envelope, now: u32) -> Added {

@@ -15,6 +15,8 @@
 //! the side that loses nothing.
 
 use std::collections::HashSet;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rusqlite::{Transaction, params};
@@ -37,6 +39,8 @@ pub struct QueueRow {
 pub struct QueueRows {
     rows: Vec<QueueRow>,
     acks: Option<Arc<Acks>>,
+    /// Set once [`QueueRows::write`] ran (the rows are the store's business from then on).
+    written: AtomicBool,
 }
 
 impl QueueRows {
@@ -45,6 +49,7 @@ impl QueueRows {
         QueueRows {
             rows,
             acks: Some(acks),
+            written: AtomicBool::new(false),
         }
     }
 
@@ -52,7 +57,7 @@ impl QueueRows {
     pub fn append(&mut self, mut other: QueueRows) {
         self.rows.append(&mut other.rows);
         if self.acks.is_none() {
-            self.acks = other.acks;
+            self.acks = other.acks.take();
         }
     }
 
@@ -61,23 +66,43 @@ impl QueueRows {
         self.rows.first().map(|r| r.envelope.clone())
     }
 
-    /// Writes the rows inside `t`, the caller's transaction. A row whose message the app
-    /// has already taken (a local post's notification is often written before its job
-    /// runs) is not written at all, and its removal is dropped with it: the common case
-    /// of a live subscriber costs no row.
+    /// Writes the rows inside `t`, the caller's transaction (on the store's thread). A row
+    /// whose message the app has already taken (a local post's notification is usually
+    /// written before its job runs) is not written at all: the common case of a live
+    /// subscriber costs neither an insert nor a delete.
     pub fn write(&self, t: &Transaction<'_>) -> Result<(), StoreError> {
-        let taken = self
-            .acks
-            .as_ref()
-            .map(|a| a.claim(self.rows.iter().map(|r| r.seq)))
-            .unwrap_or_default();
+        self.written.store(true, Ordering::Relaxed);
+        let Some(acks) = &self.acks else {
+            return self.insert(t, |_| true);
+        };
+        let fresh = acks.stored(self.rows.iter().map(|r| r.seq));
+        if fresh.is_empty() {
+            return Ok(());
+        }
+        self.insert(t, |seq| fresh.contains(&seq))
+    }
+
+    fn insert(&self, t: &Transaction<'_>, keep: impl Fn(u64) -> bool) -> Result<(), StoreError> {
         let mut st = t.prepare_cached(
             "INSERT OR REPLACE INTO delivery_queue (seq, filter, envelope) VALUES (?1, ?2, ?3)",
         )?;
-        for r in self.rows.iter().filter(|r| !taken.contains(&r.seq)) {
+        for r in self.rows.iter().filter(|r| keep(r.seq)) {
             st.execute(params![seq_sql(r.seq), r.filter, r.envelope.as_slice()])?;
         }
         Ok(())
+    }
+}
+
+impl Drop for QueueRows {
+    fn drop(&mut self) {
+        // Never written (the job failed to reach the store): removals the app already
+        // asked for have no row to wait for.
+        if let Some(acks) = &self.acks
+            && !self.rows.is_empty()
+            && !self.written.load(Ordering::Relaxed)
+        {
+            acks.forget(self.rows.iter().map(|r| r.seq));
+        }
     }
 }
 
@@ -160,57 +185,28 @@ impl std::fmt::Debug for Receipt {
 /// each would otherwise be its own store job. One job is in flight at a time and takes
 /// everything acknowledged meanwhile.
 ///
-/// A row may be taken before the job that writes it has reached the store: a local post
-/// notifies subscribers before it waits for room in the store's queue, so a stalled disk
-/// does not delay live delivery (as before rows existed). Such rows are *held*
-/// ([`Acks::hold`]) until their insert is sent, and their removal waits until then, so it
-/// can never run before the insert on the store thread. When the insert runs and finds
-/// its row already taken, it claims the removal and writes nothing ([`QueueRows::write`]).
+/// A row may be taken before the job that writes it has run: a local post notifies
+/// subscribers before its outbox row commits, so a stalled disk does not delay live
+/// delivery. So a removal is only sent for a row known to be written ([`Acks::stored`],
+/// called by the writing job on the store's thread, which runs jobs in order); a row taken
+/// earlier waits as *unwritten*, and its insert finds it there and writes nothing.
 pub struct Acks {
     store: Option<Store>,
-    pending: Mutex<Pending>,
+    state: Mutex<State>,
 }
+
+/// Sets of delivery sequence numbers (unique, so hashing them is just spreading the bits).
+type Seqs = HashSet<u64, BuildHasherDefault<SeqHasher>>;
 
 #[derive(Default)]
-struct Pending {
-    seqs: HashSet<u64>,
-    held: HashSet<u64>,
+struct State {
+    /// Rows written (or being written) and not taken yet.
+    stored: Seqs,
+    /// Taken before their row was written: their insert skips them.
+    unwritten: Seqs,
+    /// Taken rows to delete in the next removal job.
+    remove: Vec<u64>,
     flushing: bool,
-}
-
-impl Pending {
-    /// Takes the pending removals that may run now; held ones stay.
-    fn take_ready(&mut self) -> Vec<u64> {
-        if self.held.is_empty() {
-            return self.seqs.drain().collect();
-        }
-        let ready: Vec<u64> = self
-            .seqs
-            .iter()
-            .copied()
-            .filter(|s| !self.held.contains(s))
-            .collect();
-        for s in &ready {
-            self.seqs.remove(s);
-        }
-        ready
-    }
-}
-
-/// Removal of some rows held until their insert is sent; releases them when dropped.
-pub struct Held {
-    acks: Arc<Acks>,
-    seqs: Vec<u64>,
-}
-
-impl Drop for Held {
-    fn drop(&mut self) {
-        let mut p = self.acks.lock();
-        for s in &self.seqs {
-            p.held.remove(s);
-        }
-        self.acks.kick(p);
-    }
 }
 
 impl Acks {
@@ -218,70 +214,84 @@ impl Acks {
     pub fn new(store: Option<Store>) -> Arc<Self> {
         Arc::new(Acks {
             store,
-            pending: Mutex::default(),
+            state: Mutex::default(),
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Pending> {
-        self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Holds the removal of `seqs` until the returned guard is dropped (see [`Acks`]).
-    pub fn hold(self: &Arc<Self>, seqs: Vec<u64>) -> Held {
-        if self.store.is_some() {
-            self.lock().held.extend(seqs.iter().copied());
+    /// Of `seqs`, about to be written by the caller's job, those not taken yet: they are
+    /// written, and their removal will be sent when they are taken. The others are
+    /// dropped from the unwritten set; nothing is left to remove for them.
+    pub fn stored(&self, seqs: impl Iterator<Item = u64>) -> Seqs {
+        if self.store.is_none() {
+            return seqs.collect();
         }
-        Held {
-            acks: self.clone(),
-            seqs,
+        let mut st = self.lock();
+        let mut fresh = Seqs::default();
+        for s in seqs {
+            if !st.unwritten.remove(&s) {
+                st.stored.insert(s);
+                fresh.insert(s);
+            }
+        }
+        fresh
+    }
+
+    /// `seqs` will never be written (their job did not run).
+    fn forget(&self, seqs: impl Iterator<Item = u64>) {
+        if self.store.is_none() {
+            return;
+        }
+        let mut st = self.lock();
+        for s in seqs {
+            st.unwritten.remove(&s);
         }
     }
 
-    /// Of `seqs`, those already taken and not yet being removed: they are the caller's now
-    /// (its insert skips them, so there is nothing to remove).
-    fn claim(&self, seqs: impl Iterator<Item = u64>) -> HashSet<u64> {
-        let mut p = self.lock();
-        if p.seqs.is_empty() {
-            return HashSet::new();
-        }
-        seqs.filter(|s| p.seqs.remove(s)).collect()
-    }
-
-    /// Marks `seqs` taken; their rows go in the next removal job.
+    /// Marks `seqs` taken: written rows go in the next removal job, unwritten ones are
+    /// never written.
     pub fn taken(self: &Arc<Self>, seqs: impl IntoIterator<Item = u64>) {
         if self.store.is_none() {
             return;
         }
-        let mut p = self.lock();
-        p.seqs.extend(seqs);
-        self.kick(p);
+        let mut st = self.lock();
+        for s in seqs {
+            if st.stored.remove(&s) {
+                st.remove.push(s);
+            } else {
+                st.unwritten.insert(s);
+            }
+        }
+        self.kick(st);
     }
 
-    /// Starts the removal task if there is work it may do and it is not running.
-    fn kick(self: &Arc<Self>, mut p: std::sync::MutexGuard<'_, Pending>) {
+    /// Starts the removal task if there is work and it is not running.
+    fn kick(self: &Arc<Self>, mut st: std::sync::MutexGuard<'_, State>) {
         let Some(store) = self.store.clone() else {
             return;
         };
-        if p.flushing || !p.seqs.iter().any(|s| !p.held.contains(s)) {
+        if st.flushing || st.remove.is_empty() {
             return;
         }
         // Outside a runtime (a unit test's plain thread) rows stay until the next start.
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        p.flushing = true;
-        drop(p);
+        st.flushing = true;
+        drop(st);
         let me = self.clone();
         rt.spawn(async move {
             loop {
                 let seqs = {
-                    let mut p = me.lock();
-                    let ready = p.take_ready();
-                    if ready.is_empty() {
-                        p.flushing = false;
+                    let mut st = me.lock();
+                    if st.remove.is_empty() {
+                        st.flushing = false;
                         return;
                     }
-                    ready
+                    std::mem::take(&mut st.remove)
                 };
                 let n = seqs.len();
                 let r = store
@@ -307,14 +317,35 @@ impl Acks {
     pub async fn flush(&self) {
         for _ in 0..500 {
             let idle = {
-                let p = self.lock();
-                !p.flushing && p.seqs.is_empty()
+                let st = self.lock();
+                !st.flushing && st.remove.is_empty()
             };
             if idle {
                 return;
             }
             tokio::time::sleep(std::time::Duration::from_millis(2)).await;
         }
+    }
+}
+
+/// Hashes a sequence number by Fibonacci multiplication: they are unique integers, so
+/// SipHash's resistance to chosen keys buys nothing here.
+#[derive(Default)]
+pub struct SeqHasher(u64);
+
+impl Hasher for SeqHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(*b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
     }
 }
 
@@ -331,37 +362,42 @@ mod tests {
             .collect()
     }
 
-    #[tokio::test]
-    async fn a_row_taken_before_its_insert_runs_is_never_written_nor_removed_early() {
-        let store = Store::in_memory().expect("opens");
-        let acks = Acks::new(Some(store.clone()));
-        let row = |seq| QueueRow {
+    fn row(seq: u64) -> QueueRow {
+        QueueRow {
             seq,
             filter: "f".into(),
             envelope: Arc::new(vec![1, 2, 3]),
-        };
+        }
+    }
+
+    #[tokio::test]
+    async fn a_row_taken_before_its_insert_runs_is_never_written_and_others_go_once_taken() {
+        let store = Store::in_memory().expect("opens");
+        let acks = Acks::new(Some(store.clone()));
         // Row 1: a subscriber took it before the post's job reached the store.
-        let held = acks.hold(vec![1]);
-        acks.taken([1, 2]);
+        acks.taken([1]);
         acks.flush().await;
-        assert_eq!(
-            acks.lock().seqs.len(),
-            1,
-            "row 2 (never written) was removed, row 1 waits for its insert"
-        );
-        let q = QueueRows::new(vec![row(1), row(3)], acks.clone());
-        let insert = store.submit(move |t| q.write(t)).await.expect("sends");
-        drop(held);
-        insert.await.expect("commits");
-        acks.flush().await;
+        let q = QueueRows::new(vec![row(1), row(2)], acks.clone());
+        store.run(move |t| q.write(t)).await.expect("commits");
         assert_eq!(
             rows(&store).await,
-            [3],
+            [2],
             "row 1, already taken, was not written"
         );
-        assert!(acks.lock().seqs.is_empty(), "and its removal was claimed");
-        acks.taken([3]);
+        assert!(acks.lock().unwritten.is_empty(), "and nothing waits for it");
+        acks.taken([2]);
         acks.flush().await;
-        assert!(rows(&store).await.is_empty());
+        assert!(rows(&store).await.is_empty(), "row 2 went once taken");
+        assert!(acks.lock().stored.is_empty());
+    }
+
+    #[tokio::test]
+    async fn rows_whose_job_never_ran_leave_nothing_waiting() {
+        let acks = Acks::new(Some(Store::in_memory().expect("opens")));
+        let q = QueueRows::new(vec![row(7)], acks.clone());
+        acks.taken([7]);
+        drop(q);
+        let st = acks.lock();
+        assert!(st.unwritten.is_empty() && st.stored.is_empty() && st.remove.is_empty());
     }
 }

@@ -438,22 +438,23 @@ impl<N: Node, K: Keys> ShhApi for ShhService<N, K> {
         };
         // The outbox row and the queue rows commit together. Subscribers are notified
         // first, without waiting for room in the store's queue (a crash before the commit
-        // means the post was never acknowledged); the rows' removal waits until the job
-        // that writes them is sent, so it cannot reach the store first.
+        // means the post was never acknowledged); a row taken before its job runs is
+        // simply not written (queue::Acks).
         let rows = routed.take_rows();
         // Routing encoded the envelope for the queue rows already; no filter, no rows.
         let rlp = rows
             .envelope()
             .unwrap_or_else(|| Arc::new(pooled.envelope.encode()));
-        let held = self.node.enqueue_unsent(routed);
-        let commit = store
-            .submit(move |t| {
+        self.node.enqueue(routed);
+        // Let the subscribers' writer tasks (just woken) go first: a notification written
+        // before the job runs spares its row an insert and a delete.
+        tokio::task::yield_now().await;
+        store
+            .run(move |t| {
                 crate::store::insert_outbox(t, expiry, &rlp)?;
                 rows.write(t)
             })
-            .await;
-        drop(held);
-        commit?.await?;
+            .await?;
         Ok(pooled.hash)
     }
 
