@@ -130,6 +130,7 @@ pub async fn run(
                 store.clone(),
                 cfg.allow_key_export,
             );
+            handler.forget_stale_polls().await;
             server::serve(listeners, Arc::new(handler), scfg, shutdown).await
         }
         None => {

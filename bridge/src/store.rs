@@ -667,7 +667,10 @@ mod tests {
         let s = Store::in_memory().expect("opens");
         // Queued together so they share one transaction. A job that fails before writing
         // leaves its neighbours alone.
-        let a = s.submit(|t| insert_outbox(t, 10, &[1])).await.expect("sends");
+        let a = s
+            .submit(|t| insert_outbox(t, 10, &[1]))
+            .await
+            .expect("sends");
         let b = s
             .submit(|_| Err::<(), _>(StoreError::Closed))
             .await
@@ -676,7 +679,10 @@ mod tests {
         assert!(matches!(b.await, Err(StoreError::Closed)));
         // One that fails after writing rolls the whole batch back: nothing half-written,
         // its own error for it, a retryable one for the others.
-        let c = s.submit(|t| insert_outbox(t, 10, &[2])).await.expect("sends");
+        let c = s
+            .submit(|t| insert_outbox(t, 10, &[2]))
+            .await
+            .expect("sends");
         let d = s
             .submit(|t| {
                 insert_outbox(t, 10, &[3])?;
@@ -692,6 +698,10 @@ mod tests {
             Err(StoreError::RolledBack) => vec![vec![1]],
             other => panic!("unexpected {other:?}"),
         };
-        assert_eq!(s.live_outbox(0).await.expect("reads"), expected, "nothing half-written");
+        assert_eq!(
+            s.live_outbox(0).await.expect("reads"),
+            expected,
+            "nothing half-written"
+        );
     }
 }

@@ -3,11 +3,13 @@
 //! behaviour unchanged, results and errors included.
 //!
 //! Calls go over HTTP(S) when the URL is `http(s)://`, over one shared WebSocket when it is
-//! `ws(s)://`. Subscriptions always use a WebSocket (the URL with its scheme switched to
-//! `ws(s)` for an HTTP URL); upstream notifications are routed by subscription id to bounded
-//! per-subscription queues. If a queue fills (the app fell behind) or the upstream
+//! `ws(s)://`. Over a WebSocket, upstream notifications are routed by subscription id to
+//! bounded per-subscription queues; if a queue fills (the app fell behind) or the upstream
 //! connection drops, the app's subscription is closed with an error notification, never
-//! thinned silently; the next subscribe reconnects.
+//! thinned silently, and the next subscribe reconnects. An HTTP endpoint (geth's
+//! `--rpc`) has no notifications, so there a subscription is an upstream filter with the
+//! same criteria, polled every [`POLL_INTERVAL`] ([`UpstreamHandler`]); a filter the
+//! upstream lost (it restarted) is made again, and an unreachable upstream is retried.
 //!
 //! Key ids and filter ids the app creates upstream are recorded in the store, so a later
 //! migration to another transport knows what the app holds. Key export stays behind
@@ -26,12 +28,14 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::node::LAG_REASON;
 use crate::rpc::shh::ShhError;
 use crate::rpc::{Conn, Handler, RpcError};
-use crate::store::{KeyKind, Origin, Store};
+use crate::store::{FilterKind, KeyKind, Origin, Store};
 
 /// Notifications buffered per bridged subscription.
 pub const SUB_QUEUE: usize = 1024;
 /// Requests queued for the upstream WebSocket writer.
 const WS_OUT: usize = 1024;
+/// How often a subscription bridged over an HTTP upstream polls its upstream filter.
+pub const POLL_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Errors from configuring the upstream.
 #[derive(Debug, thiserror::Error)]
@@ -152,6 +156,11 @@ impl Upstream {
             }
             None => self.ws_call(body, id, None).await,
         }
+    }
+
+    /// True when calls go over HTTP (no notifications: subscriptions poll).
+    pub fn is_http(&self) -> bool {
+        self.http.is_some()
     }
 
     /// `shh_subscribe` upstream; returns the upstream subscription id and its notifications.
@@ -340,11 +349,38 @@ impl UpstreamHandler {
         }
     }
 
+    /// Deletes the upstream filters of polled subscriptions a previous run left behind (it
+    /// died before their apps unsubscribed): geth would otherwise buffer their messages
+    /// for ever. Reads the list now (before this run records any) and deletes in the
+    /// background, so a hanging upstream does not hold up start-up.
+    pub async fn forget_stale_polls(&self) {
+        let stale = match self.store.filters_of(Origin::Upstream).await {
+            Ok(all) => all
+                .into_iter()
+                .filter(|f| f.kind == FilterKind::Subscription)
+                .map(|f| f.id)
+                .collect::<Vec<_>>(),
+            Err(e) => {
+                tracing::warn!(error = %e, "reading bridged subscriptions failed");
+                return;
+            }
+        };
+        let (up, store) = (self.upstream.clone(), self.store.clone());
+        tokio::spawn(async move {
+            for id in stale {
+                delete_filter(&up, &store, id).await;
+            }
+        });
+    }
+
     async fn subscribe(
         &self,
         params: Option<&RawValue>,
         conn: &Arc<Conn>,
     ) -> Result<Box<RawValue>, RpcError> {
+        if self.upstream.is_http() {
+            return self.subscribe_by_polling(params, conn).await;
+        }
         let ws = conn.ws().ok_or_else(RpcError::notifications_unsupported)?;
         let (sub, mut rx) = self.upstream.subscribe(params).await?;
         let sink = ws.sink(&sub);
@@ -375,6 +411,55 @@ impl UpstreamHandler {
             Box::new(move |_| {
                 forwarder.abort();
                 tokio::spawn(async move { up.unsubscribe(&sub3).await });
+            }),
+        )?;
+        crate::rpc::shh::to_raw(&sub)
+    }
+
+    /// `shh_subscribe` over an HTTP upstream: an upstream filter with the app's criteria
+    /// (so the upstream checks them and answers its own errors), polled, its messages
+    /// pushed as notifications. The filter is recorded (kind subscription) so a restart
+    /// can delete it upstream if this process dies first.
+    async fn subscribe_by_polling(
+        &self,
+        params: Option<&RawValue>,
+        conn: &Arc<Conn>,
+    ) -> Result<Box<RawValue>, RpcError> {
+        let ws = conn.ws().ok_or_else(RpcError::notifications_unsupported)?;
+        let p = crate::rpc::shh::messages_subscription(params)?;
+        let criteria = p.raw(1).map(|c| c.get().to_string()).unwrap_or_default();
+        let filter_params = RawValue::from_string(format!("[{criteria}]"))
+            .map_err(|_| RpcError::invalid_params("invalid criteria"))?;
+        let filter = new_filter(&self.upstream, &filter_params).await?;
+        if let Err(e) = self
+            .store
+            .put_filter_of(
+                filter.clone(),
+                criteria,
+                Origin::Upstream,
+                FilterKind::Subscription,
+            )
+            .await
+        {
+            tracing::warn!(error = %e, "could not record a bridged subscription");
+        }
+        let sub = crate::ids::subscription_id();
+        let sink = ws.sink(&sub);
+        let current = Arc::new(std::sync::Mutex::new(filter));
+        let poller = tokio::spawn(poll_filter(Poll {
+            upstream: self.upstream.clone(),
+            store: self.store.clone(),
+            params: filter_params,
+            filter: current.clone(),
+            sink: sink.handle(),
+        }));
+        let (up, store) = (self.upstream.clone(), self.store.clone());
+        ws.register_sink(
+            &sink,
+            Box::new(move |_| {
+                poller.abort();
+                let id = lock(&current).clone();
+                tokio::spawn(async move { delete_filter(&up, &store, id).await });
             }),
         )?;
         crate::rpc::shh::to_raw(&sub)
@@ -460,6 +545,121 @@ impl Handler for UpstreamHandler {
                 Ok(result)
             }
         }
+    }
+}
+
+/// One subscription bridged by polling.
+struct Poll {
+    upstream: Arc<Upstream>,
+    store: Store,
+    /// `[criteria]`, to make the filter again.
+    params: Box<RawValue>,
+    /// The upstream filter id (replaced when the upstream lost it).
+    filter: Arc<std::sync::Mutex<String>>,
+    sink: crate::rpc::conn::SubSink,
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn one_param(s: &str) -> Box<RawValue> {
+    serde_json::value::to_raw_value(&[s]).unwrap_or_default()
+}
+
+async fn new_filter(up: &Upstream, params: &RawValue) -> Result<String, RpcError> {
+    let id = up.call("shh_newMessageFilter", Some(params)).await?;
+    serde_json::from_str(id.get())
+        .map_err(|_| RpcError::server("upstream returned a non-string filter id"))
+}
+
+async fn delete_filter(up: &Upstream, store: &Store, id: String) {
+    let _ = up
+        .call("shh_deleteMessageFilter", Some(&one_param(&id)))
+        .await;
+    if let Err(e) = store.delete_filter(id).await {
+        tracing::warn!(error = %e, "forgetting a bridged subscription failed");
+    }
+}
+
+/// Polls until the app's sink closes or falls behind. Errors never end the subscription:
+/// an unreachable upstream is retried at the same pace (logged when it starts and stops
+/// failing), and a filter the upstream no longer knows is made again (what arrived in
+/// between was never buffered upstream, as a geth restart loses it for every client).
+async fn poll_filter(p: Poll) {
+    use crate::node::Push;
+    let mut tick = tokio::time::interval(POLL_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failing = false;
+    loop {
+        tick.tick().await;
+        let id = lock(&p.filter).clone();
+        let got = p
+            .upstream
+            .call("shh_getFilterMessages", Some(&one_param(&id)))
+            .await;
+        let messages = match got {
+            Ok(v) => serde_json::from_str::<Vec<Box<RawValue>>>(v.get()).map_err(|_| {
+                RpcError::server("upstream returned a non-array for shh_getFilterMessages")
+            }),
+            Err(e) => Err(e),
+        };
+        let messages = match messages {
+            Ok(m) => {
+                if failing {
+                    tracing::info!(filter = %id, "upstream polling recovered");
+                    failing = false;
+                }
+                m
+            }
+            Err(e) if e.message == "filter not found" => {
+                match new_filter(&p.upstream, &p.params).await {
+                    Ok(new) => {
+                        tracing::warn!(
+                            "the upstream lost a bridged subscription's filter; made again"
+                        );
+                        let _ = p.store.delete_filter(id).await;
+                        let criteria = p.params.get();
+                        let criteria = criteria[1..criteria.len() - 1].to_string();
+                        let _ = p
+                            .store
+                            .put_filter_of(
+                                new.clone(),
+                                criteria,
+                                Origin::Upstream,
+                                FilterKind::Subscription,
+                            )
+                            .await;
+                        *lock(&p.filter) = new;
+                    }
+                    Err(e) => note_failure(&mut failing, &e),
+                }
+                continue;
+            }
+            Err(e) => {
+                note_failure(&mut failing, &e);
+                continue;
+            }
+        };
+        for m in messages {
+            match p.sink.push_result(m.get()) {
+                Push::Queued => {}
+                stop => {
+                    if stop == Push::Full {
+                        p.sink.close_with(LAG_REASON);
+                    }
+                    delete_filter(&p.upstream, &p.store, id).await;
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn note_failure(failing: &mut bool, e: &RpcError) {
+    if !*failing {
+        tracing::warn!(error = %e.message, "polling the upstream failed; retrying");
+        *failing = true;
     }
 }
 

@@ -4,6 +4,8 @@
 
 mod common;
 
+use std::sync::{Arc, Mutex};
+
 use common::{Proc, Ws, ok};
 use serde_json::json;
 
@@ -58,7 +60,7 @@ async fn two_processes_exchange_symmetric_and_asymmetric_messages_through_one_po
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let a = Proc::spawn(&strs(&node_args(da.path())), &[]);
     let mut b_args = node_args(db.path());
-    b_args.extend(["--whisper-rpc".into(), a.http.clone()]);
+    b_args.extend(["--whisper-rpc".into(), a.ws.clone()]);
     let b = Proc::spawn(&strs(&b_args), &[]);
 
     // Bob (on B) subscribes over WebSocket; the subscription is bridged to A's pool.
@@ -121,6 +123,111 @@ async fn two_processes_exchange_symmetric_and_asymmetric_messages_through_one_po
     .await;
     let got = ok(&a.http, "shh_getFilterMessages", json!([alice_f])).await;
     assert_eq!(got[0]["hash"], h3);
+    b.terminate();
+    a.terminate();
+}
+
+/// An HTTP-only JSON-RPC endpoint in front of `target`, as geth's `--rpc` is: POSTs are
+/// forwarded, anything else (a WebSocket upgrade) gets a plain `200 OK`. Records the ids
+/// `shh_newMessageFilter` answers. Returns its URL.
+async fn http_only_front(target: String, filters: Arc<Mutex<Vec<String>>>) -> String {
+    let client = reqwest::Client::new();
+    let forward = move |body: String| {
+        let (client, target, filters) = (client.clone(), target.clone(), filters.clone());
+        async move {
+            let answer = client
+                .post(&target)
+                .header("content-type", "application/json")
+                .body(body.clone())
+                .send()
+                .await
+                .expect("upstream answers")
+                .text()
+                .await
+                .expect("body");
+            if body.contains("shh_newMessageFilter") {
+                let v: serde_json::Value = serde_json::from_str(&answer).expect("json");
+                if let Some(id) = v["result"].as_str() {
+                    filters.lock().unwrap().push(id.to_string());
+                }
+            }
+            ([("content-type", "application/json")], answer)
+        }
+    };
+    let app = axum::Router::new().route("/", axum::routing::post(forward).get(|| async { "" }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+/// `--whisper-rpc` with an HTTP URL that cannot upgrade to WebSocket (geth's `--rpc`):
+/// `shh_subscribe` still works, by polling an upstream filter; a filter the upstream lost
+/// is made again, and unsubscribing deletes it upstream.
+#[tokio::test]
+async fn subscriptions_work_through_an_http_only_upstream() {
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = Proc::spawn(&strs(&node_args(da.path())), &[]);
+    let filters = Arc::new(Mutex::new(Vec::new()));
+    let front = http_only_front(a.http.clone(), filters.clone()).await;
+    let mut b_args = node_args(db.path());
+    b_args.extend(["--whisper-rpc".into(), front]);
+    let b = Proc::spawn(&strs(&b_args), &[]);
+
+    let mut bob = Ws::connect(&b.ws).await;
+    let key = bob
+        .call("shh_generateSymKeyFromPassword", json!(["status"]))
+        .await["result"]
+        .clone();
+    let sub = bob
+        .call(
+            "shh_subscribe",
+            json!(["messages", {"symKeyID": key, "topics": [TOPIC]}]),
+        )
+        .await;
+    let sub = sub["result"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{sub}"))
+        .to_string();
+    let alice = status_key(&a.http).await;
+    let h1 = post_status(&a.http, &alice, "0x01").await;
+    let n = bob.notification().await;
+    assert_eq!(n["params"]["subscription"], sub.as_str());
+    assert_eq!(n["params"]["result"]["hash"], h1);
+
+    // The upstream loses the filter (as a geth restart would): B makes it again.
+    let first = filters.lock().unwrap()[0].clone();
+    assert_eq!(
+        ok(&a.http, "shh_deleteMessageFilter", json!([first])).await,
+        true
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while filters.lock().unwrap().len() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "filter not made again"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let h2 = post_status(&a.http, &alice, "0x02").await;
+    let n = bob.notification().await;
+    assert_eq!(n["params"]["result"]["hash"], h2);
+
+    // Unsubscribing deletes the upstream filter.
+    assert_eq!(
+        bob.call("shh_unsubscribe", json!([sub])).await["result"],
+        true
+    );
+    let second = filters.lock().unwrap()[1].clone();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let r = common::call(&a.http, "shh_getFilterMessages", json!([second])).await;
+        if r["error"]["message"] == "filter not found" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "upstream filter kept");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     b.terminate();
     a.terminate();
 }

@@ -518,6 +518,23 @@ async fn subscribe<S: ShhApi>(
     conn: &Arc<Conn>,
 ) -> Result<Box<RawValue>, RpcError> {
     let ws = conn.ws().ok_or_else(RpcError::notifications_unsupported)?;
+    let p = messages_subscription(raw)?;
+    let criteria = p.arg(1, CriteriaReq::decode)?;
+    let sub_id = ids::subscription_id();
+    let sink = ws.sink(&sub_id);
+    let sink_ref = sink.handle();
+    let filter_id = api.subscribe_messages(criteria, Box::new(sink)).await?;
+    let api2 = api.clone();
+    ws.register_sink(
+        &sink_ref,
+        Box::new(move |how| api2.unsubscribe_messages(&filter_id, how)),
+    )?;
+    to_raw(&sub_id)
+}
+
+/// The parameters of `shh_subscribe`, checked as geth checks them: the subscription name
+/// first (only `"messages"` exists), then the criteria at index 1.
+pub fn messages_subscription(raw: Option<&RawValue>) -> Result<Params, RpcError> {
     // geth reads the subscription name first, then decodes the rest after it.
     let p = Params::parse(raw, 2).map_err(|e| {
         if e.message == "non-array args" {
@@ -534,15 +551,5 @@ async fn subscribe<S: ShhApi>(
     if name != "messages" {
         return Err(RpcError::subscription_not_found("shh", &name));
     }
-    let criteria = p.arg(1, CriteriaReq::decode)?;
-    let sub_id = ids::subscription_id();
-    let sink = ws.sink(&sub_id);
-    let sink_ref = sink.handle();
-    let filter_id = api.subscribe_messages(criteria, Box::new(sink)).await?;
-    let api2 = api.clone();
-    ws.register_sink(
-        &sink_ref,
-        Box::new(move |how| api2.unsubscribe_messages(&filter_id, how)),
-    )?;
-    to_raw(&sub_id)
+    Ok(p)
 }
