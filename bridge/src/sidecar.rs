@@ -131,7 +131,10 @@ pub async fn run(
                 cfg.allow_key_export,
             );
             handler.forget_stale_polls().await;
-            server::serve(listeners, Arc::new(handler), scfg, shutdown).await
+            let heartbeat = tokio::spawn(handler.heartbeat());
+            let r = server::serve(listeners, Arc::new(handler), scfg, shutdown).await;
+            heartbeat.abort();
+            r
         }
         None => {
             let keys = Arc::new(open_keys(&cfg, &store).await?);
@@ -169,7 +172,13 @@ pub async fn run(
                 "local Whisper node ready"
             );
             let janitor = tokio::spawn(janitor(node.clone(), store.clone()));
-            let mut handler = LocalHandler::new(shh, NetInfo::default());
+            // Sidecars using this node as their upstream are its peers (net_peerCount).
+            let sidecars = Arc::new(crate::rpc::peers::SidecarPeers::default());
+            let scfg = ServerConfig {
+                peers: Some(sidecars.clone()),
+                ..scfg
+            };
+            let mut handler = LocalHandler::new(shh, NetInfo::default()).with_sidecars(sidecars);
             if let Some(p) = &pss {
                 handler = handler.with_engine(p.engine.clone());
             }

@@ -70,6 +70,9 @@ pub struct Upstream {
     ws_url: String,
     ws: AsyncMutex<Option<Arc<WsClient>>>,
     next_id: AtomicU64,
+    /// Names this sidecar to the upstream ([`crate::rpc::peers::NODE_HEADER`]), so a
+    /// `staples` upstream counts it as a peer.
+    node_id: String,
 }
 
 #[derive(Deserialize)]
@@ -111,8 +114,14 @@ impl Upstream {
         } else {
             return Err(UpstreamError::Scheme(url.to_string()));
         };
+        let node_id = crate::ids::random_id()[..32].to_string();
         let http = if http {
+            let mut headers = reqwest::header::HeaderMap::new();
+            if let Ok(v) = reqwest::header::HeaderValue::from_str(&node_id) {
+                headers.insert(crate::rpc::peers::NODE_HEADER, v);
+            }
             let client = reqwest::Client::builder()
+                .default_headers(headers)
                 .timeout(std::time::Duration::from_secs(60))
                 .build()
                 .map_err(|e| UpstreamError::Client(e.to_string()))?;
@@ -125,6 +134,7 @@ impl Upstream {
             ws_url,
             ws: AsyncMutex::new(None),
             next_id: AtomicU64::new(1),
+            node_id,
         })
     }
 
@@ -199,7 +209,18 @@ impl Upstream {
         {
             return Ok(c.clone());
         }
-        let (socket, _) = tokio_tungstenite::connect_async(self.ws_url.as_str())
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut request = self
+            .ws_url
+            .as_str()
+            .into_client_request()
+            .map_err(|e| unavailable(&e))?;
+        if let Ok(v) = self.node_id.parse() {
+            request
+                .headers_mut()
+                .insert(crate::rpc::peers::NODE_HEADER, v);
+        }
+        let (socket, _) = tokio_tungstenite::connect_async(request)
             .await
             .map_err(|e| unavailable(&e))?;
         let (mut sink, mut stream) = socket.split();
@@ -371,6 +392,29 @@ impl UpstreamHandler {
                 delete_filter(&up, &store, id).await;
             }
         });
+    }
+
+    /// Calls the upstream every [`crate::rpc::peers::HEARTBEAT`] (`web3_clientVersion`), so
+    /// a `staples` upstream keeps counting this sidecar as a peer while its app is idle,
+    /// and an unreachable upstream shows in the log before the app's next call. Runs
+    /// until aborted.
+    pub fn heartbeat(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let up = self.upstream.clone();
+        async move {
+            let mut tick = tokio::time::interval(crate::rpc::peers::HEARTBEAT);
+            let mut failing = false;
+            loop {
+                tick.tick().await;
+                match up.call("web3_clientVersion", None).await {
+                    Ok(_) if failing => {
+                        tracing::info!("upstream reachable again");
+                        failing = false;
+                    }
+                    Ok(_) => {}
+                    Err(e) => note_failure(&mut failing, &e),
+                }
+            }
+        }
     }
 
     async fn subscribe(
@@ -658,7 +702,7 @@ async fn poll_filter(p: Poll) {
 
 fn note_failure(failing: &mut bool, e: &RpcError) {
     if !*failing {
-        tracing::warn!(error = %e.message, "polling the upstream failed; retrying");
+        tracing::warn!(error = %e.message, "calling the upstream failed; retrying");
         *failing = true;
     }
 }

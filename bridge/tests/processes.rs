@@ -59,6 +59,8 @@ async fn post_status(http: &str, key: &serde_json::Value, payload: &str) -> serd
 async fn two_processes_exchange_symmetric_and_asymmetric_messages_through_one_pool() {
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let a = Proc::spawn(&strs(&node_args(da.path())), &[]);
+    // Alone, the node has no peers; a sidecar using it as its upstream is one.
+    assert_eq!(ok(&a.http, "net_peerCount", json!([])).await, "0x0");
     let mut b_args = node_args(db.path());
     b_args.extend(["--whisper-rpc".into(), a.ws.clone()]);
     let b = Proc::spawn(&strs(&b_args), &[]);
@@ -123,7 +125,19 @@ async fn two_processes_exchange_symmetric_and_asymmetric_messages_through_one_po
     .await;
     let got = ok(&a.http, "shh_getFilterMessages", json!([alice_f])).await;
     assert_eq!(got[0]["hash"], h3);
+    assert_eq!(ok(&a.http, "net_peerCount", json!([])).await, "0x1");
+    assert_eq!(
+        ok(&b.http, "net_peerCount", json!([])).await,
+        "0x1",
+        "upstream mode answers the upstream's count"
+    );
+    // B's WebSocket to A closes with it: A is alone again.
     b.terminate();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while ok(&a.http, "net_peerCount", json!([])).await != "0x0" {
+        assert!(std::time::Instant::now() < deadline, "B still counted");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     a.terminate();
 }
 
@@ -132,12 +146,17 @@ async fn two_processes_exchange_symmetric_and_asymmetric_messages_through_one_po
 /// `shh_newMessageFilter` answers. Returns its URL.
 async fn http_only_front(target: String, filters: Arc<Mutex<Vec<String>>>) -> String {
     let client = reqwest::Client::new();
-    let forward = move |body: String| {
+    let forward = move |headers: axum::http::HeaderMap, body: String| {
         let (client, target, filters) = (client.clone(), target.clone(), filters.clone());
         async move {
-            let answer = client
+            let mut req = client
                 .post(&target)
-                .header("content-type", "application/json")
+                .header("content-type", "application/json");
+            // The sidecar's name passes through, as through any HTTP proxy.
+            if let Some(id) = headers.get("x-staples-node") {
+                req = req.header("x-staples-node", id.clone());
+            }
+            let answer = req
                 .body(body.clone())
                 .send()
                 .await
@@ -212,6 +231,11 @@ async fn subscriptions_work_through_an_http_only_upstream() {
     let h2 = post_status(&a.http, &alice, "0x02").await;
     let n = bob.notification().await;
     assert_eq!(n["params"]["result"]["hash"], h2);
+    assert_eq!(
+        ok(&a.http, "net_peerCount", json!([])).await,
+        "0x1",
+        "an HTTP-only sidecar counts too"
+    );
 
     // Unsubscribing deletes the upstream filter.
     assert_eq!(

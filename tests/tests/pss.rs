@@ -144,6 +144,9 @@ async fn bee_down_then_up_and_stale_feed_reads_still_deliver_everything_once() {
     let mut got = Vec::new();
     post(&alice, &bob.public, "before the outage").await;
     collect(&b, &filter, &mut got, 1).await;
+    // net_peerCount is the Bee node's connected peers (the other dev node), so a Status
+    // app does not show "offline".
+    peer_count_becomes(&alice, "0x1").await;
 
     // Alice's Bee node goes down: her post is still accepted (durable outbox) and
     // delivered once the node is back.
@@ -153,6 +156,7 @@ async fn bee_down_then_up_and_stale_feed_reads_still_deliver_everything_once() {
     let s = ok(&alice, "staples_status", json!([])).await;
     assert_eq!(s["bee"]["ok"], json!(false), "{s}");
     assert_eq!(s["outboxDepth"], json!(1), "{s}");
+    peer_count_becomes(&alice, "0x0").await;
     net.admin(1, "POST", "/nodes/0/up", json!({})).await;
     collect(&b, &filter, &mut got, 2).await;
 
@@ -185,6 +189,22 @@ async fn bee_down_then_up_and_stale_feed_reads_still_deliver_everything_once() {
     alice.process.terminate();
     b.process.terminate();
     net.process.terminate();
+}
+
+/// Waits (up to 15 s: the count is read every 5 s) until `p`'s `net_peerCount` is `want`.
+async fn peer_count_becomes(p: &Proc, want: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let n = ok(p, "net_peerCount", json!([])).await;
+        if n == want {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "net_peerCount {n}, want {want}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// A group on a password-derived symmetric key: the post parameters and a filter.

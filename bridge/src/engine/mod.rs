@@ -110,6 +110,9 @@ pub trait Hook: Send + Sync + 'static {
         &self,
         chat: Option<ChatId>,
     ) -> BoxFuture<'_, Result<serde_json::Value, EngineError>>;
+    /// The Bee node's connected peers, as last read ([`PEERS_EVERY`]; 0 while Bee is
+    /// unreachable), for `net_peerCount`.
+    fn peer_count(&self) -> u64;
 }
 
 impl<S: Swarm> Hook for Engine<S> {
@@ -153,7 +156,13 @@ impl<S: Swarm> Hook for Engine<S> {
     ) -> BoxFuture<'_, Result<serde_json::Value, EngineError>> {
         Box::pin(Engine::history(self, chat))
     }
+    fn peer_count(&self) -> u64 {
+        self.inner.bee_peers.load(Ordering::Relaxed)
+    }
 }
+
+/// How often the Bee node's peer count is read for `net_peerCount`.
+pub const PEERS_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Tuning.
 #[derive(Clone, Debug)]
@@ -258,6 +267,8 @@ struct Inner<S> {
     drop_box_next: Mutex<HashMap<[u8; 20], u64>>,
     counters: Mutex<BTreeMap<&'static str, u64>>,
     bee_ok: AtomicBool,
+    /// Bee's connected peers, last read.
+    bee_peers: std::sync::atomic::AtomicU64,
     last_error: Mutex<Option<String>>,
     wake_send: Notify,
     wake_sync: Notify,
@@ -321,6 +332,7 @@ impl<S: Swarm> Engine<S> {
                 drop_box_next: Mutex::new(HashMap::new()),
                 counters: Mutex::new(BTreeMap::new()),
                 bee_ok: AtomicBool::new(false),
+                bee_peers: std::sync::atomic::AtomicU64::new(0),
                 last_error: Mutex::new(None),
                 wake_send: Notify::new(),
                 wake_sync: Notify::new(),
@@ -355,6 +367,7 @@ impl<S: Swarm> Engine<S> {
             tokio::spawn(sync::run(self.clone())),
             tokio::spawn(sync::run_pss(self.clone())),
             tokio::spawn(fetcher(self.clone(), startup.fetch_rx)),
+            tokio::spawn(watch_peers(self.clone())),
         ]
     }
 
@@ -933,6 +946,7 @@ impl<S: Swarm> Engine<S> {
             "nodeKey": format!("0x{}", hex::encode(self.inner.node_key.public_key().to_compressed())),
             "bee": {
                 "ok": self.inner.bee_ok.load(Ordering::Relaxed),
+                "peers": self.inner.bee_peers.load(Ordering::Relaxed),
                 "lastError": lock(&self.inner.last_error).clone(),
             },
             "outboxDepth": depth,
@@ -992,6 +1006,18 @@ impl<S: Swarm> Engine<S> {
     /// Counter values (tests and `staples_status`).
     pub fn counter(&self, name: &str) -> u64 {
         lock(&self.inner.counters).get(name).copied().unwrap_or(0)
+    }
+}
+
+/// Reads the Bee node's peer count every [`PEERS_EVERY`] for `net_peerCount`; an
+/// unreachable Bee counts as no peers (the app then shows "offline", which it is).
+async fn watch_peers<S: Swarm>(engine: Engine<S>) {
+    let mut tick = tokio::time::interval(PEERS_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let n = engine.inner.swarm.peers().await.unwrap_or(0);
+        engine.inner.bee_peers.store(n as u64, Ordering::Relaxed);
     }
 }
 

@@ -7,7 +7,8 @@
 //! - [`params`]: Go-style parameter decoding; [`errors`]: codes and texts.
 //! - [`shh`]: the `shh` namespace trait and dispatch; [`shh_local`]: its implementation over a
 //!   local [`crate::node::Node`] and [`crate::keystore::Keys`].
-//! - [`net`]: `net_*`, `web3_*`, and the [`LocalHandler`] that routes a local sidecar's calls.
+//! - [`net`]: `net_*`, `web3_*`, and the [`LocalHandler`] that routes a local sidecar's calls;
+//!   [`peers`]: which other sidecars count for `net_peerCount`.
 //!
 //! The framing is hand-rolled rather than jsonrpsee because the app must see geth's exact
 //! behaviour: its error codes and texts, Go's case-insensitive keys and `encoding/json`
@@ -19,6 +20,7 @@ pub mod errors;
 pub mod jsonrpc;
 pub mod net;
 pub mod params;
+pub mod peers;
 pub mod server;
 pub mod shh;
 pub mod shh_local;

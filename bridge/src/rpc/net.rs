@@ -2,8 +2,9 @@
 //! calls to the `shh` service and these.
 //!
 //! web3.js reads `net_version` with `parseInt` and `net_peerCount` as a hex quantity
-//! (reference §6). The local node has no devp2p peers (sidecars sharing its pool are RPC
-//! clients), so it reports `0x0`.
+//! (reference §6). Status apps show "offline" at zero peers, so the count means something
+//! in every mode: a local node counts the sidecars that use it as their upstream
+//! ([`super::peers`]); with PSS, the Bee node's connected peers are added.
 
 use std::sync::Arc;
 
@@ -15,6 +16,7 @@ use super::Handler;
 use super::conn::Conn;
 use super::errors::RpcError;
 use super::params::{self, Params};
+use super::peers::SidecarPeers;
 use super::shh::{self, ShhApi, to_raw};
 use crate::engine::Hook;
 use staples_protocol::dag::ChatId;
@@ -42,9 +44,11 @@ impl Default for NetInfo {
     }
 }
 
-/// Answers the `net`, `web3` and `rpc` methods; `None` if `method` is none of them.
+/// Answers the `net`, `web3` and `rpc` methods (`peers` for `net_peerCount`); `None` if
+/// `method` is none of them.
 pub fn call(
     info: &NetInfo,
+    peers: u64,
     method: &str,
     raw: Option<&RawValue>,
 ) -> Option<Result<Box<RawValue>, RpcError>> {
@@ -52,7 +56,7 @@ pub fn call(
     Some(match method {
         "net_version" => p(0).and_then(|_| to_raw(&info.network_id)),
         "net_listening" => p(0).and_then(|_| to_raw(&true)),
-        "net_peerCount" => p(0).and_then(|_| to_raw(&"0x0")),
+        "net_peerCount" => p(0).and_then(|_| to_raw(&format!("{peers:#x}"))),
         "web3_clientVersion" => p(0).and_then(|_| to_raw(&info.client_version)),
         "web3_sha3" => p(1)
             .and_then(|p| p.arg(0, params::bytes))
@@ -69,6 +73,7 @@ pub struct LocalHandler<S> {
     shh: Arc<S>,
     net: NetInfo,
     engine: Option<Arc<dyn Hook>>,
+    sidecars: Option<Arc<SidecarPeers>>,
 }
 
 impl<S: ShhApi> LocalHandler<S> {
@@ -78,7 +83,24 @@ impl<S: ShhApi> LocalHandler<S> {
             shh,
             net,
             engine: None,
+            sidecars: None,
         }
+    }
+
+    /// Counts the sidecars in `sidecars` as peers.
+    pub fn with_sidecars(mut self, sidecars: Arc<SidecarPeers>) -> Self {
+        self.sidecars = Some(sidecars);
+        self
+    }
+
+    /// `net_peerCount`: sidecars using this node, plus the Bee node's peers with PSS.
+    fn peer_count(&self) -> u64 {
+        let sidecars = self
+            .sidecars
+            .as_ref()
+            .map_or(0, |s| s.count(std::time::Instant::now()) as u64);
+        let swarm = self.engine.as_ref().map_or(0, |e| e.peer_count());
+        sidecars + swarm
     }
 
     /// Also serves the `staples_*` extensions from the PSS engine.
@@ -142,7 +164,12 @@ impl<S: ShhApi> Handler for LocalHandler<S> {
         if let Some(r) = shh::call(&self.shh, method, params, conn).await {
             return r;
         }
-        if let Some(r) = call(&self.net, method, params) {
+        let peers = if method == "net_peerCount" {
+            self.peer_count()
+        } else {
+            0
+        };
+        if let Some(r) = call(&self.net, peers, method, params) {
             return r;
         }
         if let Some(engine) = &self.engine
@@ -163,10 +190,10 @@ mod tests {
         let info = NetInfo::default();
         let get = |m: &str, p: Option<&str>| {
             let raw = p.map(|s| RawValue::from_string(s.into()).expect("json"));
-            call(&info, m, raw.as_deref()).map(|r| r.map(|v| v.get().to_string()))
+            call(&info, 26, m, raw.as_deref()).map(|r| r.map(|v| v.get().to_string()))
         };
         assert_eq!(get("net_version", None), Some(Ok("\"1\"".into())));
-        assert_eq!(get("net_peerCount", None), Some(Ok("\"0x0\"".into())));
+        assert_eq!(get("net_peerCount", None), Some(Ok("\"0x1a\"".into())));
         assert_eq!(get("net_listening", Some("[]")), Some(Ok("true".into())));
         assert_eq!(
             get("web3_sha3", Some(r#"["0x"]"#)),

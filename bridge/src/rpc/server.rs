@@ -40,6 +40,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use super::Handler;
 use super::conn::{Conn, Ctrl, Frame, MAX_SUBSCRIPTIONS, OUT_QUEUE, failure_notification};
 use super::jsonrpc;
+use super::peers::SidecarPeers;
 
 /// Calls one WebSocket connection may have running at once. A call weighs one permit per
 /// started [`WS_IN_FLIGHT_UNIT`] of request text, so the same budget also caps the bytes
@@ -72,6 +73,8 @@ pub struct ServerConfig {
     pub ws_message_limit: usize,
     /// Most simultaneous connections (HTTP and WebSocket together).
     pub max_connections: usize,
+    /// Where sidecars that name themselves are counted (`net_peerCount`), if anywhere.
+    pub peers: Option<Arc<SidecarPeers>>,
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -82,6 +85,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("body_limit", &self.body_limit)
             .field("ws_message_limit", &self.ws_message_limit)
             .field("max_connections", &self.max_connections)
+            .field("peers", &self.peers.is_some())
             .finish()
     }
 }
@@ -94,6 +98,7 @@ impl Default for ServerConfig {
             body_limit: 5 * 1024 * 1024,
             ws_message_limit: 5 * 1024 * 1024,
             max_connections: 512,
+            peers: None,
         }
     }
 }
@@ -225,6 +230,13 @@ async fn guard(State(cfg): State<ServerConfig>, req: Request, next: Next) -> Res
         r.headers_mut()
             .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         return r;
+    }
+    // Only after the checks: a caller that may not call is nobody's peer. A WebSocket
+    // counts while it is open instead (ws_entry).
+    if let (Some(peers), Some(id)) = (&cfg.peers, node_id(req.headers()))
+        && !req.headers().contains_key(header::UPGRADE)
+    {
+        peers.seen(id, std::time::Instant::now());
     }
     let mut resp = next.run(req).await;
     if let Some(o) = origin {
@@ -389,15 +401,36 @@ impl http_body::Body for ReceiptBody {
 /// WebSocket read buffer (see [`ws_entry`]).
 const WS_READ_BUFFER: usize = 8 * 1024;
 
-async fn ws_entry<H: Handler>(State(st): State<AppState<H>>, ws: WebSocketUpgrade) -> Response {
+/// The sidecar id a request names itself with ([`super::peers::NODE_HEADER`]).
+fn node_id(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(super::peers::NODE_HEADER)
+        .and_then(|v| v.to_str().ok())
+}
+
+async fn ws_entry<H: Handler>(
+    State(st): State<AppState<H>>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
     let limit = st.cfg.ws_message_limit;
+    // A sidecar counts as a peer for as long as its socket is open.
+    let peer = st
+        .cfg
+        .peers
+        .as_ref()
+        .zip(node_id(&headers))
+        .and_then(|(p, id)| p.connected(id));
     ws.max_message_size(limit)
         .max_frame_size(limit)
         // tungstenite zero-fills its whole read buffer before every socket read (128 KiB
         // by default): with JSON-RPC's small messages that memset was a tenth of the
         // sidecar's CPU under load. Large messages just take more reads.
         .read_buffer_size(WS_READ_BUFFER)
-        .on_upgrade(move |socket| ws_session(socket, st.handler, st.shutdown))
+        .on_upgrade(move |socket| async move {
+            ws_session(socket, st.handler, st.shutdown).await;
+            drop(peer);
+        })
 }
 
 async fn ws_session<H: Handler>(

@@ -276,6 +276,17 @@ impl Swarm for BeeSwarm {
         }
     }
 
+    async fn peers(&self) -> Result<usize, SwarmError> {
+        let resp = self
+            .send("peers", self.http.get(self.url("/peers")))
+            .await?;
+        let v = self.json_of("peers", resp).await?;
+        v["peers"]
+            .as_array()
+            .map(Vec::len)
+            .ok_or_else(|| SwarmError::Invalid("/peers: no peers array".into()))
+    }
+
     async fn upload_bytes(&self, data: &[u8]) -> Result<ChunkAddress, SwarmError> {
         let expected = bytes_tree::root(data, Redundancy::None)
             .map_err(|e| SwarmError::Invalid(e.to_string()))?;

@@ -100,6 +100,9 @@ pub trait Swarm: Send + Sync + 'static {
     /// treat a "not found" as "unknown", never as "empty".
     fn ready(&self) -> impl Future<Output = Result<bool, SwarmError>> + Send;
 
+    /// How many peers the node is connected to (`GET /peers`).
+    fn peers(&self) -> impl Future<Output = Result<usize, SwarmError>> + Send;
+
     /// Uploads `data` as a `/bytes` tree (redundancy none), stamped with a usable batch the
     /// implementation finds or buys. Returns the root reference.
     fn upload_bytes(
