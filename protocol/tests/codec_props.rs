@@ -7,7 +7,8 @@ use std::collections::{BTreeSet, HashMap};
 use proptest::prelude::*;
 use staples_protocol::crypto::{PrivateKey, keccak256};
 use staples_protocol::dag::{
-    Align, ChatId, Draft, MessageId, SignedMessage, decode_padding, encode_padding,
+    Align, ChatId, Draft, MessageId, SignedMessage, app_padding, decode_padding, encode_padding,
+    encode_padding_with,
 };
 use staples_protocol::inbox::{Entry, InboxReader, InboxWriter, Page, ReaderEvent, SwarmRef};
 
@@ -84,6 +85,19 @@ proptest! {
         let back = header.with_body(m.body().to_vec()).unwrap();
         prop_assert_eq!(back.id(), m.id());
         prop_assert_eq!(back, m);
+    }
+
+    #[test]
+    fn the_apps_padding_rides_behind_the_header_unchanged(
+        d in draft(),
+        filler in proptest::collection::vec(any::<u8>(), 0..600),
+    ) {
+        let key = PrivateKey::from_bytes(&keccak256(b"prop")).unwrap();
+        let m = d.sign(&key).unwrap();
+        let padding = encode_padding_with(m.header(), &filler);
+        prop_assert_eq!(app_padding(&padding), Some(&filler[..]));
+        let header = decode_padding(&padding).unwrap().unwrap();
+        prop_assert_eq!(header.with_body(m.body().to_vec()).unwrap(), m);
     }
 
     #[test]

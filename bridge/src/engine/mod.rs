@@ -29,7 +29,7 @@ use serde_json::json;
 use staples_protocol::chat::Chat;
 use staples_protocol::crypto::{PrivateKey, PublicKey};
 use staples_protocol::dag::{
-    self, Align, ChatId, Delivery, Draft, GapReason, Limits, MessageId, SignedMessage,
+    self, ChatId, Delivery, Draft, GapReason, Limits, MessageId, SignedMessage,
 };
 use staples_protocol::inbox::InboxWriter;
 use staples_protocol::whisper::{Envelope, SymKey};
@@ -84,6 +84,7 @@ pub trait Hook: Send + Sync + 'static {
         &'a self,
         target: Target,
         payload: &'a [u8],
+        app_padding: &'a [u8],
         whisper_signed: bool,
     ) -> BoxFuture<'a, Result<Begun, EngineError>>;
     /// [`Engine::commit`].
@@ -120,9 +121,16 @@ impl<S: Swarm> Hook for Engine<S> {
         &'a self,
         target: Target,
         payload: &'a [u8],
+        app_padding: &'a [u8],
         whisper_signed: bool,
     ) -> BoxFuture<'a, Result<Begun, EngineError>> {
-        Box::pin(Engine::begin(self, target, payload, whisper_signed))
+        Box::pin(Engine::begin(
+            self,
+            target,
+            payload,
+            app_padding,
+            whisper_signed,
+        ))
     }
     fn commit<'a>(
         &'a self,
@@ -592,6 +600,7 @@ impl<S: Swarm> Engine<S> {
         &self,
         target: Target,
         payload: &[u8],
+        app_padding: &[u8],
         whisper_signed: bool,
     ) -> Result<Begun, EngineError> {
         let (chat, key_ref, opener) = match target {
@@ -630,13 +639,19 @@ impl<S: Swarm> Engine<S> {
             }
             .sign(&self.inner.node_key)?
         };
-        let padding = dag::encode_padding(
-            message.header(),
-            Align::Geth {
-                payload_len: payload.len(),
-                signed: whisper_signed,
-            },
-        );
+        // Behind the header rides the padding the app would have sent without Staples:
+        // its own, or geth's default (random, sized for the payload), so receivers hand
+        // their apps what geth would (specs/dag.md §3).
+        let padding = if app_padding.is_empty() {
+            let filler = staples_protocol::whisper::message::random_padding(
+                payload.len(),
+                whisper_signed,
+                &mut rand::thread_rng(),
+            );
+            dag::encode_padding_with(message.header(), &filler)
+        } else {
+            dag::encode_padding_with(message.header(), app_padding)
+        };
         Ok(Begun {
             padding,
             message,

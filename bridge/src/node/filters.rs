@@ -27,6 +27,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use staples_protocol::crypto::{PrivateKey, PublicKey};
+use staples_protocol::whisper::json::{MessageJson, hex0x};
 use staples_protocol::whisper::{
     EnvelopeHash, OpenKey, ReceivedMessage, SymKey, Topic, open_known,
 };
@@ -530,8 +531,21 @@ fn open_for(pooled: &Pooled, key: &FilterKey) -> Option<Arc<Delivered>> {
     };
     // geth reports the PoW computed on entry (adjusted for clock skew), not a fresh one.
     let message = open_known(&pooled.envelope, key, pooled.hash, pooled.pow).ok()?;
-    let json = message.to_geth_json();
+    let json = app_json(&message);
     Some(Arc::new(Delivered { message, json }))
+}
+
+/// geth's `Message` JSON as the app should see it: a Staples DAG carrier in the padding
+/// is stripped, leaving the padding the sending app posted (specs/dag.md §3).
+fn app_json(message: &ReceivedMessage) -> String {
+    match staples_protocol::dag::app_padding(&message.plaintext.padding) {
+        None => message.to_geth_json(),
+        Some(padding) => {
+            let mut j = MessageJson::from(message);
+            j.padding = hex0x(padding);
+            serde_json::to_string(&j).unwrap_or_default()
+        }
+    }
 }
 
 #[cfg(test)]

@@ -376,12 +376,16 @@ impl<N: Node, K: Keys> ShhApi for ShhService<N, K> {
                         topic: m.topic,
                     },
                 };
-                Some(engine.begin(target, &m.payload, signer.is_some()).await?)
+                Some(
+                    engine
+                        .begin(target, &m.payload, &m.padding, signer.is_some())
+                        .await?,
+                )
             }
             None => None,
         };
-        // Over PSS the padding carries the DAG header (specs/dag.md §3), replacing any
-        // padding the app chose.
+        // Over PSS the padding carries the DAG header, then the app's own padding
+        // (specs/dag.md §3), which receivers hand their apps.
         let padding = begun.as_ref().map_or(&m.padding, |b| &b.padding);
         let now = unix_now();
         let draft = Draft {

@@ -12,6 +12,18 @@ function fail(msg) {
 }
 setTimeout(() => fail('timed out'), 20000);
 
+// geth's default padding as its app sees it: random bytes that bring
+// flags(1) + size field + payload + padding (+ 65-byte signature) to a multiple of 256.
+function checkDefaultPadding(msg, payloadLen, signed) {
+  const sizeField = payloadLen < 256 ? 1 : payloadLen < 65536 ? 2 : 3;
+  const used = (1 + sizeField + payloadLen + (signed ? 65 : 0)) % 256;
+  const want = 256 - used;
+  const got = (msg.padding.length - 2) / 2;
+  if (got !== want) fail('default padding of ' + got + ' bytes, geth gives ' + want + ': ' + msg.padding);
+  // A Staples DAG carrier ("STPLDAG\x01" ...) never reaches the app.
+  if (msg.padding.startsWith('0x5354504c44414701')) fail('the app sees the DAG carrier: ' + msg.padding);
+}
+
 async function main() {
   const http = new Shh(httpUrl);
   const ws = new Shh(wsUrl);
@@ -39,6 +51,7 @@ async function main() {
   });
   const msg = await received;
   if (msg.payload !== '0x68656c6c6f' || msg.topic !== TOPIC) fail('subscription payload ' + JSON.stringify(msg));
+  checkDefaultPadding(msg, 5, false);
 
   // Poll over HTTP: newMessageFilter + getFilterMessages, asymmetric this time.
   const pair = await http.newKeyPair();
@@ -52,6 +65,16 @@ async function main() {
   }
   if (got.length !== 1 || got[0].payload !== '0x0102' || got[0].hash !== hash) fail('filter messages ' + JSON.stringify(got));
   if (got[0].recipientPublicKey !== pub) fail('recipientPublicKey');
+  checkDefaultPadding(got[0], 2, true);
+
+  // Explicit padding comes back exactly as posted.
+  await ws.post({ pubKey: pub, topic: TOPIC, payload: '0x03', padding: '0x0102030405', ttl: 10 }).catch((e) => fail('post ' + e));
+  got = [];
+  for (let i = 0; i < 50 && got.length === 0; i++) {
+    got = await http.getFilterMessages(filter);
+    if (got.length === 0) await new Promise((r) => setTimeout(r, 100));
+  }
+  if (got.length !== 1 || got[0].padding !== '0x0102030405') fail('explicit padding ' + JSON.stringify(got));
   if (!(await http.deleteMessageFilter(filter))) fail('deleteMessageFilter');
 
   // A geth error comes back as an error.

@@ -3,7 +3,10 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use staples_protocol::dag::{Align, Header, SignedMessage, decode_padding, encode_padding};
+use staples_protocol::dag::{
+    Align, Header, SignedMessage, app_padding, decode_padding, encode_padding,
+    encode_padding_with,
+};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(m) = SignedMessage::decode(data) {
@@ -19,5 +22,7 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(Some(h)) = decode_padding(data) {
         let exact = encode_padding(&h, Align::Exact);
         assert!(data.starts_with(&exact), "padding re-encodes to its own prefix");
+        let filler = app_padding(data).expect("a decoded carrier has an app padding");
+        assert_eq!(encode_padding_with(&h, filler), data, "header and app padding are all of it");
     }
 });

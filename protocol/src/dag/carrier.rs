@@ -12,12 +12,15 @@
 //!
 //! `header` is the canonical `staples.dag.v1.Message` encoding with `body` absent; the
 //! Whisper payload is the body, so [`Header::with_body`] rebuilds and verifies the same
-//! message (same id, R1) that PSS or Swarm would carry whole. `filler` is zero bytes that
-//! bring the plaintext to geth's multiple of 256 when [`Align::Geth`] asks for it; its
-//! content is irrelevant because the plaintext is encrypted (AES-GCM or ECIES) and
-//! receivers skip it. Padding that does not start with [`MAGIC`] is ordinary padding from
-//! a legacy sender: [`decode_padding`] returns `None`. The chance that geth's random
-//! padding starts with the 8 magic bytes is 2⁻⁶⁴ per message.
+//! message (same id, R1) that PSS or Swarm would carry whole. `filler` is the padding the
+//! sending app posted ([`encode_padding_with`]): its explicit `padding`, or geth's default
+//! (random, sized for the payload as if there were no carrier). A Staples receiver hands
+//! the app only the filler ([`app_padding`]), so both ends see geth's padding behaviour.
+//! (Older senders wrote zero filler sized by [`Align::Geth`]; receivers hand those zeros
+//! on, which no app can tell from random padding.) Padding that does not start with
+//! [`MAGIC`] is ordinary padding from a legacy sender: [`decode_padding`] returns `None`.
+//! The chance that geth's random padding starts with the 8 magic bytes is 2⁻⁶⁴ per
+//! message.
 //!
 //! Pure byte-slice functions: the Whisper codec (`crate::whisper`) builds and parses the
 //! plaintext around them.
@@ -93,6 +96,23 @@ pub fn encode_padding(header: &Header, align: Align) -> Vec<u8> {
         out.resize(out.len() + (WHISPER_ALIGN - used) % WHISPER_ALIGN, 0);
     }
     out
+}
+
+/// The padding carrying `header`, then `filler`: the padding the sending app posted
+/// (explicit, or geth's default for the payload), which receivers hand to their app.
+pub fn encode_padding_with(header: &Header, filler: &[u8]) -> Vec<u8> {
+    let mut out = encode_padding(header, Align::Exact);
+    out.extend_from_slice(filler);
+    out
+}
+
+/// What the sending app posted as padding, if `padding` is a carrier: the bytes after the
+/// header. `None` for ordinary padding, or a carrier whose length field is out of range.
+/// The header itself is not decoded here (delivery decodes and verifies it).
+pub fn app_padding(padding: &[u8]) -> Option<&[u8]> {
+    let rest = padding.strip_prefix(&MAGIC)?;
+    let (len, rest) = rest.split_first_chunk::<LEN_FIELD>()?;
+    rest.get(usize::from(u16::from_be_bytes(*len))..)
 }
 
 /// The header carried in `padding`, `None` for ordinary (legacy) padding. The signature is
@@ -234,6 +254,39 @@ mod tests {
         assert!(matches!(decode_padding(&bad), Err(CarrierError::Header(_))));
         assert_eq!(decode_padding(&[]), Ok(None));
         assert_eq!(decode_padding(&MAGIC[..7]), Ok(None));
+    }
+
+    #[test]
+    fn the_sending_apps_padding_comes_back_out_and_legacy_padding_does_not() {
+        let m = message(b"payload");
+        for filler in [&b""[..], b"\x00", b"app padding", &[0xaa; 300]] {
+            let padding = encode_padding_with(m.header(), filler);
+            assert_eq!(app_padding(&padding), Some(filler));
+            assert_eq!(decode_padding(&padding).unwrap().as_ref(), Some(m.header()));
+        }
+        // Zero filler from older senders is handed on as it is.
+        let old = encode_padding(
+            m.header(),
+            Align::Geth {
+                payload_len: 7,
+                signed: false,
+            },
+        );
+        let exact = encode_padding(m.header(), Align::Exact).len();
+        assert_eq!(app_padding(&old), Some(&old[exact..]));
+        let v = load("whisper.json");
+        for c in v["symmetric"].as_array().unwrap() {
+            if c.get("padding").and_then(|p| p.as_str()).is_some() {
+                assert_eq!(app_padding(&hex_field(c, "padding")), None, "{c}");
+            }
+        }
+        let good = encode_padding(m.header(), Align::Exact);
+        assert_eq!(app_padding(&good[..9]), None, "cut in the length field");
+        assert_eq!(
+            app_padding(&good[..good.len() - 1]),
+            None,
+            "length past the end"
+        );
     }
 
     #[test]

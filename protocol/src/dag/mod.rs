@@ -30,7 +30,9 @@ pub use buffer::{
     BufferError, Causal, CausalBuffer, Delivery, Gap, GapReason, IdState, Inserted, Limits,
     Rejected, Wanted,
 };
-pub use carrier::{Align, CarrierError, MAGIC, decode_padding, encode_padding};
+pub use carrier::{
+    Align, CarrierError, MAGIC, app_padding, decode_padding, encode_padding, encode_padding_with,
+};
 pub use clock::{ClockError, LamportClock, MAX_FUTURE_DRIFT_MS};
 pub use message::{
     ChatId, Draft, Header, MAX_BODY_LEN, MAX_ENCODED_LEN, MAX_PARENTS, MessageError, MessageId,
