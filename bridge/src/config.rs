@@ -22,7 +22,9 @@ pub enum Transport {
     Whisper,
     /// Swarm PSS + Feeds: live delivery over PSS, offline inbox on Feeds, causal order.
     Pss,
-    /// Both during migration (not yet available).
+    /// Both, during migration: everything pss does, and each post also goes out on
+    /// Whisper with the same DAG id (to the --whisper-rpc node; without one, this
+    /// sidecar's own Whisper node is the Whisper side).
     Dual,
 }
 
@@ -52,7 +54,8 @@ pub struct RunArgs {
     /// ~/.local/share/staples].
     #[arg(long, env = "STAPLES_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Forward to this Whisper node (http(s):// or ws(s)://) instead of running a local one.
+    /// Forward to this Whisper node (http(s):// or ws(s)://) instead of running a local one;
+    /// with --transport=dual, the Whisper node posts also go out on.
     #[arg(long, env = "STAPLES_WHISPER_RPC")]
     pub whisper_rpc: Option<String>,
     /// Bee API URLs for the pss and dual transports (repeat or comma-separate).

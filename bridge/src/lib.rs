@@ -6,12 +6,14 @@
 //! - [`keystore`]: keys in encrypted Web3 v3 files; [`store`]: SQLite (key index, filters,
 //!   outbox).
 //! - [`rpc`]: the JSON-RPC server (HTTP + WebSocket) and the `shh`, `net`, `web3` namespaces.
-//! - [`upstream`]: forwarding to an upstream Whisper node (`--whisper-rpc`).
+//! - [`upstream`]: forwarding to an upstream Whisper node (`--whisper-rpc`); [`dual`]: the
+//!   Whisper side of `--transport=dual` over such a node.
 //! - [`sidecar`]: wires it all together and runs until shutdown.
 
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod dual;
 pub mod engine;
 pub mod ids;
 pub mod keystore;

@@ -25,11 +25,6 @@ use staples_protocol::crypto::PrivateKey;
 /// Errors that stop the sidecar.
 #[derive(Debug, thiserror::Error)]
 pub enum SidecarError {
-    /// dual is not built yet.
-    #[error(
-        "--transport={0} is not yet available (it lands with the dual-transport issue); use --transport=whisper or --transport=pss"
-    )]
-    NotYetAvailable(&'static str),
     /// The PSS transport could not start.
     #[error("pss transport: {0}")]
     Pss(String),
@@ -106,8 +101,7 @@ fn refuse_unavailable(cfg: &Config) -> Result<(), SidecarError> {
         Transport::Pss if cfg.whisper_rpc.is_some() => Err(SidecarError::Pss(
             "--whisper-rpc forwards to a Whisper node; with --transport=pss the sidecar runs its own node and talks to Bee (--bee-api)".into(),
         )),
-        Transport::Pss => Ok(()),
-        Transport::Dual => Err(SidecarError::NotYetAvailable("dual")),
+        Transport::Pss | Transport::Dual => Ok(()),
     }
 }
 
@@ -122,7 +116,13 @@ pub async fn run(
         .map_err(|e| SidecarError::DataDir(cfg.data_dir.clone(), e))?;
     let store = Store::open(&cfg.data_dir.join("staples.sqlite"))?;
     let scfg = server_config(&cfg);
-    let result = match &cfg.whisper_rpc {
+    // Upstream forwarding is `whisper` mode with --whisper-rpc; in `dual` the upstream is
+    // the Whisper side of the sidecar's own node.
+    let forward_to = cfg
+        .whisper_rpc
+        .as_ref()
+        .filter(|_| cfg.transport == Transport::Whisper);
+    let result = match forward_to {
         Some(url) => {
             tracing::info!(upstream = %url, "forwarding to an upstream Whisper node");
             let handler = UpstreamHandler::new(
@@ -150,11 +150,27 @@ pub async fn run(
                 cfg.allow_key_export,
             );
             let mut pss = None;
-            if cfg.transport == Transport::Pss {
+            if cfg.transport != Transport::Whisper {
                 let started = start_pss(&cfg, &store, node.clone(), keys.clone()).await?;
                 service = service.with_engine(started.engine.clone());
                 pss = Some(started);
             }
+            // Dual with an upstream Whisper node: posts also go out there. Without one,
+            // this node's own pool is the Whisper side (sidecars sharing it are peers).
+            let whisper_side = match (&cfg.whisper_rpc, cfg.transport) {
+                (Some(url), Transport::Dual) => {
+                    crate::dual::check_cursor(&store).await?;
+                    let side = crate::dual::WhisperSide::new(
+                        Arc::new(Upstream::new(url)?),
+                        store.clone(),
+                        Arc::new(EngineKeys(keys.clone())),
+                    );
+                    service = service.with_whisper_side(side.waker());
+                    tracing::info!(upstream = %url, "dual: the Whisper side is the upstream node");
+                    Some(side)
+                }
+                _ => None,
+            };
             let shh = Arc::new(service);
             // Filters, keys and their stored queues are back before any transport task
             // may release a message (specs/transport-pss.md §7).
@@ -162,6 +178,7 @@ pub async fn run(
             if let Some(p) = &mut pss {
                 p.tasks = p.engine.run().await;
             }
+            let whisper_task = whisper_side.clone().map(|w| tokio::spawn(w.run()));
             tracing::info!(
                 transport = ?cfg.transport,
                 key_pairs = pairs,
@@ -182,8 +199,14 @@ pub async fn run(
             if let Some(p) = &pss {
                 handler = handler.with_engine(p.engine.clone());
             }
+            if let Some(w) = &whisper_side {
+                handler = handler.with_whisper_side(w.clone());
+            }
             let r = server::serve(listeners, Arc::new(handler), scfg, shutdown).await;
             janitor.abort();
+            if let Some(t) = whisper_task {
+                t.abort();
+            }
             if let Some(p) = pss {
                 p.stop().await;
             }

@@ -114,6 +114,16 @@ const MIGRATIONS: &[&str] = &[
          filter TEXT NOT NULL,
          envelope BLOB NOT NULL
      );",
+    // 5: dual mode's Whisper side. A post that must also go out on Whisper keeps its
+    // `shh_post` parameters (with the app's key ids) beside its PSS outbox row, written in
+    // the same transaction; the Whisper sender walks the outbox in order behind a cursor
+    // (`pss_meta` 'whisper_cursor'). `upstream_keys` maps the app's key ids to the ids
+    // the upstream Whisper node gave the same keys.
+    "ALTER TABLE pss_outbox ADD COLUMN whisper TEXT;
+     CREATE TABLE upstream_keys (
+         local TEXT PRIMARY KEY,
+         upstream TEXT NOT NULL
+     );",
 ];
 
 /// Jobs waiting for the store thread; callers wait when it is full.

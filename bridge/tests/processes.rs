@@ -344,7 +344,7 @@ fn sigterm_right_after_the_address_line_shuts_down_cleanly() {
 }
 
 #[test]
-fn dual_is_not_yet_available_and_pss_refuses_an_upstream_whisper_node() {
+fn help_describes_dual_and_pss_refuses_an_upstream_whisper_node() {
     let run = |args: &[&str]| {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_staples"))
             .args(args)
@@ -353,7 +353,6 @@ fn dual_is_not_yet_available_and_pss_refuses_an_upstream_whisper_node() {
         assert!(!out.status.success());
         String::from_utf8_lossy(&out.stderr).to_string()
     };
-    assert!(run(&["--transport", "dual"]).contains("not yet available"));
     let help = std::process::Command::new(env!("CARGO_BIN_EXE_staples"))
         .arg("--help")
         .output()
@@ -364,6 +363,12 @@ fn dual_is_not_yet_available_and_pss_refuses_an_upstream_whisper_node() {
         .find(|l| l.trim_start().starts_with("- pss:"))
         .unwrap_or_else(|| panic!("no pss line in --help:\n{help}"));
     assert!(!pss.contains("not yet available"), "{pss}");
+    let dual = help
+        .lines()
+        .find(|l| l.trim_start().starts_with("- dual:"))
+        .unwrap_or_else(|| panic!("no dual line in --help:\n{help}"));
+    assert!(!dual.contains("not yet available"), "{dual}");
+    assert!(dual.contains("Whisper"), "{dual}");
     assert!(
         run(&["--transport", "pss", "--whisper-rpc", "http://127.0.0.1:1"]).contains("--bee-api")
     );

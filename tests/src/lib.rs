@@ -228,28 +228,56 @@ impl Sidecar {
     /// A `--transport=pss` sidecar on `bee` keeping its data in `dir`, tuned for tests:
     /// reads every 200 ms, 2 s Bee timeout, no PoW, one-byte PSS targets, cheap scrypt.
     pub fn start_pss(dir: &Path, bee: &str) -> Sidecar {
+        Sidecar::start_swarm("pss", dir, bee, &[])
+    }
+
+    /// A `--transport=dual` sidecar tuned as [`Sidecar::start_pss`], whose Whisper side is
+    /// the node at `whisper_rpc`.
+    pub fn start_dual(dir: &Path, bee: &str, whisper_rpc: &str) -> Sidecar {
+        Sidecar::start_swarm("dual", dir, bee, &["--whisper-rpc", whisper_rpc])
+    }
+
+    /// A plain `--transport=whisper` sidecar (its own Whisper node) keeping its data in
+    /// `dir`: what a peer that has not moved yet runs.
+    pub fn start_whisper(dir: &Path) -> Sidecar {
         let data = dir.display().to_string();
         Sidecar::start(
             &[
                 "--transport",
-                "pss",
-                "--bee-api",
-                bee,
+                "whisper",
                 "--data-dir",
                 &data,
-                "--sync-interval-ms",
-                "200",
-                "--bee-timeout-ms",
-                "2000",
                 "--min-pow",
                 "0",
-                "--pss-target-bytes",
-                "1",
                 "--keystore-scrypt-log-n",
                 "4",
             ],
             PASSWORD,
         )
+    }
+
+    fn start_swarm(transport: &str, dir: &Path, bee: &str, extra: &[&str]) -> Sidecar {
+        let data = dir.display().to_string();
+        let mut args = vec![
+            "--transport",
+            transport,
+            "--bee-api",
+            bee,
+            "--data-dir",
+            &data,
+            "--sync-interval-ms",
+            "200",
+            "--bee-timeout-ms",
+            "2000",
+            "--min-pow",
+            "0",
+            "--pss-target-bytes",
+            "1",
+            "--keystore-scrypt-log-n",
+            "4",
+        ];
+        args.extend_from_slice(extra);
+        Sidecar::start(&args, PASSWORD)
     }
 }
 

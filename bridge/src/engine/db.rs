@@ -224,25 +224,29 @@ pub async fn members(store: &Store) -> Result<Vec<MemberRow>, StoreError> {
         .await
 }
 
-/// Accepts a post: the outbox row, the message as delivered (own), the chat's clock and
-/// the queue rows for our own filters, in one transaction, so an acknowledged post is
-/// durable with its DAG state.
+/// Accepts a post: the outbox row (with, in dual mode, its Whisper post parameters), the
+/// message as delivered (own), the chat's clock and the queue rows for our own filters,
+/// in one transaction, so an acknowledged post is durable with its DAG state, for both
+/// transports.
 pub async fn accept_post(
     store: &Store,
     row: OutboxRow,
     parents: Vec<MessageId>,
     queue: crate::node::QueueRows,
+    whisper: Option<String>,
 ) -> Result<(), StoreError> {
     store
         .run(move |t| {
             queue.write(t)?;
             t.execute(
-                "INSERT INTO pss_outbox (id, chat, clock, envelope) VALUES (?1, ?2, ?3, ?4)",
+                "INSERT INTO pss_outbox (id, chat, clock, envelope, whisper)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![
                     &row.id.as_bytes()[..],
                     &row.chat.as_bytes()[..],
                     row.clock as i64,
-                    row.envelope
+                    row.envelope,
+                    whisper
                 ],
             )?;
             t.execute(

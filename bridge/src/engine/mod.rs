@@ -88,11 +88,14 @@ pub trait Hook: Send + Sync + 'static {
         whisper_signed: bool,
     ) -> BoxFuture<'a, Result<Begun, EngineError>>;
     /// [`Engine::commit`].
+    /// `whisper`: in dual mode, the post's parameters for the Whisper side
+    /// ([`crate::dual`]), stored with the outbox row.
     fn commit<'a>(
         &'a self,
         begun: Begun,
         envelope: &'a Envelope,
         queue: crate::node::QueueRows,
+        whisper: Option<String>,
     ) -> BoxFuture<'a, Result<(), EngineError>>;
     /// [`Engine::run`].
     fn run(&self) -> BoxFuture<'_, Vec<tokio::task::JoinHandle<()>>>;
@@ -137,8 +140,9 @@ impl<S: Swarm> Hook for Engine<S> {
         begun: Begun,
         envelope: &'a Envelope,
         queue: crate::node::QueueRows,
+        whisper: Option<String>,
     ) -> BoxFuture<'a, Result<(), EngineError>> {
-        Box::pin(Engine::commit(self, begun, envelope, queue))
+        Box::pin(Engine::commit(self, begun, envelope, queue, whisper))
     }
     fn run(&self) -> BoxFuture<'_, Vec<tokio::task::JoinHandle<()>>> {
         Box::pin(Engine::run(self))
@@ -667,6 +671,7 @@ impl<S: Swarm> Engine<S> {
         begun: Begun,
         envelope: &Envelope,
         queue: crate::node::QueueRows,
+        whisper: Option<String>,
     ) -> Result<(), EngineError> {
         let m = &begun.message;
         let row = db::OutboxRow {
@@ -680,7 +685,7 @@ impl<S: Swarm> Engine<S> {
         };
         let inline = row.envelope.len() <= staples_protocol::chat::frame::MAX_INLINE;
         let envelope_bytes = inline.then(|| row.envelope.clone());
-        db::accept_post(&self.inner.store, row, m.parents().to_vec(), queue).await?;
+        db::accept_post(&self.inner.store, row, m.parents().to_vec(), queue, whisper).await?;
         if let Some(bytes) = envelope_bytes {
             // Live at once: PSS does not wait for the upload and the inbox page.
             send::spawn_live(self, m.id(), *m.chat_id(), &bytes, None);

@@ -74,6 +74,7 @@ pub struct LocalHandler<S> {
     net: NetInfo,
     engine: Option<Arc<dyn Hook>>,
     sidecars: Option<Arc<SidecarPeers>>,
+    whisper_side: Option<Arc<crate::dual::WhisperSide>>,
 }
 
 impl<S: ShhApi> LocalHandler<S> {
@@ -84,7 +85,14 @@ impl<S: ShhApi> LocalHandler<S> {
             net,
             engine: None,
             sidecars: None,
+            whisper_side: None,
         }
+    }
+
+    /// Dual mode: `staples_status` also reports the Whisper side (`whisper`).
+    pub fn with_whisper_side(mut self, side: Arc<crate::dual::WhisperSide>) -> Self {
+        self.whisper_side = Some(side);
+        self
     }
 
     /// Counts the sidecars in `sidecars` as peers.
@@ -175,6 +183,12 @@ impl<S: ShhApi> Handler for LocalHandler<S> {
         if let Some(engine) = &self.engine
             && let Some(r) = staples_call(engine.as_ref(), method, params).await
         {
+            if let (Some(side), "staples_status", Ok(raw)) = (&self.whisper_side, method, &r) {
+                let mut v: serde_json::Value = serde_json::from_str(raw.get()).unwrap_or_default();
+                v["transport"] = "dual".into();
+                v["whisper"] = side.status().await;
+                return to_raw(&v);
+            }
             return r;
         }
         Err(RpcError::method_not_found(method))

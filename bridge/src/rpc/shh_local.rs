@@ -35,6 +35,8 @@ pub struct ShhService<N, K> {
     allow_key_export: bool,
     light_client: AtomicBool,
     engine: Option<Arc<dyn Hook>>,
+    /// Dual mode: wakes the Whisper side's sender.
+    whisper_side: Option<Arc<tokio::sync::Notify>>,
 }
 
 /// Unix seconds now.
@@ -54,6 +56,7 @@ impl<N: Node, K: Keys> ShhService<N, K> {
             allow_key_export,
             light_client: AtomicBool::new(false),
             engine: None,
+            whisper_side: None,
         }
     }
 
@@ -62,6 +65,13 @@ impl<N: Node, K: Keys> ShhService<N, K> {
     /// one, and every filter the app installs tells the engine which chats to read.
     pub fn with_engine(mut self, engine: Arc<dyn Hook>) -> Self {
         self.engine = Some(engine);
+        self
+    }
+
+    /// Dual mode with an upstream Whisper node: each post also goes out on Whisper
+    /// ([`crate::dual`]); `wake` tells the sender a post was committed.
+    pub fn with_whisper_side(mut self, wake: Arc<tokio::sync::Notify>) -> Self {
+        self.whisper_side = Some(wake);
         self
     }
 
@@ -413,12 +423,34 @@ impl<N: Node, K: Keys> ShhApi for ShhService<N, K> {
             return Err(ShhError::TooLowPow);
         }
         let expiry = env.expiry;
+        // Dual: the same message (same carrier, so the same DAG id) for the Whisper side,
+        // made durable with the Swarm side.
+        let whisper = self.whisper_side.as_ref().map(|_| {
+            crate::dual::WhisperPost::new(
+                sym_given.then_some(m.sym_key_id.as_str()),
+                pub_given.then_some(m.pub_key.as_slice()),
+                (!m.sig.is_empty()).then_some(m.sig.as_str()),
+                env.ttl,
+                m.topic,
+                &m.payload,
+                padding,
+                m.pow_target,
+                m.pow_time,
+                expiry,
+            )
+            .to_json()
+        });
         if let (Some(engine), Some(begun)) = (&self.engine, begun) {
             // Durable in the PSS outbox, with the queue rows of our own filters that take
             // it, before anyone sees it; then to the pool and those filters.
             let candidate = Pooled::new(env.clone(), now);
             let mut routed = self.node.route(&candidate, false);
-            engine.commit(begun, &env, routed.take_rows()).await?;
+            engine
+                .commit(begun, &env, routed.take_rows(), whisper)
+                .await?;
+            if let Some(wake) = &self.whisper_side {
+                wake.notify_one();
+            }
             let added = self.node.admit(candidate, now);
             // Committed, so our filters get it whatever the pool says.
             self.node.enqueue(routed);

@@ -1,0 +1,163 @@
+//! `--transport=dual`, sending side, end to end: a peer that has not moved (a plain
+//! `whisper`-mode sidecar, its app polling its own Whisper node), a `dual` peer whose
+//! Whisper side is that node, and a `pss` peer, all real processes on a real dev node.
+//! Every post of the dual peer's app reaches the Whisper peer's app with the exact payload
+//! and padding (and signer), and the pss peer's app once, in order; a SIGKILL of the dual
+//! peer loses nothing it acknowledged on either side.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use staples_e2e::{DevNode, Identity, Sidecar, hex0x};
+
+const TOPIC: &str = "0x0d0e0a0d";
+
+/// Polls `filter` on `p` until `want` messages arrived in total; returns them all.
+async fn collect(p: &Sidecar, filter: &str, got: &mut Vec<Value>, want: usize) {
+    let start = Instant::now();
+    while got.len() < want {
+        if start.elapsed() > Duration::from_secs(40) {
+            let status = p
+                .call("staples_status", json!([]), Duration::from_secs(2))
+                .await;
+            panic!("got {got:?}, want {want}; staples_status {status:?}");
+        }
+        let ms = p.ok("shh_getFilterMessages", json!([filter])).await;
+        got.extend(ms.as_array().unwrap().iter().cloned());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn post(p: &Sidecar, body: Value) {
+    p.ok("shh_post", json!([body])).await;
+}
+
+fn text(m: &Value) -> String {
+    let h = m["payload"].as_str().unwrap().trim_start_matches("0x");
+    String::from_utf8(hex::decode(h).unwrap()).unwrap()
+}
+
+fn texts(ms: &[Value]) -> Vec<String> {
+    ms.iter().map(text).collect()
+}
+
+async fn status_key(p: &Sidecar) -> Value {
+    p.ok("shh_generateSymKeyFromPassword", json!(["status"]))
+        .await
+}
+
+async fn status_filter(p: &Sidecar) -> String {
+    let key = status_key(p).await;
+    p.ok(
+        "shh_newMessageFilter",
+        json!([{"symKeyID": key, "topics": [TOPIC]}]),
+    )
+    .await
+    .as_str()
+    .unwrap()
+    .to_string()
+}
+
+#[tokio::test]
+async fn a_dual_peers_posts_reach_whisper_and_pss_peers_once_across_a_crash() {
+    let net = DevNode::start(2);
+    let dir = tempfile::tempdir().unwrap();
+    let legacy = Sidecar::start_whisper(&dir.path().join("legacy"));
+    let dual_dir = dir.path().join("dual");
+    let dual = Sidecar::start_dual(&dual_dir, &net.urls[0], &legacy.http);
+    let swarm = Sidecar::start_pss(&dir.path().join("swarm"), &net.urls[1]);
+
+    // Both receivers listen to the public chat and, with one identity, to 1:1 messages.
+    let legacy_pub = status_filter(&legacy).await;
+    let swarm_pub = status_filter(&swarm).await;
+    let bob = Identity::new();
+    let legacy_dm = bob.listen(&legacy, TOPIC).await;
+    let swarm_dm = bob.listen(&swarm, TOPIC).await;
+
+    // The dual peer's app: a signed public post, one with explicit padding, a 1:1 post.
+    let key = status_key(&dual).await;
+    let me = dual.ok("shh_newKeyPair", json!([])).await;
+    let me_pub = dual.ok("shh_getPublicKey", json!([me])).await;
+    post(
+        &dual,
+        json!({"symKeyID": key, "sig": me, "topic": TOPIC, "ttl": 60,
+                "payload": hex0x(b"one")}),
+    )
+    .await;
+    post(
+        &dual,
+        json!({"symKeyID": key, "topic": TOPIC, "ttl": 60, "padding": "0xabcdef",
+                "payload": hex0x(b"two")}),
+    )
+    .await;
+    post(
+        &dual,
+        json!({"pubKey": bob.public, "topic": TOPIC, "ttl": 60,
+                "payload": hex0x(b"to bob")}),
+    )
+    .await;
+
+    // The Whisper peer's app sees exactly what the dual peer's app posted.
+    let mut legacy_got = Vec::new();
+    collect(&legacy, &legacy_pub, &mut legacy_got, 2).await;
+    assert_eq!(texts(&legacy_got), ["one", "two"]);
+    assert_eq!(
+        legacy_got[0]["sig"], me_pub,
+        "signed with the app's key upstream"
+    );
+    assert_eq!(
+        legacy_got[1]["padding"], "0xabcdef",
+        "explicit padding round-trips"
+    );
+    let mut legacy_dm_got = Vec::new();
+    collect(&legacy, &legacy_dm, &mut legacy_dm_got, 1).await;
+    assert_eq!(texts(&legacy_dm_got), ["to bob"]);
+
+    // The pss peer's app, over Swarm, the same messages once each.
+    let mut swarm_got = Vec::new();
+    collect(&swarm, &swarm_pub, &mut swarm_got, 2).await;
+    assert_eq!(texts(&swarm_got), ["one", "two"]);
+    assert_eq!(swarm_got[1]["padding"], "0xabcdef");
+    let mut swarm_dm_got = Vec::new();
+    collect(&swarm, &swarm_dm, &mut swarm_dm_got, 1).await;
+    assert_eq!(texts(&swarm_dm_got), ["to bob"]);
+
+    let s = dual.ok("staples_status", json!([])).await;
+    assert_eq!(s["transport"], "dual", "{s}");
+    assert_eq!(s["whisper"]["ok"], true, "{s}");
+
+    // Acknowledged posts, then SIGKILL before the Whisper side may have sent them: the
+    // restarted dual peer sends them on both sides.
+    for t in ["three", "four"] {
+        post(
+            &dual,
+            json!({"symKeyID": key, "topic": TOPIC, "ttl": 60, "payload": hex0x(t.as_bytes())}),
+        )
+        .await;
+    }
+    dual.process.kill();
+    let dual = Sidecar::start_dual(&dual_dir, &net.urls[0], &legacy.http);
+    collect(&legacy, &legacy_pub, &mut legacy_got, 4).await;
+    collect(&swarm, &swarm_pub, &mut swarm_got, 4).await;
+    assert_eq!(texts(&swarm_got), ["one", "two", "three", "four"]);
+    // The Whisper side may repeat a post the upstream took just before the kill (another
+    // envelope, same payload); it never loses one.
+    let legacy_texts = texts(&legacy_got);
+    for t in ["one", "two", "three", "four"] {
+        assert!(legacy_texts.contains(&t.to_string()), "{legacy_texts:?}");
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let s = dual.ok("staples_status", json!([])).await;
+        if s["whisper"]["backlog"] == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "backlog stays: {s}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    dual.process.terminate();
+    swarm.process.terminate();
+    legacy.process.terminate();
+    net.process.terminate();
+}
