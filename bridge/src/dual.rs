@@ -466,7 +466,7 @@ mod tests {
         set_cursor(&store, 99).await.expect("moves");
         check_cursor(&store).await.expect("checks");
         assert_eq!(
-            store.run(|t| cursor_of(t)).await.expect("reads"),
+            store.run(cursor_of).await.expect("reads"),
             3,
             "a cursor past the outbox is pulled back"
         );
