@@ -346,16 +346,16 @@ fn cursor_of(t: &rusqlite::Transaction<'_>) -> Result<i64, StoreError> {
         .map_or(0, i64::from_be_bytes))
 }
 
+fn put_cursor(t: &rusqlite::Transaction<'_>, seq: i64) -> Result<(), StoreError> {
+    t.execute(
+        "INSERT OR REPLACE INTO pss_meta (k, v) VALUES (?1, ?2)",
+        params![CURSOR, seq.to_be_bytes().to_vec()],
+    )?;
+    Ok(())
+}
+
 async fn set_cursor(store: &Store, seq: i64) -> Result<(), StoreError> {
-    store
-        .run(move |t| {
-            t.execute(
-                "INSERT OR REPLACE INTO pss_meta (k, v) VALUES (?1, ?2)",
-                params![CURSOR, seq.to_be_bytes().to_vec()],
-            )?;
-            Ok(())
-        })
-        .await
+    store.run(move |t| put_cursor(t, seq)).await
 }
 
 async fn mapped_key(store: &Store, local: &str) -> Result<Option<String>, StoreError> {
@@ -407,10 +407,7 @@ pub async fn check_cursor(store: &Store) -> Result<(), StoreError> {
                     r.get(0)
                 })?;
             if cursor > last {
-                t.execute(
-                    "INSERT OR REPLACE INTO pss_meta (k, v) VALUES (?1, ?2)",
-                    params![CURSOR, last.to_be_bytes().to_vec()],
-                )?;
+                put_cursor(t, last)?;
             }
             Ok(())
         })
