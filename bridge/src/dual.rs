@@ -15,7 +15,16 @@
 //! cursor moved past it, the post goes out again after the restart. The upstream seals it
 //! anew (another envelope hash); Staples receivers collapse it by DAG id, and Status apps
 //! drop it by their own message id.
+//!
+//! Receiving ([`WhisperSide::mirror`]): each app filter gets an upstream filter with the
+//! same criteria (upstream key ids), polled every [`crate::upstream::POLL_INTERVAL`]. A
+//! message whose padding carries a Staples DAG header is a copy of a message that is on
+//! Swarm too: its header is verified, then it only wakes the PSS engine's sync, and the
+//! Swarm path delivers it once, in causal order. A message without one is a legacy
+//! Whisper message: written to the filter's stored queue as the upstream's JSON, then
+//! handed to the app as Whisper would.
 
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -24,9 +33,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use tokio::sync::Notify;
 
-use crate::engine::KeyLookup;
+use crate::engine::{Hook, KeyLookup};
+use crate::node::Node;
 use crate::rpc::RpcError;
-use crate::store::{Store, StoreError};
+use crate::store::{FilterKind, Origin, Store, StoreError};
 use crate::upstream::Upstream;
 use staples_protocol::whisper::json::hex0x;
 
@@ -133,27 +143,226 @@ enum KeyKind {
     Pair,
 }
 
-/// The dual sender: posts the stored rows to the upstream in order.
+/// The Whisper side: sends the stored posts in order, and mirrors the app's filters.
 pub struct WhisperSide {
     upstream: Arc<Upstream>,
     store: Store,
     keys: Arc<dyn KeyLookup>,
+    node: Arc<dyn Node>,
+    engine: Arc<dyn Hook>,
     wake: Arc<Notify>,
     ok: AtomicBool,
     last_error: std::sync::Mutex<Option<String>>,
+    /// Mirrored app filters: their pollers and current upstream filter ids.
+    mirrors: std::sync::Mutex<HashMap<String, Mirrored>>,
+    counters: std::sync::Mutex<BTreeMap<&'static str, u64>>,
+}
+
+struct Mirrored {
+    task: tokio::task::JoinHandle<()>,
+    upstream_filter: Arc<std::sync::Mutex<Option<String>>>,
 }
 
 impl WhisperSide {
-    /// A sender to `upstream`, reading the app's keys from `keys`.
-    pub fn new(upstream: Arc<Upstream>, store: Store, keys: Arc<dyn KeyLookup>) -> Arc<Self> {
+    /// The Whisper side over `upstream`, reading the app's keys from `keys`, delivering
+    /// legacy messages into `node`'s filters and waking `engine` for Staples copies.
+    pub fn new(
+        upstream: Arc<Upstream>,
+        store: Store,
+        keys: Arc<dyn KeyLookup>,
+        node: Arc<dyn Node>,
+        engine: Arc<dyn Hook>,
+    ) -> Arc<Self> {
         Arc::new(WhisperSide {
             upstream,
             store,
             keys,
+            node,
+            engine,
             wake: Arc::new(Notify::new()),
             ok: AtomicBool::new(true),
             last_error: std::sync::Mutex::new(None),
+            mirrors: std::sync::Mutex::new(HashMap::new()),
+            counters: std::sync::Mutex::new(BTreeMap::new()),
         })
+    }
+
+    fn count(&self, what: &'static str) {
+        *self
+            .counters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(what)
+            .or_default() += 1;
+    }
+
+    /// Mirrors app filter `filter` (its canonical criteria JSON, with the app's key ids)
+    /// upstream until [`WhisperSide::unmirror`]. Idempotent.
+    pub fn mirror(self: &Arc<Self>, filter: &str, criteria: &str) {
+        let mut mirrors = self.mirrors.lock().unwrap_or_else(|p| p.into_inner());
+        if mirrors.contains_key(filter) {
+            return;
+        }
+        let upstream_filter = Arc::new(std::sync::Mutex::new(None));
+        let task = tokio::spawn(self.clone().mirror_loop(
+            filter.to_string(),
+            criteria.to_string(),
+            upstream_filter.clone(),
+        ));
+        mirrors.insert(
+            filter.to_string(),
+            Mirrored {
+                task,
+                upstream_filter,
+            },
+        );
+    }
+
+    /// Stops mirroring app filter `filter` and deletes its upstream filter.
+    pub fn unmirror(&self, filter: &str) {
+        let removed = self
+            .mirrors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(filter);
+        let Some(m) = removed else {
+            return;
+        };
+        m.task.abort();
+        let id = m
+            .upstream_filter
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(id) = id {
+            let (up, store) = (self.upstream.clone(), self.store.clone());
+            tokio::spawn(async move { crate::upstream::delete_filter(&up, &store, id).await });
+        }
+    }
+
+    /// The app's criteria with the upstream's key ids (keys imported as needed).
+    async fn upstream_criteria(&self, criteria: &str) -> Result<Box<RawValue>, DualError> {
+        let mut c: serde_json::Value =
+            serde_json::from_str(criteria).map_err(|e| DualError::BadRow(e.to_string()))?;
+        for (field, kind) in [("symKeyID", KeyKind::Sym), ("privateKeyID", KeyKind::Pair)] {
+            if let Some(local) = c
+                .get(field)
+                .and_then(|v| v.as_str())
+                .filter(|s| !s.is_empty())
+            {
+                let id = self.upstream_key(local, kind).await?;
+                c[field] = id.into();
+            }
+        }
+        RawValue::from_string(serde_json::json!([c]).to_string())
+            .map_err(|e| DualError::BadRow(e.to_string()))
+    }
+
+    /// Keeps an upstream filter for app filter `filter` and polls it.
+    async fn mirror_loop(
+        self: Arc<Self>,
+        filter: String,
+        criteria: String,
+        current: Arc<std::sync::Mutex<Option<String>>>,
+    ) {
+        let mut tick = tokio::time::interval(crate::upstream::POLL_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut failing = false;
+        loop {
+            tick.tick().await;
+            let have = current.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            let id = match have {
+                Some(id) => id,
+                None => match self.open_mirror(&criteria).await {
+                    Ok(id) => {
+                        *current.lock().unwrap_or_else(|p| p.into_inner()) = Some(id.clone());
+                        id
+                    }
+                    Err(e) => {
+                        note(&mut failing, &e.to_string());
+                        continue;
+                    }
+                },
+            };
+            let params =
+                RawValue::from_string(serde_json::json!([id]).to_string()).unwrap_or_default();
+            match self
+                .upstream
+                .call("shh_getFilterMessages", Some(&params))
+                .await
+            {
+                Ok(v) => {
+                    failing = false;
+                    let Ok(messages) = serde_json::from_str::<Vec<Box<RawValue>>>(v.get()) else {
+                        self.count("whisper_bad_answer");
+                        continue;
+                    };
+                    for m in messages {
+                        self.receive(&filter, m.get()).await;
+                    }
+                }
+                Err(e) if e.message == "filter not found" => {
+                    // The upstream restarted: make the filter again.
+                    *current.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                    let _ = self.store.delete_filter(id).await;
+                }
+                Err(e) => note(&mut failing, &e.message),
+            }
+        }
+    }
+
+    async fn open_mirror(&self, criteria: &str) -> Result<String, DualError> {
+        let params = self.upstream_criteria(criteria).await?;
+        let id = self
+            .upstream
+            .call("shh_newMessageFilter", Some(&params))
+            .await?;
+        let id: String = serde_json::from_str(id.get())
+            .map_err(|_| DualError::Upstream("non-string filter id".into()))?;
+        // Recorded, so a restart deletes it upstream if this process dies first.
+        self.store
+            .put_filter_of(
+                id.clone(),
+                params.get().to_string(),
+                Origin::Upstream,
+                FilterKind::Subscription,
+            )
+            .await?;
+        Ok(id)
+    }
+
+    /// One message the upstream filter for app filter `filter` returned.
+    async fn receive(&self, filter: &str, json: &str) {
+        let Some(d) = crate::node::Delivered::from_geth_json(json) else {
+            self.count("whisper_bad_message");
+            return;
+        };
+        match classify(&d.message.plaintext.padding, &d.message.plaintext.payload) {
+            Kind::Copy => {
+                // On Swarm too: the engine delivers it (once, in causal order).
+                self.count("whisper_staples_copies");
+                self.engine.nudge_sync();
+            }
+            Kind::Refused(why) => {
+                tracing::debug!(why, "whisper side: a Staples header was refused");
+                self.count(why);
+            }
+            Kind::Legacy => {
+                let mut routed = self.node.route_to(filter, Arc::new(d));
+                let rows = routed.take_rows();
+                // Durable before the app can see it (specs/transport-pss.md §7).
+                match self.store.run(move |t| rows.write(t)).await {
+                    Ok(()) => {
+                        self.count("whisper_legacy_delivered");
+                        self.node.enqueue(routed);
+                    }
+                    Err(e) => {
+                        self.count("whisper_legacy_lost");
+                        tracing::warn!(error = %e, "whisper side: a legacy message could not be queued");
+                    }
+                }
+            }
+        }
     }
 
     /// Wakes the sender (a post was committed).
@@ -161,14 +370,23 @@ impl WhisperSide {
         self.wake.clone()
     }
 
-    /// For `staples_status`: posts not yet on Whisper, and the upstream's health.
+    /// For `staples_status`: posts not yet on Whisper, the upstream's health, mirrored
+    /// filters, and counters of what arrived from Whisper.
     pub async fn status(&self) -> serde_json::Value {
         let backlog = backlog(&self.store).await.unwrap_or(-1);
+        let mirrored = self.mirrors.lock().unwrap_or_else(|p| p.into_inner()).len();
+        let counters = self
+            .counters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         serde_json::json!({
             "upstream": true,
             "ok": self.ok.load(Ordering::Relaxed),
             "lastError": self.last_error.lock().unwrap_or_else(|p| p.into_inner()).clone(),
             "backlog": backlog,
+            "mirroredFilters": mirrored,
+            "counters": counters,
         })
     }
 
@@ -304,6 +522,37 @@ impl WhisperSide {
             .map_err(|_| DualError::Upstream(format!("{method} returned a non-string id")))?;
         map_key(&self.store, local.to_string(), id.clone()).await?;
         Ok(id)
+    }
+}
+
+/// What a message polled from Whisper is.
+#[derive(Debug, PartialEq, Eq)]
+enum Kind {
+    /// A Staples message whose header decodes and whose signature recovers an author: on
+    /// Swarm too. Nothing is delivered from it; the Swarm path checks that author against
+    /// the inbox owner, so a tampered copy (which recovers some other key) delivers nothing.
+    Copy,
+    /// Padding that claims to carry a Staples header that does not hold up (counter name).
+    Refused(&'static str),
+    /// An ordinary Whisper message.
+    Legacy,
+}
+
+fn classify(padding: &[u8], payload: &[u8]) -> Kind {
+    match staples_protocol::dag::decode_padding(padding) {
+        Ok(None) => Kind::Legacy,
+        Err(_) => Kind::Refused("whisper_malformed_header"),
+        Ok(Some(h)) => match h.with_body(payload.to_vec()) {
+            Ok(_) => Kind::Copy,
+            Err(_) => Kind::Refused("whisper_forged_header"),
+        },
+    }
+}
+
+fn note(failing: &mut bool, e: &str) {
+    if !*failing {
+        tracing::warn!(error = %e, "whisper side: polling the upstream failed; retrying");
+        *failing = true;
     }
 }
 
@@ -467,5 +716,47 @@ mod tests {
             3,
             "a cursor past the outbox is pulled back"
         );
+    }
+
+    #[test]
+    fn whisper_messages_are_staples_copies_legacy_or_refused() {
+        use staples_protocol::crypto::PrivateKey;
+        use staples_protocol::dag::{ChatId, Draft, encode_padding_with};
+        let key = PrivateKey::random(&mut rand::rngs::OsRng);
+        let m = Draft {
+            chat_id: ChatId::new([7; 32]),
+            clock: 1,
+            timestamp: 1,
+            parents: vec![],
+            ephemeral: false,
+            body: b"hello".to_vec(),
+        }
+        .sign(&key)
+        .expect("signs");
+        let padding = encode_padding_with(m.header(), b"app");
+        assert_eq!(classify(&padding, b"hello"), Kind::Copy);
+        // A changed payload still recovers *an* author (recovery signatures do), just not
+        // the sender: a copy only wakes the sync, whose Swarm path checks the author
+        // against the inbox owner, so such a copy delivers nothing.
+        let tampered = staples_protocol::dag::decode_padding(&padding)
+            .expect("decodes")
+            .expect("a header")
+            .with_body(b"hellO".to_vec())
+            .expect("recovers");
+        assert_ne!(tampered.id(), m.id());
+        assert_ne!(tampered.author(), m.author());
+        let mut bad_sig = padding.clone();
+        let last_sig_byte = 10 + m.header().encode().len() - 1;
+        bad_sig[last_sig_byte] = 0x7f;
+        assert!(matches!(
+            classify(&bad_sig, b"hello"),
+            Kind::Refused(_) | Kind::Copy
+        ));
+        assert_eq!(
+            classify(&padding[..12], b"hello"),
+            Kind::Refused("whisper_malformed_header")
+        );
+        assert_eq!(classify(&[0x11; 40], b"hello"), Kind::Legacy);
+        assert_eq!(classify(&[], b"hello"), Kind::Legacy);
     }
 }

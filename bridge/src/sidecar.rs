@@ -157,15 +157,19 @@ pub async fn run(
             }
             // Dual with an upstream Whisper node: posts also go out there. Without one,
             // this node's own pool is the Whisper side (sidecars sharing it are peers).
-            let whisper_side = match (&cfg.whisper_rpc, cfg.transport) {
-                (Some(url), Transport::Dual) => {
+            let whisper_side = match (&cfg.whisper_rpc, cfg.transport, &pss) {
+                (Some(url), Transport::Dual, Some(p)) => {
                     crate::dual::check_cursor(&store).await?;
+                    let upstream = Arc::new(Upstream::keeping_carrier(url)?);
+                    crate::upstream::forget_stale_polls(upstream.clone(), store.clone()).await;
                     let side = crate::dual::WhisperSide::new(
-                        Arc::new(Upstream::new(url)?),
+                        upstream,
                         store.clone(),
                         Arc::new(EngineKeys(keys.clone())),
+                        node.clone(),
+                        p.engine.clone(),
                     );
-                    service = service.with_whisper_side(side.waker());
+                    service = service.with_whisper_side(side.clone());
                     tracing::info!(upstream = %url, "dual: the Whisper side is the upstream node");
                     Some(side)
                 }

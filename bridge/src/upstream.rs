@@ -73,6 +73,8 @@ pub struct Upstream {
     /// Names this sidecar to the upstream ([`crate::rpc::peers::NODE_HEADER`]), so a
     /// `staples` upstream counts it as a peer.
     node_id: String,
+    /// Asks a `staples` upstream to keep the DAG carrier in padding (dual mode).
+    keep_carrier: bool,
 }
 
 #[derive(Deserialize)]
@@ -104,6 +106,16 @@ struct ErrorObj {
 impl Upstream {
     /// Prepares a client for `url` (no connection is made yet).
     pub fn new(url: &str) -> Result<Self, UpstreamError> {
+        Self::with(url, false)
+    }
+
+    /// A client for dual mode's Whisper side: a `staples` upstream answers it with the
+    /// Staples DAG carrier left in message padding ([`crate::rpc::peers::CARRIER_HEADER`]).
+    pub fn keeping_carrier(url: &str) -> Result<Self, UpstreamError> {
+        Self::with(url, true)
+    }
+
+    fn with(url: &str, keep_carrier: bool) -> Result<Self, UpstreamError> {
         let lower = url.to_ascii_lowercase();
         let (http, ws_url) = if let Some(rest) = lower.strip_prefix("http://").map(|_| &url[7..]) {
             (true, format!("ws://{rest}"))
@@ -120,6 +132,12 @@ impl Upstream {
             if let Ok(v) = reqwest::header::HeaderValue::from_str(&node_id) {
                 headers.insert(crate::rpc::peers::NODE_HEADER, v);
             }
+            if keep_carrier {
+                headers.insert(
+                    crate::rpc::peers::CARRIER_HEADER,
+                    reqwest::header::HeaderValue::from_static("keep"),
+                );
+            }
             let client = reqwest::Client::builder()
                 .default_headers(headers)
                 .timeout(std::time::Duration::from_secs(60))
@@ -135,6 +153,7 @@ impl Upstream {
             ws: AsyncMutex::new(None),
             next_id: AtomicU64::new(1),
             node_id,
+            keep_carrier,
         })
     }
 
@@ -219,6 +238,12 @@ impl Upstream {
             request
                 .headers_mut()
                 .insert(crate::rpc::peers::NODE_HEADER, v);
+        }
+        if self.keep_carrier {
+            request.headers_mut().insert(
+                crate::rpc::peers::CARRIER_HEADER,
+                tokio_tungstenite::tungstenite::http::HeaderValue::from_static("keep"),
+            );
         }
         let (socket, _) = tokio_tungstenite::connect_async(request)
             .await
@@ -370,28 +395,9 @@ impl UpstreamHandler {
         }
     }
 
-    /// Deletes the upstream filters of polled subscriptions a previous run left behind (it
-    /// died before their apps unsubscribed): geth would otherwise buffer their messages
-    /// for ever. Reads the list now (before this run records any) and deletes in the
-    /// background, so a hanging upstream does not hold up start-up.
+    /// See [`forget_stale_polls`].
     pub async fn forget_stale_polls(&self) {
-        let stale = match self.store.filters_of(Origin::Upstream).await {
-            Ok(all) => all
-                .into_iter()
-                .filter(|f| f.kind == FilterKind::Subscription)
-                .map(|f| f.id)
-                .collect::<Vec<_>>(),
-            Err(e) => {
-                tracing::warn!(error = %e, "reading bridged subscriptions failed");
-                return;
-            }
-        };
-        let (up, store) = (self.upstream.clone(), self.store.clone());
-        tokio::spawn(async move {
-            for id in stale {
-                delete_filter(&up, &store, id).await;
-            }
-        });
+        forget_stale_polls(self.upstream.clone(), self.store.clone()).await;
     }
 
     /// Calls the upstream every [`crate::rpc::peers::HEARTBEAT`] (`web3_clientVersion`), so
@@ -592,6 +598,29 @@ impl Handler for UpstreamHandler {
     }
 }
 
+/// Deletes the upstream filters a previous run left behind (it died before their apps
+/// unsubscribed, or before dual mode unmirrored them): geth would otherwise buffer their
+/// messages for ever. Reads the list now (before this run records any) and deletes in the
+/// background, so a hanging upstream does not hold up start-up.
+pub async fn forget_stale_polls(up: Arc<Upstream>, store: Store) {
+    let stale = match store.filters_of(Origin::Upstream).await {
+        Ok(all) => all
+            .into_iter()
+            .filter(|f| f.kind == FilterKind::Subscription)
+            .map(|f| f.id)
+            .collect::<Vec<_>>(),
+        Err(e) => {
+            tracing::warn!(error = %e, "reading bridged subscriptions failed");
+            return;
+        }
+    };
+    tokio::spawn(async move {
+        for id in stale {
+            delete_filter(&up, &store, id).await;
+        }
+    });
+}
+
 /// One subscription bridged by polling.
 struct Poll {
     upstream: Arc<Upstream>,
@@ -617,7 +646,8 @@ async fn new_filter(up: &Upstream, params: &RawValue) -> Result<String, RpcError
         .map_err(|_| RpcError::server("upstream returned a non-string filter id"))
 }
 
-async fn delete_filter(up: &Upstream, store: &Store, id: String) {
+/// Deletes upstream filter `id` (best effort) and its record.
+pub async fn delete_filter(up: &Upstream, store: &Store, id: String) {
     let _ = up
         .call("shh_deleteMessageFilter", Some(&one_param(&id)))
         .await;

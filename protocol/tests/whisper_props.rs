@@ -7,7 +7,7 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use staples_protocol::crypto::PrivateKey;
 use staples_protocol::whisper::{
-    Draft, Envelope, OpenKey, Recipient, SymKey, Topic, ecies, message, open, wrap,
+    Draft, Envelope, OpenKey, Recipient, SymKey, Topic, ecies, json, message, open, wrap,
 };
 
 proptest! {
@@ -56,9 +56,28 @@ proptest! {
                 + msg.plaintext.padding.len() + if signed { 65 } else { 0 };
             prop_assert_eq!(total % 256, 0);
         }
-        prop_assert_eq!(msg.plaintext.signature.map(|s| s.1), signed.then(|| signer.public_key()));
+        prop_assert_eq!(msg.plaintext.signature.as_ref().map(|s| s.1), signed.then(|| signer.public_key()));
         prop_assert_eq!(msg.topic, Topic(topic));
         prop_assert_eq!(msg.sent, now);
+
+        // geth's JSON for it parses back to the same message, but for the signature
+        // bytes, which the JSON does not carry.
+        let parsed = json::parse_geth_json(&msg.to_geth_json()).unwrap();
+        prop_assert_eq!(&parsed.plaintext.payload, &msg.plaintext.payload);
+        prop_assert_eq!(&parsed.plaintext.padding, &msg.plaintext.padding);
+        prop_assert!(parsed.plaintext.signature.is_none());
+        prop_assert_eq!(
+            (parsed.topic, parsed.ttl, parsed.sent, parsed.hash, parsed.recipient),
+            (msg.topic, msg.ttl, msg.sent, msg.hash, msg.recipient)
+        );
+        // Go's float formatting keeps 17 significant digits at most.
+        prop_assert!((parsed.pow - msg.pow).abs() <= msg.pow.abs() * 1e-15);
+    }
+
+    #[test]
+    fn geth_json_parsing_never_panics(s in ".{0,300}", bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+        let _ = json::parse_geth_json(&s);
+        let _ = json::parse_geth_json(&String::from_utf8_lossy(&bytes));
     }
 
     #[test]

@@ -1,9 +1,11 @@
-//! `--transport=dual`, sending side, end to end: a peer that has not moved (a plain
-//! `whisper`-mode sidecar, its app polling its own Whisper node), a `dual` peer whose
-//! Whisper side is that node, and a `pss` peer, all real processes on a real dev node.
-//! Every post of the dual peer's app reaches the Whisper peer's app with the exact payload
-//! and padding (and signer), and the pss peer's app once, in order; a SIGKILL of the dual
-//! peer loses nothing it acknowledged on either side.
+//! `--transport=dual` end to end: a peer that has not moved (a plain `whisper`-mode
+//! sidecar, its app polling its own Whisper node), a `dual` peer whose Whisper side is
+//! that node, and a `pss` peer, all real processes on a real dev node. Every post of the
+//! dual peer's app reaches the Whisper peer's app with the exact payload and padding (and
+//! signer), and the pss peer's app once, in order; the dual peer's app gets the Whisper
+//! peer's legacy posts and the pss peer's posts, each once (its own posts echoed back by
+//! the Whisper node are collapsed); a SIGKILL of the dual peer loses nothing it
+//! acknowledged on either side and repeats nothing to its app.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::{Duration, Instant};
@@ -75,6 +77,9 @@ async fn a_dual_peers_posts_reach_whisper_and_pss_peers_once_across_a_crash() {
     let legacy_dm = bob.listen(&legacy, TOPIC).await;
     let swarm_dm = bob.listen(&swarm, TOPIC).await;
 
+    // The dual peer's app listens to the public chat too.
+    let dual_pub = status_filter(&dual).await;
+
     // The dual peer's app: a signed public post, one with explicit padding, a 1:1 post.
     let key = status_key(&dual).await;
     let me = dual.ok("shh_newKeyPair", json!([])).await;
@@ -123,9 +128,48 @@ async fn a_dual_peers_posts_reach_whisper_and_pss_peers_once_across_a_crash() {
     collect(&swarm, &swarm_dm, &mut swarm_dm_got, 1).await;
     assert_eq!(texts(&swarm_dm_got), ["to bob"]);
 
+    // The Whisper peer's app posts a plain Whisper message, the pss peer's app a Staples
+    // one: the dual peer's app gets both, and its own two posts, once each.
+    let legacy_key = status_key(&legacy).await;
+    let legacy_hash = legacy
+        .ok(
+            "shh_post",
+            json!([{"symKeyID": legacy_key, "topic": TOPIC, "ttl": 60,
+                    "payload": hex0x(b"from whisper")}]),
+        )
+        .await;
+    let swarm_key = status_key(&swarm).await;
+    post(
+        &swarm,
+        json!({"symKeyID": swarm_key, "topic": TOPIC, "ttl": 60,
+                "payload": hex0x(b"from swarm")}),
+    )
+    .await;
+    let mut dual_got = Vec::new();
+    collect(&dual, &dual_pub, &mut dual_got, 4).await;
+    // Anything delivered twice would show up within a few polls more.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    collect(&dual, &dual_pub, &mut dual_got, 4).await;
+    let mut dual_texts = texts(&dual_got);
+    dual_texts.sort();
+    assert_eq!(dual_texts, ["from swarm", "from whisper", "one", "two"]);
+    let from_whisper = dual_got.iter().find(|m| text(m) == "from whisper").unwrap();
+    assert_eq!(
+        from_whisper["hash"], legacy_hash,
+        "the Whisper node's envelope, as it sent it"
+    );
+
     let s = dual.ok("staples_status", json!([])).await;
     assert_eq!(s["transport"], "dual", "{s}");
     assert_eq!(s["whisper"]["ok"], true, "{s}");
+    assert_eq!(
+        s["whisper"]["counters"]["whisper_legacy_delivered"], 1,
+        "{s}"
+    );
+    assert!(
+        s["whisper"]["counters"]["whisper_staples_copies"].as_u64() >= Some(2),
+        "its own posts came back from the Whisper node as copies: {s}"
+    );
 
     // Acknowledged posts, then SIGKILL before the Whisper side may have sent them: the
     // restarted dual peer sends them on both sides.
@@ -138,13 +182,26 @@ async fn a_dual_peers_posts_reach_whisper_and_pss_peers_once_across_a_crash() {
     }
     dual.process.kill();
     let dual = Sidecar::start_dual(&dual_dir, &net.urls[0], &legacy.http);
-    collect(&legacy, &legacy_pub, &mut legacy_got, 4).await;
-    collect(&swarm, &swarm_pub, &mut swarm_got, 4).await;
-    assert_eq!(texts(&swarm_got), ["one", "two", "three", "four"]);
+    collect(&legacy, &legacy_pub, &mut legacy_got, 5).await;
+    collect(&swarm, &swarm_pub, &mut swarm_got, 5).await;
+    assert_eq!(
+        texts(&swarm_got),
+        ["one", "two", "from swarm", "three", "four"]
+    );
+    // The dual peer's app: its own two new posts (queued before the kill), nothing again.
+    collect(&dual, &dual_pub, &mut dual_got, 6).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    collect(&dual, &dual_pub, &mut dual_got, 6).await;
+    let mut dual_texts = texts(&dual_got);
+    dual_texts.sort();
+    assert_eq!(
+        dual_texts,
+        ["four", "from swarm", "from whisper", "one", "three", "two"]
+    );
     // The Whisper side may repeat a post the upstream took just before the kill (another
     // envelope, same payload); it never loses one.
     let legacy_texts = texts(&legacy_got);
-    for t in ["one", "two", "three", "four"] {
+    for t in ["one", "two", "from whisper", "three", "four"] {
         assert!(legacy_texts.contains(&t.to_string()), "{legacy_texts:?}");
     }
     let deadline = Instant::now() + Duration::from_secs(10);

@@ -117,6 +117,9 @@ pub trait Hook: Send + Sync + 'static {
     /// The Bee node's connected peers, as last read ([`PEERS_EVERY`]; 0 while Bee is
     /// unreachable), for `net_peerCount`.
     fn peer_count(&self) -> u64;
+    /// Starts a sync pass now (a Whisper copy of a Staples message said its sender's
+    /// inbox has something new).
+    fn nudge_sync(&self);
 }
 
 impl<S: Swarm> Hook for Engine<S> {
@@ -170,6 +173,9 @@ impl<S: Swarm> Hook for Engine<S> {
     }
     fn peer_count(&self) -> u64 {
         self.inner.bee_peers.load(Ordering::Relaxed)
+    }
+    fn nudge_sync(&self) {
+        self.inner.wake_sync.notify_one();
     }
 }
 

@@ -77,6 +77,32 @@ pub struct Delivered {
     pub json: String,
 }
 
+impl Delivered {
+    /// The JSON to hand out: the app's view, or for a `dual` sidecar's Whisper side
+    /// (`sidecar`) geth's own, with a Staples DAG carrier left in the padding.
+    pub fn json_for(&self, sidecar: bool) -> std::borrow::Cow<'_, str> {
+        if sidecar && staples_protocol::dag::app_padding(&self.message.plaintext.padding).is_some()
+        {
+            std::borrow::Cow::Owned(self.message.to_geth_json())
+        } else {
+            std::borrow::Cow::Borrowed(&self.json)
+        }
+    }
+
+    /// A message that reached Staples as geth's JSON rather than as an envelope (dual
+    /// mode's Whisper side polls an upstream node): the JSON is handed to the app as it
+    /// came. Its signer is in the JSON only (`message.plaintext.signature` is `None`);
+    /// only routing reads that, and such messages are queued to the one filter they were
+    /// polled for, never routed.
+    pub fn from_geth_json(json: &str) -> Option<Delivered> {
+        let message = staples_protocol::whisper::json::parse_geth_json(json).ok()?;
+        Some(Delivered {
+            message,
+            json: json.to_string(),
+        })
+    }
+}
+
 /// A queued message and its place in the node's delivery order.
 #[derive(Debug, Clone)]
 pub struct Queued {
@@ -353,6 +379,28 @@ impl FilterSet {
                 q.push_back(item);
             }
         }
+    }
+
+    /// Whether filter `id` takes `msg`, which arrived for it alone (see
+    /// [`Delivered::from_geth_json`]): the same checks as [`FilterSet::route`] after
+    /// matching (overflowed, already queued, full).
+    pub fn route_to(&self, id: &str, msg: Arc<Delivered>) -> Option<Route> {
+        let f = self.filters.get(id)?;
+        let mut q = f.queue();
+        if q.overflowed || q.hashes.contains(&msg.message.hash) {
+            return None;
+        }
+        if q.full() {
+            self.shed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if matches!(f.kind, Kind::Poll) {
+                q.overflowed = true;
+            }
+            return None;
+        }
+        Some(Route {
+            filter: id.to_string(),
+            msg,
+        })
     }
 
     /// Opens `pooled` for filter `id` as delivery would (restoring a stored queue row).
@@ -827,5 +875,43 @@ mod tests {
             "not pollable"
         );
         assert_eq!(set.excess_mailboxes(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn geth_json_from_the_vectors_becomes_a_delivery_that_hands_it_back_unchanged() {
+        let dir = std::env::var("STAPLES_VECTORS").unwrap_or_else(|_| {
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/vectors").into()
+        });
+        let text = std::fs::read_to_string(format!("{dir}/whisper.json")).expect("vectors");
+        let v: serde_json::Value = serde_json::from_str(&text).expect("json");
+        let mut seen = 0;
+        for group in ["symmetric", "asymmetric"] {
+            for case in v[group].as_array().expect("cases") {
+                let Some(json) = case["geth_json"].as_str() else {
+                    continue;
+                };
+                let d = Delivered::from_geth_json(json).expect("geth's own JSON parses");
+                assert_eq!(d.json, json);
+                assert_eq!(d.json_for(true), json, "no carrier: nothing to keep");
+                let parsed: serde_json::Value = serde_json::from_str(json).expect("json");
+                assert_eq!(
+                    hex0x(&d.message.hash.0),
+                    parsed["hash"].as_str().expect("hash")
+                );
+                assert_eq!(
+                    hex0x(&d.message.plaintext.payload),
+                    parsed["payload"].as_str().expect("payload")
+                );
+                assert_eq!(
+                    d.message.recipient.is_some(),
+                    parsed.get("recipientPublicKey").is_some()
+                );
+                seen += 1;
+            }
+        }
+        assert!(seen > 4, "only {seen} vectors");
+        for bad in ["", "{}", r#"{"hash":"0x00","topic":"0x01020304"}"#, "[1]"] {
+            assert!(Delivered::from_geth_json(bad).is_none(), "{bad}");
+        }
     }
 }

@@ -83,6 +83,9 @@ pub trait Node: Send + Sync + 'static {
     fn admit(&self, candidate: Pooled, now: u32) -> Result<Added, AddError>;
     /// Which filters take `pooled` (nothing changes yet).
     fn route(&self, pooled: &Pooled, p2p: bool) -> Routed;
+    /// Routes a message that arrived for filter `filter` alone, as geth JSON (dual mode's
+    /// Whisper side); [`Node::enqueue`] it once its rows are written.
+    fn route_to(&self, filter: &str, msg: Arc<Delivered>) -> Routed;
     /// Queues what [`Node::route`] decided, once the caller has made it durable.
     fn enqueue(&self, routed: Routed);
     /// Admits, routes and queues at once (no durability: a node without a store).
@@ -207,9 +210,18 @@ impl LocalNode {
             let mut by_filter: std::collections::BTreeMap<String, Vec<Queued>> = Default::default();
             for (seq, filter, bytes) in rows {
                 max = max.max(seq);
-                let msg = Envelope::decode(&bytes)
-                    .ok()
-                    .and_then(|env| set.open_for_filter(&filter, &Pooled::released(env)));
+                let msg = if bytes.first() == Some(&b'{') {
+                    // Kept as the JSON it arrived as (Node::route_to).
+                    std::str::from_utf8(&bytes)
+                        .ok()
+                        .filter(|_| set.contains(&filter))
+                        .and_then(Delivered::from_geth_json)
+                        .map(Arc::new)
+                } else {
+                    Envelope::decode(&bytes)
+                        .ok()
+                        .and_then(|env| set.open_for_filter(&filter, &Pooled::released(env)))
+                };
                 match msg {
                     Some(msg) => by_filter
                         .entry(filter)
@@ -330,6 +342,23 @@ impl Node for LocalNode {
         Routed {
             items,
             rows: QueueRows::new(rows, self.shared.acks.clone()),
+        }
+    }
+
+    fn route_to(&self, filter: &str, msg: Arc<Delivered>) -> Routed {
+        let Some(route) = self.shared.filters().route_to(filter, msg) else {
+            return Routed::default();
+        };
+        let seq = self.shared.next_seq.fetch_add(1, Ordering::Relaxed);
+        // The stored row keeps the JSON (it starts with `{`, which no RLP envelope does).
+        let row = QueueRow {
+            seq,
+            filter: route.filter.clone(),
+            envelope: Arc::new(route.msg.json.clone().into_bytes()),
+        };
+        Routed {
+            items: vec![(route, seq)],
+            rows: QueueRows::new(vec![row], self.shared.acks.clone()),
         }
     }
 

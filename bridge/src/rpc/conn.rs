@@ -62,23 +62,49 @@ impl Frame {
 /// A connection.
 pub struct Conn {
     ws: Option<WsConn>,
+    sidecar: bool,
 }
 
 impl Conn {
     /// An HTTP request's context.
     pub fn http() -> Arc<Conn> {
-        Arc::new(Conn { ws: None })
+        Self::http_from(false)
+    }
+
+    /// An HTTP request's context; `sidecar` if a `dual` sidecar's Whisper side made it
+    /// ([`super::peers::CARRIER_HEADER`]).
+    pub fn http_from(sidecar: bool) -> Arc<Conn> {
+        Arc::new(Conn { ws: None, sidecar })
     }
 
     /// A WebSocket connection writing to `out`; failures are reported on `ctrl`.
     pub fn websocket(out: mpsc::Sender<Frame>, ctrl: mpsc::Sender<Ctrl>) -> Arc<Conn> {
+        Self::websocket_from(out, ctrl, false)
+    }
+
+    /// [`Conn::websocket`] for a connection a `dual` sidecar's Whisper side (`sidecar`)
+    /// may have opened.
+    pub fn websocket_from(
+        out: mpsc::Sender<Frame>,
+        ctrl: mpsc::Sender<Ctrl>,
+        sidecar: bool,
+    ) -> Arc<Conn> {
         Arc::new(Conn {
             ws: Some(WsConn {
                 out,
                 ctrl,
                 subs: Mutex::default(),
+                sidecar,
             }),
+            sidecar,
         })
+    }
+
+    /// Whether a `dual` sidecar's Whisper side is calling. It gets messages as geth
+    /// marshals them, a Staples DAG carrier left in the padding (an app, or a sidecar
+    /// forwarding for an app, gets it stripped): it needs the header to collapse copies.
+    pub fn is_sidecar(&self) -> bool {
+        self.sidecar
     }
 
     /// The WebSocket side, if this is one.
@@ -123,6 +149,7 @@ pub struct WsConn {
     out: mpsc::Sender<Frame>,
     ctrl: mpsc::Sender<Ctrl>,
     subs: Mutex<HashMap<String, SubEntry>>,
+    sidecar: bool,
 }
 
 impl WsConn {
@@ -140,6 +167,7 @@ impl WsConn {
             state: Arc::new(SubState {
                 held: Mutex::new(Some(Vec::new())),
             }),
+            sidecar: self.sidecar,
         }
     }
 
@@ -229,6 +257,8 @@ pub struct SubSink {
     out: mpsc::Sender<Frame>,
     ctrl: mpsc::Sender<Ctrl>,
     state: Arc<SubState>,
+    /// A `dual` sidecar's Whisper side subscribed: notifications keep the DAG carrier.
+    sidecar: bool,
 }
 
 impl SubSink {
@@ -279,7 +309,7 @@ impl SubSink {
 impl Sink for SubSink {
     fn push(&self, message: &Arc<Delivered>, receipt: Receipt) -> Push {
         self.push_frame(Frame {
-            text: notification(&self.sub, &message.json),
+            text: notification(&self.sub, &message.json_for(self.sidecar)),
             receipts: vec![receipt],
         })
     }

@@ -14,6 +14,10 @@ use std::time::{Duration, Instant};
 
 /// The request header a sidecar names itself with (a random id per process).
 pub const NODE_HEADER: &str = "x-staples-node";
+/// The request header with which a `dual` sidecar's Whisper side asks for messages with
+/// their Staples DAG carrier left in the padding (value `keep`): it needs the header to
+/// collapse copies, where an app must see it stripped.
+pub const CARRIER_HEADER: &str = "x-staples-carrier";
 /// How long an HTTP-only sidecar counts after its last request.
 pub const SEEN_FOR: Duration = Duration::from_secs(60);
 /// How often an upstream-mode sidecar calls its upstream when idle.

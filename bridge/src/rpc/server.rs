@@ -324,7 +324,8 @@ async fn http_entry<H: Handler>(
     }
     let (text, receipts) = match std::str::from_utf8(&body) {
         Ok(t) => {
-            let a = jsonrpc::handle(&st.handler, t, &Conn::http()).await;
+            let from = Conn::http_from(keeps_carrier(&headers));
+            let a = jsonrpc::handle(&st.handler, t, &from).await;
             (a.text, a.receipts)
         }
         Err(_) => (
@@ -401,6 +402,13 @@ impl http_body::Body for ReceiptBody {
 /// WebSocket read buffer (see [`ws_entry`]).
 const WS_READ_BUFFER: usize = 8 * 1024;
 
+/// Whether a `dual` sidecar asks for the DAG carrier ([`super::peers::CARRIER_HEADER`]).
+fn keeps_carrier(headers: &HeaderMap) -> bool {
+    headers
+        .get(super::peers::CARRIER_HEADER)
+        .is_some_and(|v| v.as_bytes() == b"keep")
+}
+
 /// The sidecar id a request names itself with ([`super::peers::NODE_HEADER`]).
 fn node_id(headers: &HeaderMap) -> Option<&str> {
     headers
@@ -414,6 +422,7 @@ async fn ws_entry<H: Handler>(
     ws: WebSocketUpgrade,
 ) -> Response {
     let limit = st.cfg.ws_message_limit;
+    let sidecar = keeps_carrier(&headers);
     // A sidecar counts as a peer for as long as its socket is open.
     let peer = st
         .cfg
@@ -428,7 +437,7 @@ async fn ws_entry<H: Handler>(
         // sidecar's CPU under load. Large messages just take more reads.
         .read_buffer_size(WS_READ_BUFFER)
         .on_upgrade(move |socket| async move {
-            ws_session(socket, st.handler, st.shutdown).await;
+            ws_session(socket, st.handler, st.shutdown, sidecar).await;
             drop(peer);
         })
 }
@@ -437,11 +446,12 @@ async fn ws_session<H: Handler>(
     socket: WebSocket,
     handler: Arc<H>,
     mut shutdown: watch::Receiver<bool>,
+    sidecar: bool,
 ) {
     let (mut tx, mut rx) = socket.split();
     let (out_tx, mut out_rx) = mpsc::channel::<Frame>(OUT_QUEUE);
     let (ctrl_tx, mut ctrl_rx) = mpsc::channel::<Ctrl>(MAX_SUBSCRIPTIONS);
-    let conn = Conn::websocket(out_tx, ctrl_tx);
+    let conn = Conn::websocket_from(out_tx, ctrl_tx, sidecar);
 
     // Reading runs apart from writing so a full outgoing queue can always drain; the reader
     // stops reading while the in-flight budget is spent (backpressure on the client).

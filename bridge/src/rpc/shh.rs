@@ -489,7 +489,7 @@ async fn dispatch<S: ShhApi>(
                 if i > 0 {
                     out.push(',');
                 }
-                out.push_str(&m.json);
+                out.push_str(&m.json_for(conn.is_sidecar()));
             }
             out.push(']');
             raw_text(out)

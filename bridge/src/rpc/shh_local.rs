@@ -35,8 +35,8 @@ pub struct ShhService<N, K> {
     allow_key_export: bool,
     light_client: AtomicBool,
     engine: Option<Arc<dyn Hook>>,
-    /// Dual mode: wakes the Whisper side's sender.
-    whisper_side: Option<Arc<tokio::sync::Notify>>,
+    /// Dual mode: the Whisper side (posts go out there too; filters are mirrored there).
+    whisper_side: Option<Arc<crate::dual::WhisperSide>>,
 }
 
 /// Unix seconds now.
@@ -68,11 +68,17 @@ impl<N: Node, K: Keys> ShhService<N, K> {
         self
     }
 
-    /// Dual mode with an upstream Whisper node: each post also goes out on Whisper
-    /// ([`crate::dual`]); `wake` tells the sender a post was committed.
-    pub fn with_whisper_side(mut self, wake: Arc<tokio::sync::Notify>) -> Self {
-        self.whisper_side = Some(wake);
+    /// Dual mode with an upstream Whisper node ([`crate::dual`]): each post also goes out
+    /// on Whisper, and each filter is mirrored there.
+    pub fn with_whisper_side(mut self, side: Arc<crate::dual::WhisperSide>) -> Self {
+        self.whisper_side = Some(side);
         self
+    }
+
+    fn mirror(&self, id: &str, criteria: &str) {
+        if let Some(side) = &self.whisper_side {
+            side.mirror(id, criteria);
+        }
     }
 
     /// Tells the engine what a filter listens to.
@@ -98,6 +104,7 @@ impl<N: Node, K: Keys> ShhService<N, K> {
             return Ok((0, 0));
         };
         let mut filters = 0;
+        let mut mirrors = Vec::new();
         for f in store.filters_of(Origin::Local).await? {
             let criteria = RawValue::from_string(f.criteria.clone())
                 .ok()
@@ -110,6 +117,7 @@ impl<N: Node, K: Keys> ShhService<N, K> {
             match criteria {
                 Some((req, c)) => {
                     self.follow(&req);
+                    mirrors.push((f.id.clone(), f.criteria.clone()));
                     match f.kind {
                         FilterKind::Poll => self.node.install_poll(f.id, c),
                         FilterKind::Subscription => self.node.install_mailbox(f.id, c, f.criteria),
@@ -126,6 +134,10 @@ impl<N: Node, K: Keys> ShhService<N, K> {
         let queued = self.node.restore_queues(queue::load(store).await?);
         if queued > 0 {
             tracing::info!(queued, "undelivered messages restored to their filters");
+        }
+        // Queues are back: the Whisper side may start delivering into them.
+        for (id, criteria) in mirrors {
+            self.mirror(&id, &criteria);
         }
         let now = unix_now();
         let mut envelopes = 0;
@@ -146,6 +158,11 @@ impl<N: Node, K: Keys> ShhService<N, K> {
     /// from a synchronous call: in the background, since a record left behind only
     /// reinstalls an empty filter after a restart.
     fn forget_filters(&self, ids: Vec<String>) {
+        if let Some(side) = &self.whisper_side {
+            for id in &ids {
+                side.unmirror(id);
+            }
+        }
         let Some(store) = self.store.clone() else {
             return;
         };
@@ -448,8 +465,8 @@ impl<N: Node, K: Keys> ShhApi for ShhService<N, K> {
             engine
                 .commit(begun, &env, routed.take_rows(), whisper)
                 .await?;
-            if let Some(wake) = &self.whisper_side {
-                wake.notify_one();
+            if let Some(side) = &self.whisper_side {
+                side.waker().notify_one();
             }
             let added = self.node.admit(candidate, now);
             // Committed, so our filters get it whatever the pool says.
@@ -504,6 +521,7 @@ impl<N: Node, K: Keys> ShhApi for ShhService<N, K> {
                 .await?;
         }
         self.node.install_poll(id.clone(), criteria);
+        self.mirror(&id, &c.to_json());
         Ok(id)
     }
 
@@ -521,6 +539,9 @@ impl<N: Node, K: Keys> ShhApi for ShhService<N, K> {
     async fn delete_message_filter(&self, id: String) -> Result<bool, ShhError> {
         if let Some(store) = &self.store {
             store.delete_filter(id.clone()).await?;
+        }
+        if let Some(side) = &self.whisper_side {
+            side.unmirror(&id);
         }
         if self.node.uninstall(&id) {
             Ok(true)
@@ -549,8 +570,12 @@ impl<N: Node, K: Keys> ShhApi for ShhService<N, K> {
                 )
                 .await?;
         }
-        let (id, created) = self.node.subscribe(new_id.clone(), criteria, key, sink);
-        if !created && let Some(store) = &self.store {
+        let (id, created) = self
+            .node
+            .subscribe(new_id.clone(), criteria, key.clone(), sink);
+        if created {
+            self.mirror(&id, &key);
+        } else if let Some(store) = &self.store {
             // An existing mailbox was taken over; the record made for a new one goes.
             store.delete_filter(new_id).await?;
         }

@@ -55,6 +55,70 @@ impl From<&ReceivedMessage> for MessageJson {
     }
 }
 
+/// Why geth JSON did not parse as a message ([`parse_geth_json`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JsonError {
+    /// Not a JSON object.
+    #[error("not a JSON object")]
+    NotAnObject,
+    /// A field geth always writes is missing or has the wrong type.
+    #[error("field {0} missing or of the wrong type")]
+    Field(&'static str),
+    /// A field's bytes are not `0x` hex of the right length, or not a valid key.
+    #[error("field {0} is not valid")]
+    Invalid(&'static str),
+}
+
+/// The message in geth's JSON (as `shh_getFilterMessages` returns it), for a node that
+/// gets messages from another Whisper node's RPC rather than as envelopes. The JSON names
+/// the signer (`sig`) but carries no signature bytes, so `plaintext.signature` is `None`
+/// and the caller keeps the JSON itself for whoever needs the signer. Inverse of
+/// [`ReceivedMessage::to_geth_json`] for everything but the signature.
+pub fn parse_geth_json(json: &str) -> Result<ReceivedMessage, JsonError> {
+    let v: serde_json::Value = serde_json::from_str(json).map_err(|_| JsonError::NotAnObject)?;
+    let v = v.as_object().ok_or(JsonError::NotAnObject)?;
+    let bytes = |k: &'static str| -> Result<Vec<u8>, JsonError> {
+        let s = v
+            .get(k)
+            .and_then(|x| x.as_str())
+            .ok_or(JsonError::Field(k))?;
+        hex::decode(s.strip_prefix("0x").ok_or(JsonError::Invalid(k))?)
+            .map_err(|_| JsonError::Invalid(k))
+    };
+    let number = |k: &'static str| -> Result<u32, JsonError> {
+        v.get(k)
+            .and_then(|x| x.as_u64())
+            .and_then(|n| u32::try_from(n).ok())
+            .ok_or(JsonError::Field(k))
+    };
+    let hash = <[u8; 32]>::try_from(bytes("hash")?).map_err(|_| JsonError::Invalid("hash"))?;
+    let topic = <[u8; 4]>::try_from(bytes("topic")?).map_err(|_| JsonError::Invalid("topic"))?;
+    let recipient = match v.get("recipientPublicKey") {
+        None => None,
+        Some(_) => Some(
+            crate::crypto::PublicKey::from_uncompressed(&bytes("recipientPublicKey")?)
+                .map_err(|_| JsonError::Invalid("recipientPublicKey"))?,
+        ),
+    };
+    Ok(ReceivedMessage {
+        plaintext: super::message::Plaintext {
+            flags: 0,
+            payload: bytes("payload")?,
+            padding: bytes("padding")?,
+            signature: None,
+        },
+        topic: super::Topic(topic),
+        ttl: number("ttl")?,
+        sent: number("timestamp")?,
+        pow: v
+            .get("pow")
+            .and_then(|x| x.as_f64())
+            .ok_or(JsonError::Field("pow"))?,
+        hash: super::EnvelopeHash(hash),
+        recipient,
+    })
+}
+
 impl ReceivedMessage {
     /// The exact JSON text geth emits for this message.
     pub fn to_geth_json(&self) -> String {
