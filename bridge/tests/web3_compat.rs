@@ -24,6 +24,12 @@ fn web3_shh_posts_and_receives_over_ws_and_http_pss() {
     web3_shh_posts_and_receives_over_ws_and_http("pss");
 }
 
+/// And against `--transport=dual` (its own Whisper node as the Whisper side): unchanged.
+#[test]
+fn web3_shh_posts_and_receives_over_ws_and_http_dual() {
+    web3_shh_posts_and_receives_over_ws_and_http("dual");
+}
+
 fn web3_shh_posts_and_receives_over_ws_and_http(transport: &str) {
     let project = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/web3");
     // Both tests of this file may reach here at once on a fresh clone: one `npm ci`.

@@ -165,11 +165,18 @@ pub struct Sidecar {
 }
 
 impl Sidecar {
-    /// Starts `staples` with `args` (plus loopback listeners on ephemeral ports) and the
-    /// keystore passphrase in the environment; waits for its address line.
+    /// Starts `staples` with `args` (plus loopback listeners on ephemeral ports, unless
+    /// `args` name them) and the keystore passphrase in the environment; waits for its
+    /// address line.
     pub fn start(args: &[&str], password: &str) -> Sidecar {
-        let mut child = Command::new(binary("staples"))
-            .args(["--rpc-addr", "127.0.0.1:0", "--ws-addr", "127.0.0.1:0"])
+        let mut cmd = Command::new(binary("staples"));
+        // Ephemeral ports unless the caller chose (a restart on the same address).
+        for flag in ["--rpc-addr", "--ws-addr"] {
+            if !args.contains(&flag) {
+                cmd.args([flag, "127.0.0.1:0"]);
+            }
+        }
+        let mut child = cmd
             .args(args)
             .env("STAPLES_KEYSTORE_PASSWORD", password)
             .env("RUST_LOG", "warn")

@@ -218,3 +218,125 @@ async fn a_dual_peers_posts_reach_whisper_and_pss_peers_once_across_a_crash() {
     legacy.process.terminate();
     net.process.terminate();
 }
+
+/// Rolling forward and back on one data dir, `whisper → dual → pss → dual`: the app's key
+/// ids and polling filter keep working, nothing it already took is handed out again, and
+/// the DAG state carries on (a pss peer sees every Staples post once, in order).
+#[tokio::test]
+async fn rolling_whisper_dual_pss_dual_on_one_data_dir_keeps_keys_filters_and_state() {
+    let net = DevNode::start(2);
+    let dir = tempfile::tempdir().unwrap();
+    let legacy = Sidecar::start_whisper(&dir.path().join("legacy"));
+    let swarm = Sidecar::start_pss(&dir.path().join("swarm"), &net.urls[1]);
+    let swarm_pub = status_filter(&swarm).await;
+    let me = dir.path().join("me");
+
+    let p = Sidecar::start_whisper(&me);
+    let key = status_key(&p).await;
+    let filter = p
+        .ok(
+            "shh_newMessageFilter",
+            json!([{"symKeyID": key, "topics": [TOPIC]}]),
+        )
+        .await;
+    let filter = filter.as_str().unwrap().to_string();
+    let mut swarm_got = Vec::new();
+    let steps: [(&str, &str); 4] = [
+        ("whisper", "w1"),
+        ("dual", "d1"),
+        ("pss", "p1"),
+        ("dual", "d2"),
+    ];
+    let mut p = Some(p);
+    for (i, (mode, text)) in steps.into_iter().enumerate() {
+        let s = match p.take() {
+            Some(s) => s,
+            None => match mode {
+                "dual" => Sidecar::start_dual(&me, &net.urls[0], &legacy.http),
+                "pss" => Sidecar::start_pss(&me, &net.urls[0]),
+                _ => Sidecar::start_whisper(&me),
+            },
+        };
+        if i > 0 {
+            let again = s.ok("shh_getFilterMessages", json!([filter])).await;
+            assert_eq!(again, json!([]), "{mode}: nothing handed out twice");
+        }
+        post(
+            &s,
+            json!({"symKeyID": key, "topic": TOPIC, "ttl": 60, "payload": hex0x(text.as_bytes())}),
+        )
+        .await;
+        let mut got = Vec::new();
+        collect(&s, &filter, &mut got, 1).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        collect(&s, &filter, &mut got, 1).await;
+        assert_eq!(texts(&got), [text], "{mode}: its own post, once");
+        s.process.terminate();
+    }
+    collect(&swarm, &swarm_pub, &mut swarm_got, 3).await;
+    assert_eq!(texts(&swarm_got), ["d1", "p1", "d2"]);
+    swarm.process.terminate();
+    legacy.process.terminate();
+    net.process.terminate();
+}
+
+/// The Whisper node goes away and comes back: the dual peer keeps accepting posts, says
+/// so in `staples_status`, and delivers them on Whisper when the node is back, in order.
+#[tokio::test]
+async fn an_unreachable_whisper_node_delays_the_whisper_side_and_drops_nothing() {
+    let net = DevNode::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    let legacy_dir = dir.path().join("legacy");
+    let legacy = Sidecar::start_whisper(&legacy_dir);
+    let legacy_pub = status_filter(&legacy).await;
+    let legacy_port = legacy.http.rsplit(':').next().unwrap().to_string();
+    let dual = Sidecar::start_dual(&dir.path().join("dual"), &net.urls[0], &legacy.http);
+    let key = status_key(&dual).await;
+    post(
+        &dual,
+        json!({"symKeyID": key, "topic": TOPIC, "ttl": 60, "payload": hex0x(b"before")}),
+    )
+    .await;
+    let mut got = Vec::new();
+    collect(&legacy, &legacy_pub, &mut got, 1).await;
+
+    legacy.process.terminate();
+    for t in ["while down 1", "while down 2"] {
+        post(
+            &dual,
+            json!({"symKeyID": key, "topic": TOPIC, "ttl": 60, "payload": hex0x(t.as_bytes())}),
+        )
+        .await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let s = dual.ok("staples_status", json!([])).await;
+        if s["whisper"]["ok"] == false && s["whisper"]["backlog"] == 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no outage shown: {s}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Back on the same port and data dir (its filters are restored).
+    let legacy = Sidecar::start(
+        &[
+            "--transport",
+            "whisper",
+            "--data-dir",
+            &legacy_dir.display().to_string(),
+            "--min-pow",
+            "0",
+            "--keystore-scrypt-log-n",
+            "4",
+            "--rpc-addr",
+            &format!("127.0.0.1:{legacy_port}"),
+        ],
+        staples_e2e::PASSWORD,
+    );
+    collect(&legacy, &legacy_pub, &mut got, 3).await;
+    assert_eq!(texts(&got), ["before", "while down 1", "while down 2"]);
+    dual.process.terminate();
+    legacy.process.terminate();
+    net.process.terminate();
+}
