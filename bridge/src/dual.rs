@@ -156,6 +156,8 @@ pub struct WhisperSide {
     /// Mirrored app filters: their pollers and current upstream filter ids.
     mirrors: std::sync::Mutex<HashMap<String, Mirrored>>,
     counters: std::sync::Mutex<BTreeMap<&'static str, u64>>,
+    /// The upstream's `net_peerCount`, last read (its Whisper peers).
+    upstream_peers: std::sync::atomic::AtomicU64,
 }
 
 struct Mirrored {
@@ -184,7 +186,32 @@ impl WhisperSide {
             last_error: std::sync::Mutex::new(None),
             mirrors: std::sync::Mutex::new(HashMap::new()),
             counters: std::sync::Mutex::new(BTreeMap::new()),
+            upstream_peers: std::sync::atomic::AtomicU64::new(0),
         })
+    }
+
+    /// The upstream's Whisper peers, last read (for `net_peerCount`).
+    pub fn peer_count(&self) -> u64 {
+        self.upstream_peers.load(Ordering::Relaxed)
+    }
+
+    /// Reads the upstream's `net_peerCount` every [`crate::engine::PEERS_EVERY`] until
+    /// aborted; an unreachable upstream counts as none. The reads also keep a `staples`
+    /// upstream counting this sidecar as a peer.
+    pub async fn watch_peers(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(crate::engine::PEERS_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let n = match self.upstream.call("net_peerCount", None).await {
+                Ok(v) => serde_json::from_str::<String>(v.get())
+                    .ok()
+                    .and_then(|h| u64::from_str_radix(h.trim_start_matches("0x"), 16).ok())
+                    .unwrap_or(0),
+                Err(_) => 0,
+            };
+            self.upstream_peers.store(n, Ordering::Relaxed);
+        }
     }
 
     fn count(&self, what: &'static str) {
@@ -382,6 +409,7 @@ impl WhisperSide {
             .clone();
         serde_json::json!({
             "upstream": true,
+            "peers": self.peer_count(),
             "ok": self.ok.load(Ordering::Relaxed),
             "lastError": self.last_error.lock().unwrap_or_else(|p| p.into_inner()).clone(),
             "backlog": backlog,

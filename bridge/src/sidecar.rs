@@ -182,7 +182,15 @@ pub async fn run(
             if let Some(p) = &mut pss {
                 p.tasks = p.engine.run().await;
             }
-            let whisper_task = whisper_side.clone().map(|w| tokio::spawn(w.run()));
+            let whisper_tasks: Vec<_> = whisper_side
+                .iter()
+                .flat_map(|w| {
+                    [
+                        tokio::spawn(w.clone().run()),
+                        tokio::spawn(w.clone().watch_peers()),
+                    ]
+                })
+                .collect();
             tracing::info!(
                 transport = ?cfg.transport,
                 key_pairs = pairs,
@@ -208,7 +216,7 @@ pub async fn run(
             }
             let r = server::serve(listeners, Arc::new(handler), scfg, shutdown).await;
             janitor.abort();
-            if let Some(t) = whisper_task {
+            for t in whisper_tasks {
                 t.abort();
             }
             if let Some(p) = pss {

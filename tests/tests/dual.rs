@@ -44,6 +44,19 @@ fn texts(ms: &[Value]) -> Vec<String> {
     ms.iter().map(text).collect()
 }
 
+/// Waits (up to 15 s: counts are read every 5 s) until `p`'s `net_peerCount` is `want`.
+async fn peer_count_becomes(p: &Sidecar, want: &str) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let n = p.ok("net_peerCount", json!([])).await;
+        if n == want {
+            return;
+        }
+        assert!(Instant::now() < deadline, "net_peerCount {n}, want {want}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 async fn status_key(p: &Sidecar) -> Value {
     p.ok("shh_generateSymKeyFromPassword", json!(["status"]))
         .await
@@ -158,6 +171,11 @@ async fn a_dual_peers_posts_reach_whisper_and_pss_peers_once_across_a_crash() {
         from_whisper["hash"], legacy_hash,
         "the Whisper node's envelope, as it sent it"
     );
+
+    // Peers: the Whisper node counts the dual sidecar; the dual sidecar counts its Bee
+    // node's peer (the other dev node) and the Whisper node's peers (itself, seen there).
+    peer_count_becomes(&legacy, "0x1").await;
+    peer_count_becomes(&dual, "0x2").await;
 
     let s = dual.ok("staples_status", json!([])).await;
     assert_eq!(s["transport"], "dual", "{s}");

@@ -101,14 +101,16 @@ impl<S: ShhApi> LocalHandler<S> {
         self
     }
 
-    /// `net_peerCount`: sidecars using this node, plus the Bee node's peers with PSS.
+    /// `net_peerCount`: sidecars using this node, plus the Bee node's peers with PSS, plus
+    /// the upstream Whisper node's peers in dual mode.
     fn peer_count(&self) -> u64 {
         let sidecars = self
             .sidecars
             .as_ref()
             .map_or(0, |s| s.count(std::time::Instant::now()) as u64);
         let swarm = self.engine.as_ref().map_or(0, |e| e.peer_count());
-        sidecars + swarm
+        let whisper = self.whisper_side.as_ref().map_or(0, |w| w.peer_count());
+        sidecars + swarm + whisper
     }
 
     /// Also serves the `staples_*` extensions from the PSS engine.
