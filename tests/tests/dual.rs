@@ -1,8 +1,8 @@
 //! `--transport=dual` end to end: a peer that has not moved (a plain `whisper`-mode
 //! sidecar, its app polling its own Whisper node), a `dual` peer whose Whisper side is
 //! that node, and a `pss` peer, all real processes on a real dev node. Every post of the
-//! dual peer's app reaches the Whisper peer's app with the exact payload and padding (and
-//! signer), and the pss peer's app once, in order; the dual peer's app gets the Whisper
+//! dual peer's app (public chat, a group, 1:1) reaches the Whisper peer's app with the
+//! exact payload and padding (and signer), and the pss peer's app once, in order; the dual peer's app gets the Whisper
 //! peer's legacy posts and the pss peer's posts, each once (its own posts echoed back by
 //! the Whisper node are collapsed); a SIGKILL of the dual peer loses nothing it
 //! acknowledged on either side and repeats nothing to its app.
@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use staples_e2e::{DevNode, Identity, Sidecar, hex0x};
 
 const TOPIC: &str = "0x0d0e0a0d";
+const GROUP_TOPIC: &str = "0x0d0e0a0e";
 
 /// Polls `filter` on `p` until `want` messages arrived in total; returns them all.
 async fn collect(p: &Sidecar, filter: &str, got: &mut Vec<Value>, want: usize) {
@@ -172,6 +173,49 @@ async fn a_dual_peers_posts_reach_whisper_and_pss_peers_once_across_a_crash() {
         "the Whisper node's envelope, as it sent it"
     );
 
+    // A group (a symmetric key from a shared secret, another topic): the same both ways.
+    let mut group_filters = Vec::new();
+    for p in [&legacy, &dual, &swarm] {
+        let k = p
+            .ok("shh_generateSymKeyFromPassword", json!(["a group secret"]))
+            .await;
+        let f = p
+            .ok(
+                "shh_newMessageFilter",
+                json!([{"symKeyID": k, "topics": [GROUP_TOPIC]}]),
+            )
+            .await;
+        group_filters.push((k, f.as_str().unwrap().to_string()));
+    }
+    post(
+        &dual,
+        json!({"symKeyID": group_filters[1].0, "topic": GROUP_TOPIC, "ttl": 60,
+                "payload": hex0x(b"group from dual")}),
+    )
+    .await;
+    legacy
+        .ok(
+            "shh_post",
+            json!([{"symKeyID": group_filters[0].0, "topic": GROUP_TOPIC, "ttl": 60,
+                    "payload": hex0x(b"group from whisper")}]),
+        )
+        .await;
+    let mut got = Vec::new();
+    collect(&legacy, &group_filters[0].1, &mut got, 2).await;
+    let mut t = texts(&got);
+    t.sort();
+    assert_eq!(t, ["group from dual", "group from whisper"]);
+    let mut got = Vec::new();
+    collect(&swarm, &group_filters[2].1, &mut got, 1).await;
+    assert_eq!(texts(&got), ["group from dual"]);
+    let mut got = Vec::new();
+    collect(&dual, &group_filters[1].1, &mut got, 2).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    collect(&dual, &group_filters[1].1, &mut got, 2).await;
+    let mut t = texts(&got);
+    t.sort();
+    assert_eq!(t, ["group from dual", "group from whisper"], "once each");
+
     // Peers: the Whisper node counts the dual sidecar; the dual sidecar counts its Bee
     // node's peer (the other dev node) and the Whisper node's peers (itself, seen there).
     peer_count_becomes(&legacy, "0x1").await;
@@ -181,8 +225,8 @@ async fn a_dual_peers_posts_reach_whisper_and_pss_peers_once_across_a_crash() {
     assert_eq!(s["transport"], "dual", "{s}");
     assert_eq!(s["whisper"]["ok"], true, "{s}");
     assert_eq!(
-        s["whisper"]["counters"]["whisper_legacy_delivered"], 1,
-        "{s}"
+        s["whisper"]["counters"]["whisper_legacy_delivered"], 2,
+        "the public chat's and the group's: {s}"
     );
     assert!(
         s["whisper"]["counters"]["whisper_staples_copies"].as_u64() >= Some(2),
