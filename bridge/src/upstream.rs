@@ -481,16 +481,7 @@ impl UpstreamHandler {
         let filter_params = RawValue::from_string(format!("[{criteria}]"))
             .map_err(|_| RpcError::invalid_params("invalid criteria"))?;
         let filter = new_filter(&self.upstream, &filter_params).await?;
-        if let Err(e) = self
-            .store
-            .put_filter_of(
-                filter.clone(),
-                criteria,
-                Origin::Upstream,
-                FilterKind::Subscription,
-            )
-            .await
-        {
+        if let Err(e) = record_poll(&self.store, filter.clone(), criteria).await {
             tracing::warn!(error = %e, "could not record a bridged subscription");
         }
         let sub = crate::ids::subscription_id();
@@ -636,14 +627,28 @@ fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn one_param(s: &str) -> Box<RawValue> {
+/// `[s]` as JSON-RPC params.
+pub(crate) fn one_param(s: &str) -> Box<RawValue> {
     serde_json::value::to_raw_value(&[s]).unwrap_or_default()
 }
 
-async fn new_filter(up: &Upstream, params: &RawValue) -> Result<String, RpcError> {
+/// `shh_newMessageFilter(params)` upstream; the new filter's id.
+pub(crate) async fn new_filter(up: &Upstream, params: &RawValue) -> Result<String, RpcError> {
     let id = up.call("shh_newMessageFilter", Some(params)).await?;
     serde_json::from_str(id.get())
         .map_err(|_| RpcError::server("upstream returned a non-string filter id"))
+}
+
+/// Records an upstream filter this sidecar polls (a bridged subscription, or a dual
+/// mirror), so [`forget_stale_polls`] deletes it upstream if this process dies first.
+pub(crate) async fn record_poll(
+    store: &Store,
+    id: String,
+    criteria: String,
+) -> Result<(), crate::store::StoreError> {
+    store
+        .put_filter_of(id, criteria, Origin::Upstream, FilterKind::Subscription)
+        .await
 }
 
 /// Deletes upstream filter `id` (best effort) and its record.
@@ -695,15 +700,7 @@ async fn poll_filter(p: Poll) {
                         let _ = p.store.delete_filter(id).await;
                         let criteria = p.params.get();
                         let criteria = criteria[1..criteria.len() - 1].to_string();
-                        let _ = p
-                            .store
-                            .put_filter_of(
-                                new.clone(),
-                                criteria,
-                                Origin::Upstream,
-                                FilterKind::Subscription,
-                            )
-                            .await;
+                        let _ = record_poll(&p.store, new.clone(), criteria).await;
                         *lock(&p.filter) = new;
                     }
                     Err(e) => note_failure(&mut failing, &e),
@@ -730,9 +727,11 @@ async fn poll_filter(p: Poll) {
     }
 }
 
-fn note_failure(failing: &mut bool, e: &RpcError) {
+/// Logs a failed upstream call once per outage (`failing` remembers it; the caller clears
+/// it on the next success).
+pub(crate) fn note_failure(failing: &mut bool, e: &dyn std::fmt::Display) {
     if !*failing {
-        tracing::warn!(error = %e.message, "calling the upstream failed; retrying");
+        tracing::warn!(error = %e, "calling the upstream failed; retrying");
         *failing = true;
     }
 }

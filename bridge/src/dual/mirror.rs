@@ -8,7 +8,7 @@ use serde_json::value::RawValue;
 
 use super::send::KeyKind;
 use super::{DualError, Mirrored, WhisperSide};
-use crate::store::{FilterKind, Origin};
+use crate::upstream::{new_filter, note_failure, one_param, record_poll};
 use staples_protocol::crypto::keccak256;
 
 /// How often Whisper copies may wake the PSS sync.
@@ -126,16 +126,14 @@ impl WhisperSide {
                         id
                     }
                     Err(e) => {
-                        note(&mut failing, &e.to_string());
+                        note_failure(&mut failing, &e);
                         continue;
                     }
                 },
             };
-            let params =
-                RawValue::from_string(serde_json::json!([id]).to_string()).unwrap_or_default();
             match self
                 .upstream
-                .call("shh_getFilterMessages", Some(&params))
+                .call("shh_getFilterMessages", Some(&one_param(&id)))
                 .await
             {
                 Ok(v) => {
@@ -153,28 +151,15 @@ impl WhisperSide {
                     *current.lock().unwrap_or_else(|p| p.into_inner()) = None;
                     let _ = self.store.delete_filter(id).await;
                 }
-                Err(e) => note(&mut failing, &e.message),
+                Err(e) => note_failure(&mut failing, &e.message),
             }
         }
     }
 
     async fn open_mirror(&self, criteria: &str) -> Result<String, DualError> {
         let params = self.upstream_criteria(criteria).await?;
-        let id = self
-            .upstream
-            .call("shh_newMessageFilter", Some(&params))
-            .await?;
-        let id: String = serde_json::from_str(id.get())
-            .map_err(|_| DualError::Upstream("non-string filter id".into()))?;
-        // Recorded, so a restart deletes it upstream if this process dies first.
-        self.store
-            .put_filter_of(
-                id.clone(),
-                params.get().to_string(),
-                Origin::Upstream,
-                FilterKind::Subscription,
-            )
-            .await?;
+        let id = new_filter(&self.upstream, &params).await?;
+        record_poll(&self.store, id.clone(), params.get().to_string()).await?;
         Ok(id)
     }
 
@@ -250,13 +235,6 @@ fn classify(padding: &[u8]) -> Kind {
         Ok(None) => Kind::Legacy,
         Err(_) => Kind::Refused("whisper_malformed_header"),
         Ok(Some(_)) => Kind::Copy,
-    }
-}
-
-fn note(failing: &mut bool, e: &str) {
-    if !*failing {
-        tracing::warn!(error = %e, "whisper side: polling the upstream failed; retrying");
-        *failing = true;
     }
 }
 

@@ -226,9 +226,10 @@ impl WhisperSide {
                     .ok_or_else(|| DualError::KeyGone(local.to_string()))?,
             ),
         };
-        let params = RawValue::from_string(serde_json::json!([secret]).to_string())
-            .map_err(|e| DualError::BadRow(e.to_string()))?;
-        let answer = self.upstream.call(method, Some(&params)).await?;
+        let answer = self
+            .upstream
+            .call(method, Some(&crate::upstream::one_param(&secret)))
+            .await?;
         let id: String = serde_json::from_str(answer.get())
             .map_err(|_| DualError::Upstream(format!("{method} returned a non-string id")))?;
         map_key(&self.store, local.to_string(), id.clone()).await?;
