@@ -19,6 +19,10 @@
 //! Run: `cargo bench -p staples-bridge --bench modes` (release build). Prints a table.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
+use common::cpu_secs;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -73,18 +77,6 @@ fn spawn(args: &[&str]) -> Proc {
         child,
         _dir: dir,
     }
-}
-
-/// User + system CPU seconds of `pid` (clock ticks are 1/100 s on Linux).
-fn cpu_secs(pid: u32) -> f64 {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let rest = s.rsplit_once(')').map_or("", |(_, r)| r);
-    rest.split_whitespace()
-        .skip(11)
-        .take(2)
-        .filter_map(|v| v.parse::<u64>().ok())
-        .sum::<u64>() as f64
-        / 100.0
 }
 
 async fn call(http: &str, method: &str, params: Value) -> Value {

@@ -19,6 +19,10 @@
 //! Prints a table. Run: `cargo bench -p staples-bridge --bench rpc` (release build).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
+use common::cpu_secs;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -40,20 +44,6 @@ const PERIOD_MS: u64 = 6;
 const OPEN_PER_CLIENT: usize = 1500;
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-/// User + system CPU seconds `pid` has used (Linux clock ticks are 1/100 s).
-fn cpu_secs(pid: u32) -> f64 {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
-    let rest = s.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<u64> = rest
-        .split_whitespace()
-        .skip(11)
-        .take(2)
-        .filter_map(|v| v.parse().ok())
-        .collect();
-    f.iter().sum::<u64>() as f64 / 100.0
-}
 
 fn rss_kib(pid: u32) -> u64 {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
