@@ -382,25 +382,31 @@ impl FilterSet {
     }
 
     /// Whether filter `id` takes `msg`, which arrived for it alone (see
-    /// [`Delivered::from_geth_json`]): the same checks as [`FilterSet::route`] after
-    /// matching (overflowed, already queued, full).
+    /// [`Delivered::from_geth_json`]): [`FilterSet::route`]'s checks after matching.
     pub fn route_to(&self, id: &str, msg: Arc<Delivered>) -> Option<Route> {
         let f = self.filters.get(id)?;
+        self.has_room(f, &msg).then(|| Route {
+            filter: id.to_string(),
+            msg,
+        })
+    }
+
+    /// Whether `f`'s queue takes `msg` once matched: not overflowed, not already queued
+    /// (geth's buffer keys by hash), not full. A full queue sheds it (counted), and a full
+    /// polling filter overflows.
+    fn has_room(&self, f: &Filter, msg: &Delivered) -> bool {
         let mut q = f.queue();
         if q.overflowed || q.hashes.contains(&msg.message.hash) {
-            return None;
+            return false;
         }
         if q.full() {
             self.shed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             if matches!(f.kind, Kind::Poll) {
                 q.overflowed = true;
             }
-            return None;
+            return false;
         }
-        Some(Route {
-            filter: id.to_string(),
-            msg,
-        })
+        true
     }
 
     /// Opens `pooled` for filter `id` as delivery would (restoring a stored queue row).
@@ -470,15 +476,7 @@ impl FilterSet {
                     continue;
                 }
             }
-            let mut q = f.queue();
-            if q.overflowed || q.hashes.contains(&msg.message.hash) {
-                continue;
-            }
-            if q.full() {
-                self.shed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if matches!(f.kind, Kind::Poll) {
-                    q.overflowed = true;
-                }
+            if !self.has_room(f, &msg) {
                 continue;
             }
             out.push(Route {

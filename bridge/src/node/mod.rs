@@ -261,6 +261,26 @@ impl LocalNode {
 }
 
 impl Shared {
+    /// Gives each route its place in the delivery order and its queue row, which stores
+    /// `stored` (the message as the row keeps it, shared by every filter it went to).
+    fn numbered(&self, routes: Vec<Route>, stored: Arc<Vec<u8>>) -> Routed {
+        let mut items = Vec::with_capacity(routes.len());
+        let mut rows = Vec::with_capacity(routes.len());
+        for r in routes {
+            let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+            rows.push(QueueRow {
+                seq,
+                filter: r.filter.clone(),
+                envelope: stored.clone(),
+            });
+            items.push((r, seq));
+        }
+        Routed {
+            items,
+            rows: QueueRows::new(rows, self.acks.clone()),
+        }
+    }
+
     fn filters(&self) -> std::sync::RwLockReadGuard<'_, FilterSet> {
         self.filters.read().unwrap_or_else(|p| p.into_inner())
     }
@@ -327,39 +347,17 @@ impl Node for LocalNode {
         if routes.is_empty() {
             return Routed::default();
         }
-        let envelope = Arc::new(pooled.envelope.encode());
-        let mut items = Vec::with_capacity(routes.len());
-        let mut rows = Vec::with_capacity(routes.len());
-        for r in routes {
-            let seq = self.shared.next_seq.fetch_add(1, Ordering::Relaxed);
-            rows.push(QueueRow {
-                seq,
-                filter: r.filter.clone(),
-                envelope: envelope.clone(),
-            });
-            items.push((r, seq));
-        }
-        Routed {
-            items,
-            rows: QueueRows::new(rows, self.shared.acks.clone()),
-        }
+        self.shared
+            .numbered(routes, Arc::new(pooled.envelope.encode()))
     }
 
     fn route_to(&self, filter: &str, msg: Arc<Delivered>) -> Routed {
         let Some(route) = self.shared.filters().route_to(filter, msg) else {
             return Routed::default();
         };
-        let seq = self.shared.next_seq.fetch_add(1, Ordering::Relaxed);
         // The stored row keeps the JSON (it starts with `{`, which no RLP envelope does).
-        let row = QueueRow {
-            seq,
-            filter: route.filter.clone(),
-            envelope: Arc::new(route.msg.json.clone().into_bytes()),
-        };
-        Routed {
-            items: vec![(route, seq)],
-            rows: QueueRows::new(vec![row], self.shared.acks.clone()),
-        }
+        let stored = Arc::new(route.msg.json.clone().into_bytes());
+        self.shared.numbered(vec![route], stored)
     }
 
     fn enqueue(&self, routed: Routed) {
