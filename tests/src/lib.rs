@@ -247,20 +247,24 @@ impl Sidecar {
     /// A plain `--transport=whisper` sidecar (its own Whisper node) keeping its data in
     /// `dir`: what a peer that has not moved yet runs.
     pub fn start_whisper(dir: &Path) -> Sidecar {
+        Sidecar::start_whisper_with(dir, &[])
+    }
+
+    /// [`Sidecar::start_whisper`] with `extra` arguments (e.g. a fixed `--rpc-addr`).
+    pub fn start_whisper_with(dir: &Path, extra: &[&str]) -> Sidecar {
         let data = dir.display().to_string();
-        Sidecar::start(
-            &[
-                "--transport",
-                "whisper",
-                "--data-dir",
-                &data,
-                "--min-pow",
-                "0",
-                "--keystore-scrypt-log-n",
-                "4",
-            ],
-            PASSWORD,
-        )
+        let mut args = vec![
+            "--transport",
+            "whisper",
+            "--data-dir",
+            &data,
+            "--min-pow",
+            "0",
+            "--keystore-scrypt-log-n",
+            "4",
+        ];
+        args.extend_from_slice(extra);
+        Sidecar::start(&args, PASSWORD)
     }
 
     fn start_swarm(transport: &str, dir: &Path, bee: &str, extra: &[&str]) -> Sidecar {

@@ -381,20 +381,9 @@ async fn an_unreachable_whisper_node_delays_the_whisper_side_and_drops_nothing()
     }
 
     // Back on the same port and data dir (its filters are restored).
-    let legacy = Sidecar::start(
-        &[
-            "--transport",
-            "whisper",
-            "--data-dir",
-            &legacy_dir.display().to_string(),
-            "--min-pow",
-            "0",
-            "--keystore-scrypt-log-n",
-            "4",
-            "--rpc-addr",
-            &format!("127.0.0.1:{legacy_port}"),
-        ],
-        staples_e2e::PASSWORD,
+    let legacy = Sidecar::start_whisper_with(
+        &legacy_dir,
+        &["--rpc-addr", &format!("127.0.0.1:{legacy_port}")],
     );
     collect(&legacy, &legacy_pub, &mut got, 3).await;
     assert_eq!(texts(&got), ["before", "while down 1", "while down 2"]);
