@@ -149,13 +149,16 @@ pub enum PollError {
 #[derive(Debug, Clone)]
 pub struct Route {
     /// The filter id.
-    pub filter: String,
+    pub filter: FilterId,
     /// The opened message.
     pub msg: Arc<Delivered>,
 }
 
+/// A filter's id, shared by its routes, queue rows and receipts without copying it.
+pub type FilterId = Arc<str>;
+
 /// Makes the receipt of a pushed notification (the node knows how to settle it).
-pub type MakeReceipt<'a> = &'a dyn Fn(&str, u64) -> Receipt;
+pub type MakeReceipt<'a> = &'a dyn Fn(&FilterId, u64) -> Receipt;
 
 #[derive(Default)]
 struct Queue {
@@ -227,9 +230,9 @@ impl Filter {
 /// All installed filters, indexed by topic.
 #[derive(Default)]
 pub struct FilterSet {
-    filters: HashMap<String, Filter>,
-    by_topic: HashMap<Topic, Vec<String>>,
-    all_topics: Vec<String>,
+    filters: HashMap<FilterId, Filter>,
+    by_topic: HashMap<Topic, Vec<FilterId>>,
+    all_topics: Vec<FilterId>,
     next_order: u64,
     shed: std::sync::atomic::AtomicU64,
 }
@@ -282,19 +285,19 @@ impl FilterSet {
         let Some(id) = found else {
             return Err(sink);
         };
-        if let Some(f) = self.filters.get_mut(&id)
+        if let Some(f) = self.filters.get_mut(&*id)
             && let Kind::Subscription { sink: slot, .. } = &mut f.kind
         {
             *slot = Some(sink);
         }
-        let stopped = self.filters.get(&id).and_then(|f| pump(&id, f, receipt));
+        let stopped = self.filters.get(&*id).and_then(|f| pump(&id, f, receipt));
         if let Some(why) = stopped
             && let Some(s) = self.detach(&id)
             && why == Push::Full
         {
             s.fail(super::LAG_REASON);
         }
-        Ok(id)
+        Ok(id.to_string())
     }
 
     /// Detaches a subscription from its connection; its queue stays as a mailbox. Returns
@@ -311,7 +314,7 @@ impl FilterSet {
 
     /// Detached mailboxes beyond [`MAX_MAILBOXES`], oldest first: the caller removes them.
     pub fn excess_mailboxes(&self) -> Vec<String> {
-        let mut boxes: Vec<(&String, u64)> = self
+        let mut boxes: Vec<(&FilterId, u64)> = self
             .filters
             .iter()
             .filter(|(_, f)| matches!(f.kind, Kind::Subscription { sink: None, .. }))
@@ -319,7 +322,7 @@ impl FilterSet {
             .collect();
         boxes.sort_by_key(|(_, o)| *o);
         let n = boxes.len().saturating_sub(MAX_MAILBOXES);
-        boxes[..n].iter().map(|(id, _)| (*id).clone()).collect()
+        boxes[..n].iter().map(|(id, _)| id.to_string()).collect()
     }
 
     /// Whether `id` is installed.
@@ -366,7 +369,7 @@ impl FilterSet {
     /// A pushed notification was written: drops it from the queue and pushes more. Returns
     /// how pushing more stopped ([`Push::Full`] or [`Push::Closed`]): the caller detaches.
     pub fn written(&self, id: &str, seq: u64, receipt: MakeReceipt<'_>) -> Option<Push> {
-        let f = self.filters.get(id)?;
+        let (id, f) = self.filters.get_key_value(id)?;
         f.queue().remove_seq(seq);
         pump(id, f, receipt)
     }
@@ -384,9 +387,9 @@ impl FilterSet {
     /// Whether filter `id` takes `msg`, which arrived for it alone (see
     /// [`Delivered::from_geth_json`]): [`FilterSet::route`]'s checks after matching.
     pub fn route_to(&self, id: &str, msg: Arc<Delivered>) -> Option<Route> {
-        let f = self.filters.get(id)?;
+        let (id, f) = self.filters.get_key_value(id)?;
         self.has_room(f, &msg).then(|| Route {
-            filter: id.to_string(),
+            filter: id.clone(),
             msg,
         })
     }
@@ -494,7 +497,7 @@ impl FilterSet {
         &self,
         routes: Vec<(Route, u64)>,
         receipt: MakeReceipt<'_>,
-    ) -> (Vec<u64>, Vec<(String, Push)>) {
+    ) -> (Vec<u64>, Vec<(FilterId, Push)>) {
         let mut orphans = Vec::new();
         let mut lagging = Vec::new();
         for (r, seq) in routes {
@@ -512,6 +515,7 @@ impl FilterSet {
 
     fn insert(&mut self, id: String, criteria: Criteria, kind: Kind) {
         self.take(&id);
+        let id = FilterId::from(id);
         let mut topics = criteria.topics.clone();
         topics.sort();
         topics.dedup();
@@ -535,10 +539,10 @@ impl FilterSet {
 
     fn take(&mut self, id: &str) -> Option<Filter> {
         let f = self.filters.remove(id)?;
-        self.all_topics.retain(|x| x != id);
+        self.all_topics.retain(|x| &**x != id);
         for t in &f.criteria.topics {
             if let Some(v) = self.by_topic.get_mut(t) {
-                v.retain(|x| x != id);
+                v.retain(|x| &**x != id);
                 if v.is_empty() {
                     self.by_topic.remove(t);
                 }
@@ -550,7 +554,7 @@ impl FilterSet {
 
 /// Pushes a subscription's unpushed entries while its window has room. `Some` when the
 /// sink is full or gone: the caller detaches it.
-fn pump(id: &str, f: &Filter, receipt: MakeReceipt<'_>) -> Option<Push> {
+fn pump(id: &FilterId, f: &Filter, receipt: MakeReceipt<'_>) -> Option<Push> {
     let Kind::Subscription {
         sink: Some(sink), ..
     } = &f.kind
@@ -630,12 +634,12 @@ mod tests {
         }
     }
 
-    fn no_receipt(_: &str, _: u64) -> Receipt {
+    fn no_receipt(_: &FilterId, _: u64) -> Receipt {
         Receipt::new(|_| {})
     }
 
     /// Routes and queues at once, numbering entries from `seq`.
-    fn deliver(set: &FilterSet, p: &Pooled, p2p: bool, seq: &mut u64) -> Vec<(String, Push)> {
+    fn deliver(set: &FilterSet, p: &Pooled, p2p: bool, seq: &mut u64) -> Vec<(FilterId, Push)> {
         let routes = set
             .route(p, p2p)
             .into_iter()
@@ -840,8 +844,8 @@ mod tests {
         assert_eq!(
             stopped,
             [
-                ("full".to_string(), Push::Full),
-                ("gone".to_string(), Push::Closed)
+                (FilterId::from("full"), Push::Full),
+                (FilterId::from("gone"), Push::Closed)
             ]
         );
         assert_eq!(n.load(Ordering::SeqCst), 3);

@@ -20,11 +20,11 @@ pub mod pool;
 pub mod queue;
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 
 use staples_protocol::whisper::Envelope;
 
-pub use filters::{Criteria, Delivered, FilterKey, PollError, Push, Queued, Route, Sink};
+pub use filters::{Criteria, Delivered, FilterId, FilterKey, PollError, Push, Queued, Route, Sink};
 pub use pool::{AddError, Added, Pool, Pooled, SettingsError};
 pub use queue::{Acks, QueueRow, QueueRows, Receipt};
 
@@ -169,6 +169,8 @@ pub struct LocalNode {
 
 /// What receipts need after the call that made them returned.
 struct Shared {
+    /// Itself, for receipts that must not keep the node alive.
+    me: Weak<dyn queue::Pushed>,
     filters: RwLock<FilterSet>,
     acks: Arc<Acks>,
     next_seq: AtomicU64,
@@ -184,10 +186,14 @@ impl LocalNode {
     pub fn with_acks(min_pow: f64, acks: Arc<Acks>) -> Self {
         LocalNode {
             pool: Mutex::new(Pool::new(min_pow)),
-            shared: Arc::new(Shared {
-                filters: RwLock::new(FilterSet::default()),
-                acks,
-                next_seq: AtomicU64::new(1),
+            shared: Arc::new_cyclic(|me: &Weak<Shared>| {
+                let me: Weak<dyn queue::Pushed> = me.clone();
+                Shared {
+                    me,
+                    filters: RwLock::new(FilterSet::default()),
+                    acks,
+                    next_seq: AtomicU64::new(1),
+                }
             }),
         }
     }
@@ -290,28 +296,13 @@ impl Shared {
     }
 
     /// The receipt of one pushed notification: once written, its row goes and the
-    /// subscription may push more.
-    fn push_receipt(self: &Arc<Self>, filter: &str, seq: u64) -> Receipt {
-        let weak = Arc::downgrade(self);
-        let filter = filter.to_string();
-        Receipt::new(move |written| {
-            // Not written: the connection is going, and the entry stays for the mailbox.
-            let (true, Some(me)) = (written, weak.upgrade()) else {
-                return;
-            };
-            me.acks.taken([seq]);
-            let stopped = {
-                let mk = |f: &str, s: u64| me.push_receipt(f, s);
-                me.filters().written(&filter, seq, &mk)
-            };
-            if let Some(why) = stopped {
-                me.detach_lagging(vec![(filter, why)]);
-            }
-        })
+    /// subscription may push more ([`queue::Pushed`]).
+    fn push_receipt(&self, filter: &FilterId, seq: u64) -> Receipt {
+        Receipt::push(self.me.clone(), filter.clone(), seq)
     }
 
     /// Detaches subscriptions whose sink stopped taking pushes; a lagging one is told why.
-    fn detach_lagging(&self, ids: Vec<(String, Push)>) {
+    fn detach_lagging(&self, ids: Vec<(FilterId, Push)>) {
         if ids.is_empty() {
             return;
         }
@@ -330,6 +321,23 @@ impl Shared {
         for (id, sink) in lagged {
             tracing::warn!(filter = %id, "subscriber fell behind; subscription closed, its messages kept");
             sink.fail(LAG_REASON);
+        }
+    }
+}
+
+impl queue::Pushed for Shared {
+    fn pushed(&self, filter: &FilterId, seq: u64, written: bool) {
+        // Not written: the connection is going, and the entry stays for the mailbox.
+        if !written {
+            return;
+        }
+        self.acks.taken([seq]);
+        let stopped = {
+            let mk = |f: &FilterId, s: u64| self.push_receipt(f, s);
+            self.filters().written(filter, seq, &mk)
+        };
+        if let Some(why) = stopped {
+            self.detach_lagging(vec![(filter.clone(), why)]);
         }
     }
 }
@@ -366,7 +374,7 @@ impl Node for LocalNode {
         }
         let (orphans, stopped) = {
             let me = &self.shared;
-            let mk = |f: &str, s: u64| me.push_receipt(f, s);
+            let mk = |f: &FilterId, s: u64| me.push_receipt(f, s);
             me.filters().enqueue(routed.items, &mk)
         };
         if !orphans.is_empty() {
@@ -418,7 +426,7 @@ impl Node for LocalNode {
         sink: Box<dyn Sink>,
     ) -> (String, bool) {
         let me = &self.shared;
-        let mk = |f: &str, s: u64| me.push_receipt(f, s);
+        let mk = |f: &FilterId, s: u64| me.push_receipt(f, s);
         let mut set = me.filters_mut();
         match set.attach(&key, sink, &mk) {
             Ok(id) => (id, false),

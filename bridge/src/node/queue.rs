@@ -17,7 +17,7 @@
 use std::collections::HashSet;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 use rusqlite::{Transaction, params};
 
@@ -29,7 +29,7 @@ pub struct QueueRow {
     /// Position in the node's delivery order (unique across filters).
     pub seq: u64,
     /// The filter it waits in.
-    pub filter: String,
+    pub filter: Arc<str>,
     /// The envelope (RLP), shared by every filter it matched.
     pub envelope: Arc<Vec<u8>>,
 }
@@ -87,7 +87,7 @@ impl QueueRows {
             "INSERT OR REPLACE INTO delivery_queue (seq, filter, envelope) VALUES (?1, ?2, ?3)",
         )?;
         for r in self.rows.iter().filter(|r| keep(r.seq)) {
-            st.execute(params![seq_sql(r.seq), r.filter, r.envelope.as_slice()])?;
+            st.execute(params![seq_sql(r.seq), &*r.filter, r.envelope.as_slice()])?;
         }
         Ok(())
     }
@@ -151,27 +151,60 @@ fn seq_sql(seq: u64) -> i64 {
 
 /// Says whether a hand-out reached the app's connection. Calling [`Receipt::written`]
 /// settles it; dropping it unsettled means the write did not happen (the entries go back).
-pub struct Receipt(Option<Box<dyn FnOnce(bool) + Send>>);
+pub struct Receipt(Option<Settle>);
+
+/// Who hears how a hand-out ended.
+enum Settle {
+    /// One pushed notification: the common case, one per delivered message, so it is a
+    /// weak pointer and two words rather than a boxed closure.
+    Push {
+        to: Weak<dyn Pushed>,
+        filter: Arc<str>,
+        seq: u64,
+    },
+    /// Anything else (a poll's batch).
+    Other(Box<dyn FnOnce(bool) + Send>),
+}
+
+/// Settles pushed notifications (the node's filter set).
+pub trait Pushed: Send + Sync {
+    /// Notification `seq` of subscription `filter` was written (or, `false`, dropped).
+    fn pushed(&self, filter: &Arc<str>, seq: u64, written: bool);
+}
 
 impl Receipt {
     /// A receipt that runs `f(true)` when written, `f(false)` when dropped unwritten.
     pub fn new(f: impl FnOnce(bool) + Send + 'static) -> Self {
-        Receipt(Some(Box::new(f)))
+        Receipt(Some(Settle::Other(Box::new(f))))
+    }
+
+    /// The receipt of notification `seq` pushed for `filter`, settled by `to` if it is
+    /// still there.
+    pub fn push(to: Weak<dyn Pushed>, filter: Arc<str>, seq: u64) -> Self {
+        Receipt(Some(Settle::Push { to, filter, seq }))
     }
 
     /// The answer or notification was handed to the connection.
     pub fn written(mut self) {
-        if let Some(f) = self.0.take() {
-            f(true);
+        self.settle(true);
+    }
+
+    fn settle(&mut self, written: bool) {
+        match self.0.take() {
+            Some(Settle::Push { to, filter, seq }) => {
+                if let Some(to) = to.upgrade() {
+                    to.pushed(&filter, seq, written);
+                }
+            }
+            Some(Settle::Other(f)) => f(written),
+            None => {}
         }
     }
 }
 
 impl Drop for Receipt {
     fn drop(&mut self) {
-        if let Some(f) = self.0.take() {
-            f(false);
-        }
+        self.settle(false);
     }
 }
 

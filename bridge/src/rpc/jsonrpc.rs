@@ -6,6 +6,7 @@
 //! batch gets `-32600 "empty batch"`; an element that is not a call object gets `-32600
 //! "invalid request"`. Batch elements run in order, as in geth.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::sync::Arc;
 
@@ -14,17 +15,17 @@ use serde_json::value::RawValue;
 use super::Handler;
 use super::conn::Conn;
 use super::errors::RpcError;
-use super::params::Members;
+use super::params::{Members, Text};
 use crate::node::Receipt;
 
 /// Most calls one batch may carry.
 pub const MAX_BATCH: usize = 1000;
 
-/// One decoded request object.
-struct Call {
-    id: Option<Box<RawValue>>,
-    method: String,
-    params: Option<Box<RawValue>>,
+/// One decoded request object, borrowed from the request text.
+struct Call<'a> {
+    id: Option<&'a RawValue>,
+    method: Cow<'a, str>,
+    params: Option<&'a RawValue>,
 }
 
 /// The answer to one body, and the subscription ids it announced (to activate once sent).
@@ -72,7 +73,7 @@ async fn handle_in_scope<H: Handler>(handler: &Arc<H>, body: &str, conn: &Arc<Co
     let trimmed = body.trim_start();
     let mut subscribed = Vec::new();
     if trimmed.starts_with('[') {
-        let Ok(items) = serde_json::from_str::<Vec<Box<RawValue>>>(trimmed) else {
+        let Ok(items) = serde_json::from_str::<Vec<&RawValue>>(trimmed) else {
             return single_error(RpcError::parse_error());
         };
         if items.is_empty() {
@@ -84,7 +85,7 @@ async fn handle_in_scope<H: Handler>(handler: &Arc<H>, body: &str, conn: &Arc<Co
             )));
         }
         let mut answers = Vec::new();
-        for item in &items {
+        for item in items {
             if let Some(a) = one(handler, decode(item), conn, &mut subscribed).await {
                 answers.push(a);
             }
@@ -96,10 +97,10 @@ async fn handle_in_scope<H: Handler>(handler: &Arc<H>, body: &str, conn: &Arc<Co
             receipts: Vec::new(),
         }
     } else {
-        let Ok(item) = serde_json::from_str::<Box<RawValue>>(trimmed) else {
+        let Ok(item) = serde_json::from_str::<&RawValue>(trimmed) else {
             return single_error(RpcError::parse_error());
         };
-        let text = one(handler, decode(&item), conn, &mut subscribed).await;
+        let text = one(handler, decode(item), conn, &mut subscribed).await;
         Answer {
             text,
             subscribed,
@@ -118,18 +119,20 @@ fn single_error(e: RpcError) -> Answer {
 
 /// Decodes a request object the way Go's `json.Unmarshal` into `jsonrpcMessage` would,
 /// ignoring fields of the wrong type. `None` for a value that is not an object.
-fn decode(item: &RawValue) -> Option<Call> {
-    let members: Members = serde_json::from_str(item.get()).ok()?;
+fn decode(item: &RawValue) -> Option<Call<'_>> {
+    let members: Members<'_> = serde_json::from_str(item.get()).ok()?;
     let mut call = Call {
         id: None,
-        method: String::new(),
+        method: Cow::Borrowed(""),
         params: None,
     };
     for (key, value) in members.0 {
         if key.eq_ignore_ascii_case("id") {
             call.id = Some(value);
         } else if key.eq_ignore_ascii_case("method") {
-            call.method = serde_json::from_str(value.get()).unwrap_or_default();
+            call.method = serde_json::from_str::<Text<'_>>(value.get())
+                .map(|t| t.0)
+                .unwrap_or_default();
         } else if key.eq_ignore_ascii_case("params") {
             call.params = Some(value);
         }
@@ -139,7 +142,7 @@ fn decode(item: &RawValue) -> Option<Call> {
 
 async fn one<H: Handler>(
     handler: &Arc<H>,
-    call: Option<Call>,
+    call: Option<Call<'_>>,
     conn: &Arc<Conn>,
     subscribed: &mut Vec<String>,
 ) -> Option<String> {
@@ -155,20 +158,18 @@ async fn one<H: Handler>(
         .as_ref()
         .is_some_and(|id| !matches!(id.get().trim_start().as_bytes().first(), Some(b'{' | b'[')));
     if call.method.is_empty() {
-        let id = if valid_id { call.id.as_deref() } else { None };
+        let id = if valid_id { call.id } else { None };
         return Some(error_response(
             id,
             &RpcError::invalid_request("invalid request"),
         ));
     }
-    let result = handler
-        .call(&call.method, call.params.as_deref(), conn)
-        .await;
+    let result = handler.call(&call.method, call.params, conn).await;
     if !valid_id {
         // A notification: run it, answer nothing.
         return None;
     }
-    let id = call.id.as_deref();
+    let id = call.id;
     Some(match result {
         Ok(v) => {
             if call.method.ends_with("_subscribe")

@@ -9,6 +9,8 @@
 //! Byte fields are `hexutil.Bytes` (`0x` required, even length); topics are exactly 4 bytes.
 //! All of these surface as `-32602` errors, with Go's texts so clients see geth's messages.
 
+use std::borrow::Cow;
+
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
@@ -69,18 +71,18 @@ fn kind(raw: &RawValue) -> &'static str {
 
 /// Positional parameters of one call.
 #[derive(Debug)]
-pub struct Params {
-    args: Vec<Box<RawValue>>,
+pub struct Params<'a> {
+    args: Vec<&'a RawValue>,
 }
 
-impl Params {
+impl<'a> Params<'a> {
     /// Splits `params` into arguments; `max` is the method's argument count.
-    pub fn parse(params: Option<&RawValue>, max: usize) -> Result<Params, RpcError> {
+    pub fn parse(params: Option<&'a RawValue>, max: usize) -> Result<Params<'a>, RpcError> {
         let args = match params {
             None => Vec::new(),
             Some(raw) => match kind(raw) {
                 "null" => Vec::new(),
-                "array" => serde_json::from_str::<Vec<Box<RawValue>>>(raw.get())
+                "array" => serde_json::from_str::<Vec<&RawValue>>(raw.get())
                     .map_err(|e| RpcError::invalid_params(e.to_string()))?,
                 _ => return Err(RpcError::invalid_params("non-array args")),
             },
@@ -117,8 +119,8 @@ impl Params {
     }
 
     /// The raw argument `i`.
-    pub fn raw(&self, i: usize) -> Option<&RawValue> {
-        self.args.get(i).map(|b| &**b)
+    pub fn raw(&self, i: usize) -> Option<&'a RawValue> {
+        self.args.get(i).copied()
     }
 }
 
@@ -126,7 +128,7 @@ impl Params {
 pub fn string(raw: &RawValue, at: Place<'_>) -> Result<String, GoError> {
     match kind(raw) {
         "null" => Ok(String::new()),
-        "string" => serde_json::from_str(raw.get()).map_err(|e| GoError(e.to_string())),
+        "string" => text(raw).map(Cow::into_owned),
         k => Err(at.type_error(k, go::STRING)),
     }
 }
@@ -173,7 +175,7 @@ pub fn bytes(raw: &RawValue, at: Place<'_>) -> Result<Vec<u8>, GoError> {
     match kind(raw) {
         "null" => Ok(Vec::new()),
         "string" => {
-            let s: String = serde_json::from_str(raw.get()).map_err(|e| GoError(e.to_string()))?;
+            let s = text(raw)?;
             decode_hex(&s).map_err(|e| at.type_error(e, go::BYTES))
         }
         _ => Err(at.type_error("non-string", go::BYTES)),
@@ -186,7 +188,7 @@ pub fn topic(raw: &RawValue, at: Place<'_>) -> Result<[u8; 4], GoError> {
     match kind(raw) {
         "null" => Ok([0; 4]),
         "string" => {
-            let s: String = serde_json::from_str(raw.get()).map_err(|e| GoError(e.to_string()))?;
+            let s = text(raw)?;
             if s.is_empty() {
                 return Err(GoError("hex string has length 0, want 8 for Topic".into()));
             }
@@ -227,27 +229,60 @@ pub fn decode_hex(s: &str) -> Result<Vec<u8>, &'static str> {
     hex::decode(digits).map_err(|_| "invalid hex string")
 }
 
-/// A JSON object's members in document order, duplicates kept.
-pub struct Members(pub Vec<(String, Box<RawValue>)>);
+/// A JSON object's members in document order, duplicates kept. Borrowed from the request
+/// text: keys without escapes and every value cost no allocation.
+pub struct Members<'a>(pub Vec<(Cow<'a, str>, &'a RawValue)>);
 
-impl<'de> serde::Deserialize<'de> for Members {
+impl<'de> serde::Deserialize<'de> for Members<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
         impl<'de> Visitor<'de> for V {
-            type Value = Members;
+            type Value = Members<'de>;
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str("a JSON object")
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Members, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Members<'de>, A::Error> {
                 let mut v = Vec::new();
-                while let Some((k, val)) = m.next_entry::<String, Box<RawValue>>()? {
-                    v.push((k, val));
+                while let Some((k, val)) = m.next_entry::<Text<'de>, &'de RawValue>()? {
+                    v.push((k.0, val));
                 }
                 Ok(Members(v))
             }
         }
         d.deserialize_map(V)
     }
+}
+
+/// A JSON string, borrowed when it has no escapes.
+pub struct Text<'a>(pub Cow<'a, str>);
+
+impl<'de> serde::Deserialize<'de> for Text<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Text<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: serde::de::Error>(self, s: &'de str) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Borrowed(s)))
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Owned(s.to_owned())))
+            }
+            fn visit_string<E: serde::de::Error>(self, s: String) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Owned(s)))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// A JSON string value's text (Go's errors for anything else come from serde's texts).
+fn text(raw: &RawValue) -> Result<Cow<'_, str>, GoError> {
+    serde_json::from_str::<Text<'_>>(raw.get())
+        .map(|t| t.0)
+        .map_err(|e| GoError(e.to_string()))
 }
 
 /// Decodes a Go struct: `fields` are its JSON keys; `set(index, value)` stores one field.
@@ -264,7 +299,8 @@ pub fn object(
         "object" => {}
         k => return Err(at.type_error(k, go_type)),
     }
-    let members: Members = serde_json::from_str(raw.get()).map_err(|e| GoError(e.to_string()))?;
+    let members: Members<'_> =
+        serde_json::from_str(raw.get()).map_err(|e| GoError(e.to_string()))?;
     for (key, value) in &members.0 {
         // Go prefers an exact match, then falls back to a case-insensitive one.
         let idx = fields
@@ -303,7 +339,8 @@ mod tests {
         );
         assert_eq!(err(None, 1), None);
         assert_eq!(err(Some("null"), 0), None);
-        let p = Params::parse(Some(&raw("[]")), 1).expect("ok");
+        let empty = raw("[]");
+        let p = Params::parse(Some(&empty), 1).expect("ok");
         assert_eq!(
             p.arg(0, string).err().map(|e| e.message),
             Some("missing value for required argument 0".into())
@@ -312,8 +349,8 @@ mod tests {
 
     #[test]
     fn scalar_errors_read_like_go() {
-        let p =
-            Params::parse(Some(&raw(r#"[5, "x", "abc", "0xabc", 1.5, "0x01"]"#)), 6).expect("ok");
+        let args = raw(r#"[5, "x", "abc", "0xabc", 1.5, "0x01"]"#);
+        let p = Params::parse(Some(&args), 6).expect("ok");
         let msg = |r: Result<(), RpcError>| r.err().map(|e| e.message).unwrap_or_default();
         assert_eq!(
             msg(p.arg(0, string).map(|_| ())),
@@ -389,5 +426,29 @@ mod tests {
                 "json: cannot unmarshal number into Go value of type whisperv6.NewMessage".into()
             ))
         );
+    }
+
+    #[test]
+    fn escaped_keys_and_strings_decode_like_plain_ones() {
+        // Borrowed where possible, copied where an escape must be undone: same answers.
+        let fields = ["symKeyID", "topic"];
+        let mut got = (String::new(), [0u8; 4]);
+        object(
+            &raw(r#"{"\u0073ymKeyID":"a\"b","topic":"0x0102030\u0034"}"#),
+            Place::Value,
+            "whisperv6.NewMessage",
+            &fields,
+            |i, v| {
+                let at = Place::Field("NewMessage", fields[i]);
+                match i {
+                    0 => got.0 = string(v, at)?,
+                    _ => got.1 = topic(v, at)?,
+                }
+                Ok(())
+            },
+        )
+        .expect("decodes");
+        assert_eq!(got, ("a\"b".to_string(), [1, 2, 3, 4]));
+        assert_eq!(bytes(&raw(r#""0x\u0030a""#), Place::Value), Ok(vec![10]));
     }
 }

@@ -534,7 +534,7 @@ async fn subscribe<S: ShhApi>(
 
 /// The parameters of `shh_subscribe`, checked as geth checks them: the subscription name
 /// first (only `"messages"` exists), then the criteria at index 1.
-pub fn messages_subscription(raw: Option<&RawValue>) -> Result<Params, RpcError> {
+pub fn messages_subscription(raw: Option<&RawValue>) -> Result<Params<'_>, RpcError> {
     // geth reads the subscription name first, then decodes the rest after it.
     let p = Params::parse(raw, 2).map_err(|e| {
         if e.message == "non-array args" {
