@@ -124,6 +124,16 @@ const MIGRATIONS: &[&str] = &[
          local TEXT PRIMARY KEY,
          upstream TEXT NOT NULL
      );",
+    // Legacy Whisper messages (no DAG header) each filter was handed, by envelope hash:
+    // dual mode's Whisper side and relays' bridged records (specs/relay.md §4) deliver the
+    // same message on two paths, and this is what collapses them after the first was
+    // taken. Written with the queue row; pruned after 30 days.
+    "CREATE TABLE legacy_seen (
+         filter TEXT NOT NULL,
+         hash BLOB NOT NULL,
+         at INTEGER NOT NULL,
+         PRIMARY KEY (filter, hash)
+     ) WITHOUT ROWID;",
 ];
 
 /// Jobs waiting for the store thread; callers wait when it is full.
@@ -423,6 +433,7 @@ impl Store {
     pub async fn delete_filter(&self, id: String) -> Result<bool, StoreError> {
         self.run(move |t| {
             t.execute("DELETE FROM delivery_queue WHERE filter = ?1", [&id])?;
+            t.execute("DELETE FROM legacy_seen WHERE filter = ?1", [&id])?;
             Ok(t.execute("DELETE FROM filters WHERE id = ?1", [&id])? > 0)
         })
         .await

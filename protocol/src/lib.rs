@@ -17,8 +17,11 @@
 //! - [`inbox`]: the offline-inbox page format on a sender's Swarm feed, its writer and its
 //!   newest-first reader.
 //! - [`mvds`]: MVDS message ids and status-go one-to-one group ids.
+//! - [`bridged`]: a relay's record of a legacy Whisper message on Swarm, and the legacy id
+//!   that collapses copies of it.
 #![warn(missing_docs)]
 
+pub mod bridged;
 pub mod chat;
 pub mod crypto;
 pub mod dag;

@@ -43,6 +43,8 @@ pub const MAX_QUEUE_BYTES: usize = 64 << 20;
 pub const PUSH_WINDOW: usize = 256;
 /// Detached subscription mailboxes kept; past this the oldest is dropped (and counted).
 pub const MAX_MAILBOXES: usize = 256;
+/// Legacy envelope hashes a filter remembers in memory (the store keeps 30 days).
+pub const MAX_LEGACY_SEEN: usize = 100_000;
 
 /// The key a filter opens envelopes with.
 #[derive(Clone, Debug)]
@@ -75,6 +77,10 @@ pub struct Delivered {
     pub message: ReceivedMessage,
     /// geth's `Message` JSON for it.
     pub json: String,
+    /// A legacy Whisper message reported as JSON: polled by dual mode's Whisper side, or
+    /// a relay's bridged record of one. It may come by both paths, so each filter takes
+    /// its envelope hash once ever, not only while queued.
+    pub legacy: bool,
 }
 
 impl Delivered {
@@ -99,6 +105,7 @@ impl Delivered {
         Some(Delivered {
             message,
             json: json.to_string(),
+            legacy: true,
         })
     }
 }
@@ -168,6 +175,9 @@ struct Queue {
     hashes: HashSet<EnvelopeHash>,
     bytes: usize,
     overflowed: bool,
+    /// Legacy messages handed to this filter (queued or taken), oldest first.
+    legacy: HashSet<EnvelopeHash>,
+    legacy_order: VecDeque<EnvelopeHash>,
 }
 
 impl Queue {
@@ -176,9 +186,28 @@ impl Queue {
     }
 
     fn push_back(&mut self, q: Queued) {
+        if q.msg.legacy {
+            self.saw_legacy(q.msg.message.hash);
+        }
         self.hashes.insert(q.msg.message.hash);
         self.bytes += q.msg.json.len();
         self.items.push_back(q);
+    }
+
+    fn saw_legacy(&mut self, hash: EnvelopeHash) {
+        if self.legacy.insert(hash) {
+            self.legacy_order.push_back(hash);
+            if self.legacy_order.len() > MAX_LEGACY_SEEN
+                && let Some(old) = self.legacy_order.pop_front()
+            {
+                self.legacy.remove(&old);
+            }
+        }
+    }
+
+    /// A legacy message this filter already had (by the other path).
+    fn repeat(&self, msg: &Delivered) -> bool {
+        msg.legacy && self.legacy.contains(&msg.message.hash)
     }
 
     fn take_all(&mut self) -> Vec<Queued> {
@@ -235,6 +264,7 @@ pub struct FilterSet {
     all_topics: Vec<FilterId>,
     next_order: u64,
     shed: std::sync::atomic::AtomicU64,
+    legacy_repeats: std::sync::atomic::AtomicU64,
 }
 
 impl FilterSet {
@@ -402,6 +432,11 @@ impl FilterSet {
         if q.overflowed || q.hashes.contains(&msg.message.hash) {
             return false;
         }
+        if q.repeat(msg) {
+            self.legacy_repeats
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return false;
+        }
         if q.full() {
             self.shed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             if matches!(f.kind, Kind::Poll) {
@@ -430,6 +465,23 @@ impl FilterSet {
     /// Messages not queued because a queue was full, since start.
     pub fn shed(&self) -> u64 {
         self.shed.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Legacy messages a filter refused because it had them already (the second path's
+    /// copy), since start.
+    pub fn legacy_repeats(&self) -> u64 {
+        self.legacy_repeats
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Restores the legacy messages filter `id` was handed (start-up).
+    pub fn restore_legacy(&self, id: &str, hashes: impl IntoIterator<Item = [u8; 32]>) {
+        if let Some(f) = self.filters.get(id) {
+            let mut q = f.queue();
+            for h in hashes {
+                q.saw_legacy(EnvelopeHash(h));
+            }
+        }
     }
 
     /// Entries queued over all filters, and detached mailboxes.
@@ -505,7 +557,16 @@ impl FilterSet {
                 orphans.push(seq);
                 continue;
             };
-            f.queue().push_back(Queued { seq, msg: r.msg });
+            {
+                let mut q = f.queue();
+                // Both paths of a legacy message passed routing at once: the second
+                // committed row goes again.
+                if q.repeat(&r.msg) {
+                    orphans.push(seq);
+                    continue;
+                }
+                q.push_back(Queued { seq, msg: r.msg });
+            }
             if let Some(why) = pump(&r.filter, f, receipt) {
                 lagging.push((r.filter, why));
             }
@@ -581,8 +642,39 @@ fn open_for(pooled: &Pooled, key: &FilterKey) -> Option<Arc<Delivered>> {
     };
     // geth reports the PoW computed on entry (adjusted for clock skew), not a fresh one.
     let message = open_known(&pooled.envelope, key, pooled.hash, pooled.pow).ok()?;
+    if let Some(bridged) = bridged_record(&message) {
+        return bridged.map(Arc::new);
+    }
     let json = app_json(&message);
-    Some(Arc::new(Delivered { message, json }))
+    Some(Arc::new(Delivered {
+        message,
+        json,
+        legacy: false,
+    }))
+}
+
+/// A relay's record of a legacy Whisper message (specs/relay.md §3), as the message it
+/// describes: `None` for an ordinary message, `Some(None)` for a record that does not
+/// decode (delivered to nobody). Only a Staples message (DAG carrier in its padding) can
+/// be one: a Whisper app's payload that happens to start with the magic is its own.
+fn bridged_record(message: &ReceivedMessage) -> Option<Option<Delivered>> {
+    staples_protocol::dag::app_padding(&message.plaintext.padding)?;
+    let record = staples_protocol::bridged::decode(&message.plaintext.payload)?;
+    match record {
+        Ok(b) if b.message.topic == message.topic => Some(Some(Delivered {
+            message: b.message,
+            json: b.json,
+            legacy: true,
+        })),
+        Ok(_) => {
+            tracing::warn!("a bridged record names another topic than its envelope; refused");
+            Some(None)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "a bridged record does not decode; refused");
+            Some(None)
+        }
+    }
 }
 
 /// geth's `Message` JSON as the app should see it: a Staples DAG carrier in the padding
@@ -915,5 +1007,117 @@ mod tests {
         for bad in ["", "{}", r#"{"hash":"0x00","topic":"0x01020304"}"#, "[1]"] {
             assert!(Delivered::from_geth_json(bad).is_none(), "{bad}");
         }
+    }
+
+    /// A relay's envelope carrying its record of the legacy message `json` (a DAG message
+    /// by `author`, sealed with `key` on the message's topic).
+    fn bridged_envelope(json: &str, seed: u8, key: &SymKey) -> Pooled {
+        use staples_protocol::dag::{ChatId, Draft as DagDraft, encode_padding_with};
+        let body = staples_protocol::bridged::encode(json).expect("a message");
+        let author = PrivateKey::from_bytes(&[seed; 32]).expect("key");
+        let m = DagDraft {
+            chat_id: ChatId::new([3; 32]),
+            clock: 1,
+            timestamp: 1,
+            parents: vec![],
+            ephemeral: false,
+            body: body.clone(),
+        }
+        .sign(&author)
+        .expect("signs");
+        let padding = encode_padding_with(m.header(), &[]);
+        let topic = Delivered::from_geth_json(json).expect("json").message.topic;
+        let draft = Draft {
+            topic,
+            payload: &body,
+            padding: Some(&padding),
+            signer: None,
+            ttl: 50,
+            to: Recipient::Symmetric(key),
+        };
+        let envelope =
+            wrap(&draft, 1000, &mut StdRng::seed_from_u64(u64::from(seed))).expect("wraps");
+        Pooled {
+            hash: envelope.hash(),
+            pow: 0.5,
+            envelope,
+        }
+    }
+
+    #[test]
+    fn a_legacy_message_reaches_each_filter_once_whichever_path_and_relay_brings_it() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../shared/vectors/whisper.json"
+        ))
+        .expect("vectors");
+        let v: serde_json::Value = serde_json::from_str(&text).expect("json");
+        let json = v["symmetric"]
+            .as_array()
+            .expect("cases")
+            .iter()
+            .find_map(|c| c["geth_json"].as_str())
+            .expect("a geth JSON vector")
+            .to_string();
+        let legacy = Delivered::from_geth_json(&json).expect("parses");
+        let key = Arc::new(SymKey::from_password("relay test"));
+        let topics = vec![legacy.message.topic];
+        let mut set = FilterSet::default();
+        set.install_poll(
+            "f".into(),
+            crit(FilterKey::Symmetric(key.clone()), topics.clone()),
+        );
+        set.install_poll("g".into(), crit(FilterKey::Symmetric(key.clone()), topics));
+        let mut seq = 0;
+        let mut take = |set: &FilterSet, routes: Vec<Route>| {
+            let items = routes
+                .into_iter()
+                .map(|r| {
+                    seq += 1;
+                    (r, seq)
+                })
+                .collect();
+            set.enqueue(items, &no_receipt)
+        };
+        // Filter f got it straight from Whisper (dual mode's mirror) and the app took it.
+        let direct = set.route_to("f", Arc::new(legacy)).expect("room");
+        take(&set, vec![direct]);
+        assert_eq!(set.retrieve("f").expect("f").len(), 1);
+        // Relay A's record arrives over Swarm: g gets the original JSON, f refuses it.
+        let routes = set.route(&bridged_envelope(&json, 1, &key), false);
+        assert_eq!(routes.len(), 1);
+        assert_eq!(&*routes[0].filter, "g");
+        assert_eq!(
+            routes[0].msg.json, json,
+            "the app sees what Whisper reported"
+        );
+        assert!(routes[0].msg.legacy);
+        take(&set, routes);
+        assert_eq!(set.retrieve("g").expect("g")[0].msg.json, json);
+        // Relay B's record of the same message (another author, another DAG id): nobody.
+        assert!(
+            set.route(&bridged_envelope(&json, 2, &key), false)
+                .is_empty()
+        );
+        assert_eq!(set.legacy_repeats(), 3);
+        // After a restart the store's record keeps refusing it.
+        let mut fresh = FilterSet::default();
+        fresh.install_poll("f".into(), crit(FilterKey::Symmetric(key.clone()), vec![]));
+        let hash = Delivered::from_geth_json(&json)
+            .expect("json")
+            .message
+            .hash
+            .0;
+        fresh.restore_legacy("f", [hash]);
+        assert!(
+            fresh
+                .route(&bridged_envelope(&json, 3, &key), false)
+                .is_empty()
+        );
+        // A bridged record with a topic other than its envelope's is nobody's.
+        let other = json.replacen(&hex0x(&hash), &hex0x(&[9; 32]), 1);
+        let mut moved = bridged_envelope(&other, 4, &key);
+        moved.envelope.topic = Topic([9, 9, 9, 9]);
+        assert!(open_for(&moved, &FilterKey::Symmetric(key)).is_none());
     }
 }

@@ -132,6 +132,9 @@ pub trait Node: Send + Sync + 'static {
     /// Restores stored queue rows `(seq, filter, envelope)` into the installed filters
     /// (start-up, before any delivery); returns how many were queued again.
     fn restore_queues(&self, rows: Vec<(u64, String, Vec<u8>)>) -> usize;
+    /// Restores which legacy messages each filter was handed, `(filter, envelope hash)`
+    /// (start-up, with the queues).
+    fn restore_legacy(&self, rows: Vec<(String, [u8; 32])>);
     /// Removes a filter or subscription and its queue.
     fn uninstall(&self, id: &str) -> bool;
     /// Whether a filter is installed.
@@ -259,6 +262,11 @@ impl LocalNode {
         (queued, boxes, set.shed())
     }
 
+    /// Legacy messages refused as repeats (their other path's copy), since start.
+    pub fn legacy_repeats(&self) -> u64 {
+        self.shared.filters().legacy_repeats()
+    }
+
     fn pool(&self) -> std::sync::MutexGuard<'_, Pool> {
         // A panic while holding the lock cannot leave the pool half-updated in a way that
         // matters more than stopping service would, so poisoning is ignored.
@@ -278,6 +286,7 @@ impl Shared {
                 seq,
                 filter: r.filter.clone(),
                 envelope: stored.clone(),
+                legacy: r.msg.legacy.then_some(r.msg.message.hash.0),
             });
             items.push((r, seq));
         }
@@ -457,6 +466,13 @@ impl Node for LocalNode {
 
     fn restore_queues(&self, rows: Vec<(u64, String, Vec<u8>)>) -> usize {
         self.restore_rows(rows)
+    }
+
+    fn restore_legacy(&self, rows: Vec<(String, [u8; 32])>) {
+        let set = self.shared.filters();
+        for (filter, hash) in rows {
+            set.restore_legacy(&filter, [hash]);
+        }
     }
 
     fn uninstall(&self, id: &str) -> bool {

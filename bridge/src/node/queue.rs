@@ -32,6 +32,9 @@ pub struct QueueRow {
     pub filter: Arc<str>,
     /// The envelope (RLP), shared by every filter it matched.
     pub envelope: Arc<Vec<u8>>,
+    /// For a legacy Whisper message ([`super::Delivered::legacy`]): its envelope hash,
+    /// recorded as handed to this filter with the row (`legacy_seen`).
+    pub legacy: Option<[u8; 32]>,
 }
 
 /// The queue rows of one or more routed messages, to write in the caller's transaction.
@@ -72,6 +75,7 @@ impl QueueRows {
     /// subscriber costs neither an insert nor a delete.
     pub fn write(&self, t: &Transaction<'_>) -> Result<(), StoreError> {
         self.written.store(true, Ordering::Relaxed);
+        self.write_legacy(t)?;
         let Some(acks) = &self.acks else {
             return self.insert(t, |_| true);
         };
@@ -80,6 +84,29 @@ impl QueueRows {
             return Ok(());
         }
         self.insert(t, |seq| fresh.contains(&seq))
+    }
+
+    /// Records legacy messages as seen by their filters, taken or not: a copy arriving by
+    /// the other path later is then refused ([`load_legacy`]).
+    fn write_legacy(&self, t: &Transaction<'_>) -> Result<(), StoreError> {
+        let mut rows = self
+            .rows
+            .iter()
+            .filter_map(|r| Some((r, r.legacy?)))
+            .peekable();
+        if rows.peek().is_none() {
+            return Ok(());
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let mut st = t.prepare_cached(
+            "INSERT OR IGNORE INTO legacy_seen (filter, hash, at) VALUES (?1, ?2, ?3)",
+        )?;
+        for (r, hash) in rows {
+            st.execute(params![&*r.filter, hash.as_slice(), seq_sql(now)])?;
+        }
+        Ok(())
     }
 
     fn insert(&self, t: &Transaction<'_>, keep: impl Fn(u64) -> bool) -> Result<(), StoreError> {
@@ -128,6 +155,37 @@ pub async fn load(store: &Store) -> Result<Vec<(u64, String, Vec<u8>)>, StoreErr
                 ))
             })?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+}
+
+/// How long a filter remembers the legacy messages it was handed: longer than any Whisper
+/// TTL and than a relay's outbox could plausibly lag behind another's.
+pub const LEGACY_SEEN_SECS: u64 = 30 * 24 * 3600;
+
+/// The legacy messages each filter was handed within [`LEGACY_SEEN_SECS`] of `now`, as
+/// `(filter, envelope hash)`; older records are deleted.
+pub async fn load_legacy(store: &Store, now: u64) -> Result<Vec<(String, [u8; 32])>, StoreError> {
+    let cutoff = seq_sql(now.saturating_sub(LEGACY_SEEN_SECS));
+    store
+        .run(move |t| {
+            t.execute("DELETE FROM legacy_seen WHERE at < ?1", [cutoff])?;
+            t.execute(
+                "DELETE FROM legacy_seen WHERE filter NOT IN (SELECT id FROM filters)",
+                [],
+            )?;
+            let mut st = t.prepare("SELECT filter, hash FROM legacy_seen ORDER BY at")?;
+            let rows = st.query_map([], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (filter, hash) = row?;
+                if let Ok(h) = <[u8; 32]>::try_from(hash.as_slice()) {
+                    out.push((filter, h));
+                }
+            }
+            Ok(out)
         })
         .await
 }
@@ -400,6 +458,7 @@ mod tests {
             seq,
             filter: "f".into(),
             envelope: Arc::new(vec![1, 2, 3]),
+            legacy: None,
         }
     }
 

@@ -131,6 +131,8 @@ impl<N: Node, K: Keys> ShhService<N, K> {
             }
         }
         queue::delete_orphans(store).await?;
+        self.node
+            .restore_legacy(queue::load_legacy(store, u64::from(unix_now())).await?);
         let queued = self.node.restore_queues(queue::load(store).await?);
         if queued > 0 {
             tracing::info!(queued, "undelivered messages restored to their filters");
