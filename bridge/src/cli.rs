@@ -55,6 +55,10 @@ pub enum Command {
         #[arg(long)]
         data_dir: Option<std::path::PathBuf>,
     },
+    /// Bridge Status public chats between a Whisper network (--whisper-rpc) and Swarm:
+    /// legacy Whisper messages are republished on Swarm, Staples messages from Swarm are
+    /// posted to Whisper, each message once (specs/relay.md).
+    Relay(crate::config::RelayArgs),
     /// Print the Whisper topic and bloom of a Status chat name.
     Topic {
         /// The chat name, e.g. `status`.
@@ -127,6 +131,22 @@ pub struct OpenArgs {
     pub envelope: String,
 }
 
+/// Runs the sidecar (or a relay) until a signal stops it.
+fn serve(cfg: crate::config::Config) -> Result<()> {
+    crate::sidecar::init_logging(cfg.log_format);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    // The signal handlers are installed inside the runtime, before the sidecar binds and
+    // prints its address line.
+    rt.block_on(async {
+        let shutdown = crate::sidecar::shutdown_signal();
+        crate::sidecar::run_with_config(cfg, shutdown).await
+    })?;
+    Ok(())
+}
+
 /// Runs a parsed command line, writing results to stdout.
 pub fn run(cli: Cli) -> Result<()> {
     let command = match cli.command {
@@ -134,20 +154,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Some(c) => c,
     };
     match command {
-        Command::Run(args) => {
-            let cfg = args.resolve()?;
-            crate::sidecar::init_logging(cfg.log_format);
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .context("cannot start the async runtime")?;
-            // The signal handlers are installed inside the runtime, before the sidecar
-            // binds and prints its address line.
-            rt.block_on(async {
-                let shutdown = crate::sidecar::shutdown_signal();
-                crate::sidecar::run_with_config(cfg, shutdown).await
-            })?;
-        }
+        Command::Run(args) => serve(args.resolve()?)?,
+        Command::Relay(args) => serve(args.resolve()?)?,
         Command::Demo { data_dir } => {
             // The transcript is the output; only warnings from the sidecars join it.
             crate::sidecar::init_logging_at(crate::config::LogFormat::Human, "warn");

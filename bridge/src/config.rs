@@ -131,6 +131,75 @@ struct FileConfig {
     bee_timeout_ms: Option<u64>,
     pss_target_bytes: Option<u8>,
     gap_deadline_ms: Option<u64>,
+    relay: Option<RelayFile>,
+}
+
+/// The `[relay]` section of the `--config` file (read by `staples relay`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RelayFile {
+    chats: Option<Vec<String>>,
+    per_second: Option<u32>,
+}
+
+/// `staples relay`: the sidecar options, plus what to bridge.
+#[derive(Args, Debug)]
+pub struct RelayArgs {
+    /// Sidecar options (`--whisper-rpc` is required; the transport is `dual`).
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// A public chat to bridge, by name (repeat or comma-separate; `[relay] chats`).
+    #[arg(long = "chat", env = "STAPLES_RELAY_CHATS", value_delimiter = ',')]
+    pub chats: Vec<String>,
+    /// Legacy Whisper messages bridged to Swarm per second and chat; beyond it they are
+    /// shed and counted [default: 50].
+    #[arg(long, env = "STAPLES_RELAY_PER_SECOND")]
+    pub per_second: Option<u32>,
+}
+
+impl RelayArgs {
+    /// The sidecar's settings for a relay: `dual` over `--whisper-rpc`, with the chats.
+    pub fn resolve(self) -> Result<Config, ConfigError> {
+        let file = match &self.run.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| ConfigError::Read(path.clone(), e))?;
+                toml::from_str::<FileConfig>(&text)
+                    .map_err(|e| ConfigError::Parse(path.clone(), e.to_string()))?
+                    .relay
+                    .unwrap_or_default()
+            }
+            None => RelayFile::default(),
+        };
+        let mut cfg = self.run.resolve()?;
+        if cfg.transport == Transport::Pss {
+            return Err(ConfigError::Relay(
+                "a relay runs --transport=dual (it is a member on Swarm and a peer on Whisper)",
+            ));
+        }
+        cfg.transport = Transport::Dual;
+        if cfg.whisper_rpc.is_none() {
+            return Err(ConfigError::Relay(
+                "a relay needs --whisper-rpc: the Whisper node whose network it bridges",
+            ));
+        }
+        let chats = if self.chats.is_empty() {
+            file.chats.unwrap_or_default()
+        } else {
+            self.chats
+        };
+        if chats.is_empty() {
+            return Err(ConfigError::Relay("a relay needs at least one --chat NAME"));
+        }
+        cfg.relay = Some(crate::relay::RelayConfig {
+            chats,
+            per_second: self
+                .per_second
+                .or(file.per_second)
+                .unwrap_or(crate::relay::DEFAULT_PER_SECOND),
+        });
+        Ok(cfg)
+    }
 }
 
 /// Errors from resolving settings.
@@ -161,6 +230,9 @@ pub enum ConfigError {
     /// Bad scrypt cost.
     #[error("--keystore-scrypt-log-n must be between 1 and 22, got {0}")]
     ScryptCost(u8),
+    /// A relay's settings do not make a relay.
+    #[error("{0}")]
+    Relay(&'static str),
 }
 
 /// Settings after merging.
@@ -202,6 +274,8 @@ pub struct Config {
     pub pss_target_bytes: Option<u8>,
     /// pss: gap deadline.
     pub gap_deadline: std::time::Duration,
+    /// `staples relay`: the chats it bridges (`None` for the sidecar).
+    pub relay: Option<crate::relay::RelayConfig>,
 }
 
 /// A bearer token; never printed.
@@ -317,6 +391,7 @@ impl RunArgs {
                     .or(file.gap_deadline_ms)
                     .unwrap_or(300_000),
             ),
+            relay: None,
         })
     }
 }

@@ -62,6 +62,7 @@ impl Peer {
             // Three dev-node peers: one overlay byte reaches each (see --pss-target-bytes).
             pss_target_bytes: Some(1),
             gap_deadline: Duration::from_secs(300),
+            relay: None,
         };
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {

@@ -28,6 +28,9 @@ pub enum SidecarError {
     /// The PSS transport could not start.
     #[error("pss transport: {0}")]
     Pss(String),
+    /// A relay could not set its chats up.
+    #[error("relay: {0}")]
+    Relay(String),
     /// The data directory could not be created.
     #[error("cannot create data dir {0}: {1}")]
     DataDir(std::path::PathBuf, std::io::Error),
@@ -176,13 +179,27 @@ pub async fn run(
                 _ => None,
             };
             let shh = Arc::new(service);
+            // A relay takes over what the Whisper side polls before any mirror starts,
+            // and its node keeps the envelopes it posts on to Whisper.
+            let relay = match (&cfg.relay, &whisper_side) {
+                (Some(rc), Some(side)) => {
+                    node.keep_envelopes();
+                    Some(crate::relay::Relay::new(
+                        rc.clone(),
+                        shh.clone(),
+                        side.clone(),
+                        store.clone(),
+                    ))
+                }
+                _ => None,
+            };
             // Filters, keys and their stored queues are back before any transport task
             // may release a message (specs/transport-pss.md §7).
             let (filters, envelopes) = shh.restore().await?;
             if let Some(p) = &mut pss {
                 p.tasks = p.engine.run().await;
             }
-            let whisper_tasks: Vec<_> = whisper_side
+            let mut whisper_tasks: Vec<_> = whisper_side
                 .iter()
                 .flat_map(|w| {
                     [
@@ -191,6 +208,13 @@ pub async fn run(
                     ]
                 })
                 .collect();
+            if let Some(r) = &relay {
+                whisper_tasks.extend(
+                    r.start()
+                        .await
+                        .map_err(|e| SidecarError::Relay(e.to_string()))?,
+                );
+            }
             tracing::info!(
                 transport = ?cfg.transport,
                 key_pairs = pairs,
@@ -213,6 +237,9 @@ pub async fn run(
             }
             if let Some(w) = &whisper_side {
                 handler = handler.with_whisper_side(w.clone());
+            }
+            if let Some(r) = relay {
+                handler = handler.with_relay(r);
             }
             let r = server::serve(listeners, Arc::new(handler), scfg, shutdown).await;
             janitor.abort();

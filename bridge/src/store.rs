@@ -134,6 +134,15 @@ const MIGRATIONS: &[&str] = &[
          at INTEGER NOT NULL,
          PRIMARY KEY (filter, hash)
      ) WITHOUT ROWID;",
+    // A relay's messages from Swarm waiting to go to Whisper (specs/relay.md §4): the
+    // author's sealed envelope, the `shh_post` fallback, and when it may go.
+    "CREATE TABLE relay_outbox (
+         seq INTEGER PRIMARY KEY AUTOINCREMENT,
+         id BLOB NOT NULL UNIQUE,
+         envelope BLOB NOT NULL,
+         post TEXT NOT NULL,
+         not_before INTEGER NOT NULL
+     );",
 ];
 
 /// Jobs waiting for the store thread; callers wait when it is full.

@@ -170,6 +170,14 @@ impl Sidecar {
     /// address line.
     pub fn start(args: &[&str], password: &str) -> Sidecar {
         let mut cmd = Command::new(binary("staples"));
+        // A subcommand (`relay`) comes before every option.
+        let args = match args.first() {
+            Some(sub) if !sub.starts_with('-') => {
+                cmd.arg(sub);
+                &args[1..]
+            }
+            _ => args,
+        };
         // Ephemeral ports unless the caller chose (a restart on the same address).
         for flag in ["--rpc-addr", "--ws-addr"] {
             if !args.contains(&flag) {
@@ -265,6 +273,36 @@ impl Sidecar {
         ];
         args.extend_from_slice(extra);
         Sidecar::start(&args, PASSWORD)
+    }
+
+    /// `staples relay` for public chat `chat` between the Whisper node at `whisper_rpc`
+    /// and `bee`, tuned as [`Sidecar::start_pss`].
+    pub fn start_relay(dir: &Path, bee: &str, whisper_rpc: &str, chat: &str) -> Sidecar {
+        let data = dir.display().to_string();
+        Sidecar::start(
+            &[
+                "relay",
+                "--chat",
+                chat,
+                "--whisper-rpc",
+                whisper_rpc,
+                "--bee-api",
+                bee,
+                "--data-dir",
+                &data,
+                "--sync-interval-ms",
+                "200",
+                "--bee-timeout-ms",
+                "2000",
+                "--min-pow",
+                "0",
+                "--pss-target-bytes",
+                "1",
+                "--keystore-scrypt-log-n",
+                "4",
+            ],
+            PASSWORD,
+        )
     }
 
     fn start_swarm(transport: &str, dir: &Path, bee: &str, extra: &[&str]) -> Sidecar {

@@ -169,7 +169,25 @@ impl WhisperSide {
             self.count("whisper_bad_message");
             return;
         };
+        let bridge = self.bridge.get();
         match classify(&d.message.plaintext.padding) {
+            Kind::Copy if bridge.is_some() => {
+                // A relay notes which Staples messages are on Whisper already, so it does
+                // not post them again (specs/relay.md §4).
+                let p = &d.message.plaintext;
+                if let (Some(b), Ok(Some(h))) =
+                    (bridge, staples_protocol::dag::decode_padding(&p.padding))
+                    && let Ok(m) = h.with_body(p.payload.clone())
+                {
+                    b.copy_seen(m.id());
+                }
+                self.count("whisper_staples_copies");
+            }
+            Kind::Legacy if bridge.is_some() => {
+                if let Some(b) = bridge {
+                    b.legacy(filter, json).await;
+                }
+            }
             Kind::Copy => {
                 // On Swarm too: the engine delivers it (once, in causal order). Our own
                 // posts come back too; they need no sync. Others wake it, at most twice a

@@ -47,6 +47,19 @@ use crate::upstream::Upstream;
 pub use db::{backlog, check_cursor};
 pub use send::WhisperPost;
 
+/// What a relay ([`crate::relay`]) does with what the Whisper side polls, instead of
+/// delivering legacy messages to the app.
+pub trait Bridge: Send + Sync {
+    /// A legacy message (no DAG header) polled for filter `filter`, as the upstream's JSON.
+    fn legacy<'a>(
+        &'a self,
+        filter: &'a str,
+        json: &'a str,
+    ) -> futures_util::future::BoxFuture<'a, ()>;
+    /// A Staples copy with DAG id `id` is on Whisper.
+    fn copy_seen(&self, id: staples_protocol::dag::MessageId);
+}
+
 /// Errors of the Whisper side.
 #[derive(Debug, thiserror::Error)]
 pub enum DualError {
@@ -88,6 +101,8 @@ pub struct WhisperSide {
     /// Hashes of the paddings of our recent posts upstream: their copies coming back.
     echoes: std::sync::Mutex<mirror::Echoes>,
     last_nudge: std::sync::Mutex<Option<std::time::Instant>>,
+    /// Set in a relay: legacy messages are bridged, not delivered.
+    bridge: std::sync::OnceLock<Arc<dyn Bridge>>,
 }
 
 struct Mirrored {
@@ -118,8 +133,25 @@ impl WhisperSide {
             counters: std::sync::Mutex::new(BTreeMap::new()),
             upstream_peers: std::sync::atomic::AtomicU64::new(0),
             echoes: std::sync::Mutex::new(mirror::Echoes::default()),
+            bridge: std::sync::OnceLock::new(),
             last_nudge: std::sync::Mutex::new(None),
         })
+    }
+
+    /// Makes this Whisper side a relay's: legacy messages go to `bridge` instead of the
+    /// app's filters, and Staples copies are reported to it. Set once, before polling.
+    pub fn set_bridge(&self, bridge: Arc<dyn Bridge>) {
+        let _ = self.bridge.set(bridge);
+    }
+
+    /// The upstream Whisper node.
+    pub fn upstream(&self) -> &Arc<Upstream> {
+        &self.upstream
+    }
+
+    /// Posts `post` upstream now (a relay's re-sealed copy), importing its keys as needed.
+    pub async fn post(&self, post: &WhisperPost) -> Result<(), DualError> {
+        self.send(post).await
     }
 
     /// The upstream's Whisper peers, last read (for `net_peerCount`).
@@ -164,7 +196,21 @@ impl WhisperSide {
     /// filters, and counters of what arrived from Whisper.
     pub async fn status(&self) -> serde_json::Value {
         let backlog = backlog(&self.store).await.unwrap_or(-1);
-        let mirrored = self.mirrors.lock().unwrap_or_else(|p| p.into_inner()).len();
+        // Mirrors, and how many have their upstream filter (a message posted on Whisper
+        // before that is not seen: Whisper filters start empty).
+        let (mirrored, open) = {
+            let m = self.mirrors.lock().unwrap_or_else(|p| p.into_inner());
+            let open = m
+                .values()
+                .filter(|x| {
+                    x.upstream_filter
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .is_some()
+                })
+                .count();
+            (m.len(), open)
+        };
         let counters = self
             .counters
             .lock()
@@ -177,6 +223,7 @@ impl WhisperSide {
             "lastError": self.last_error.lock().unwrap_or_else(|p| p.into_inner()).clone(),
             "backlog": backlog,
             "mirroredFilters": mirrored,
+            "mirrorsOpen": open,
             "counters": counters,
         })
     }

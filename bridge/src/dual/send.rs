@@ -149,7 +149,7 @@ impl WhisperSide {
         Ok(n)
     }
 
-    async fn send(&self, post: &WhisperPost) -> Result<(), DualError> {
+    pub(super) async fn send(&self, post: &WhisperPost) -> Result<(), DualError> {
         let sym = match &post.sym_key_id {
             Some(id) => Some(self.upstream_key(id, KeyKind::Sym).await?),
             None => None,

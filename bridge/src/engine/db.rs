@@ -101,11 +101,12 @@ fn id_of(b: &[u8]) -> rusqlite::Result<MessageId> {
 }
 
 /// Reads a metadata value.
-pub async fn meta(store: &Store, k: &'static str) -> Result<Option<Vec<u8>>, StoreError> {
+pub async fn meta(store: &Store, k: impl Into<String>) -> Result<Option<Vec<u8>>, StoreError> {
+    let k = k.into();
     store
         .run(move |t| {
             Ok(
-                t.query_row("SELECT v FROM pss_meta WHERE k = ?1", [k], |r| r.get(0))
+                t.query_row("SELECT v FROM pss_meta WHERE k = ?1", [&k], |r| r.get(0))
                     .optional()?,
             )
         })
@@ -113,7 +114,8 @@ pub async fn meta(store: &Store, k: &'static str) -> Result<Option<Vec<u8>>, Sto
 }
 
 /// Writes a metadata value.
-pub async fn set_meta(store: &Store, k: &'static str, v: Vec<u8>) -> Result<(), StoreError> {
+pub async fn set_meta(store: &Store, k: impl Into<String>, v: Vec<u8>) -> Result<(), StoreError> {
+    let k = k.into();
     store
         .run(move |t| {
             t.execute(

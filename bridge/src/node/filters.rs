@@ -81,6 +81,9 @@ pub struct Delivered {
     /// a relay's bridged record of one. It may come by both paths, so each filter takes
     /// its envelope hash once ever, not only while queued.
     pub legacy: bool,
+    /// The envelope as its sender sealed it (RLP), kept only where the node was asked
+    /// to ([`FilterSet::keep_envelopes`]: a relay posts it to Whisper byte for byte).
+    pub envelope: Option<Arc<Vec<u8>>>,
 }
 
 impl Delivered {
@@ -106,6 +109,7 @@ impl Delivered {
             message,
             json: json.to_string(),
             legacy: true,
+            envelope: None,
         })
     }
 }
@@ -265,6 +269,8 @@ pub struct FilterSet {
     next_order: u64,
     shed: std::sync::atomic::AtomicU64,
     legacy_repeats: std::sync::atomic::AtomicU64,
+    /// Keep each delivery's envelope bytes ([`Delivered::envelope`]).
+    keep_envelopes: bool,
 }
 
 impl FilterSet {
@@ -449,7 +455,11 @@ impl FilterSet {
 
     /// Opens `pooled` for filter `id` as delivery would (restoring a stored queue row).
     pub fn open_for_filter(&self, id: &str, pooled: &Pooled) -> Option<Arc<Delivered>> {
-        open_for(pooled, &self.filters.get(id)?.criteria.key)
+        open_for(
+            pooled,
+            &self.filters.get(id)?.criteria.key,
+            self.keep_envelopes,
+        )
     }
 
     /// Number of filters.
@@ -472,6 +482,11 @@ impl FilterSet {
     pub fn legacy_repeats(&self) -> u64 {
         self.legacy_repeats
             .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Keeps each delivery's envelope bytes from now on (a relay's node).
+    pub fn keep_envelopes(&mut self) {
+        self.keep_envelopes = true;
     }
 
     /// Restores the legacy messages filter `id` was handed (start-up).
@@ -522,7 +537,7 @@ impl FilterSet {
             };
             let msg = opened
                 .entry(cache_key)
-                .or_insert_with(|| open_for(pooled, &c.key))
+                .or_insert_with(|| open_for(pooled, &c.key, self.keep_envelopes))
                 .clone();
             let Some(msg) = msg else { continue };
             if let Some(src) = &c.src {
@@ -635,7 +650,7 @@ fn pump(id: &FilterId, f: &Filter, receipt: MakeReceipt<'_>) -> Option<Push> {
     None
 }
 
-fn open_for(pooled: &Pooled, key: &FilterKey) -> Option<Arc<Delivered>> {
+fn open_for(pooled: &Pooled, key: &FilterKey, keep: bool) -> Option<Arc<Delivered>> {
     let key = match key {
         FilterKey::Symmetric(k) => OpenKey::Symmetric(k),
         FilterKey::Asymmetric(k) => OpenKey::Asymmetric(k),
@@ -650,6 +665,7 @@ fn open_for(pooled: &Pooled, key: &FilterKey) -> Option<Arc<Delivered>> {
         message,
         json,
         legacy: false,
+        envelope: keep.then(|| Arc::new(pooled.envelope.encode())),
     }))
 }
 
@@ -665,6 +681,7 @@ fn bridged_record(message: &ReceivedMessage) -> Option<Option<Delivered>> {
             message: b.message,
             json: b.json,
             legacy: true,
+            envelope: None,
         })),
         Ok(_) => {
             tracing::warn!("a bridged record names another topic than its envelope; refused");
@@ -1118,6 +1135,6 @@ mod tests {
         let other = json.replacen(&hex0x(&hash), &hex0x(&[9; 32]), 1);
         let mut moved = bridged_envelope(&other, 4, &key);
         moved.envelope.topic = Topic([9, 9, 9, 9]);
-        assert!(open_for(&moved, &FilterKey::Symmetric(key)).is_none());
+        assert!(open_for(&moved, &FilterKey::Symmetric(key), false).is_none());
     }
 }

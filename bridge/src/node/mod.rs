@@ -201,6 +201,11 @@ impl LocalNode {
         }
     }
 
+    /// Keeps each delivery's envelope bytes (a relay posts them to Whisper as they are).
+    pub fn keep_envelopes(&self) {
+        self.shared.filters_mut().keep_envelopes();
+    }
+
     /// The removal batcher (shutdown waits on it).
     pub fn acks(&self) -> &Arc<Acks> {
         &self.shared.acks

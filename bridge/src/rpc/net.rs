@@ -75,6 +75,7 @@ pub struct LocalHandler<S> {
     engine: Option<Arc<dyn Hook>>,
     sidecars: Option<Arc<SidecarPeers>>,
     whisper_side: Option<Arc<crate::dual::WhisperSide>>,
+    relay: Option<Arc<crate::relay::Relay>>,
 }
 
 impl<S: ShhApi> LocalHandler<S> {
@@ -86,6 +87,7 @@ impl<S: ShhApi> LocalHandler<S> {
             engine: None,
             sidecars: None,
             whisper_side: None,
+            relay: None,
         }
     }
 
@@ -111,6 +113,12 @@ impl<S: ShhApi> LocalHandler<S> {
         let swarm = self.engine.as_ref().map_or(0, |e| e.peer_count());
         let whisper = self.whisper_side.as_ref().map_or(0, |w| w.peer_count());
         sidecars + swarm + whisper
+    }
+
+    /// Adds a relay's state to `staples_status` (`staples relay`).
+    pub fn with_relay(mut self, relay: Arc<crate::relay::Relay>) -> Self {
+        self.relay = Some(relay);
+        self
     }
 
     /// Also serves the `staples_*` extensions from the PSS engine.
@@ -189,6 +197,9 @@ impl<S: ShhApi> Handler for LocalHandler<S> {
                 let mut v: serde_json::Value = serde_json::from_str(raw.get()).unwrap_or_default();
                 v["transport"] = "dual".into();
                 v["whisper"] = side.status().await;
+                if let Some(relay) = &self.relay {
+                    v["relay"] = relay.status().await;
+                }
                 return to_raw(&v);
             }
             return r;

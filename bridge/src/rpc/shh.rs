@@ -244,6 +244,12 @@ pub enum ShhError {
     /// The envelope was expired when added.
     #[error("failed to add envelope")]
     FailedToAdd,
+    /// A Staples extension this mode does not offer.
+    #[error("{0} is not available in this mode")]
+    NotAvailable(&'static str),
+    /// `staples_postEnvelope` got bytes that are not an envelope.
+    #[error("invalid envelope: {0}")]
+    BadEnvelope(String),
     /// Key export refused.
     #[error(
         "key export is disabled: start staples with --allow-key-export to use shh_getPrivateKey and shh_getSymKey"
@@ -329,6 +335,11 @@ pub trait ShhApi: Send + Sync + 'static {
     fn get_sym_key(&self, id: &str) -> Result<Vec<u8>, ShhError>;
     /// `shh_deleteSymKey`.
     fn delete_sym_key(&self, id: String) -> impl Future<Output = Result<bool, ShhError>> + Send;
+    /// `staples_postEnvelope`: adds an envelope sealed elsewhere (RLP bytes) as a post.
+    fn post_envelope(
+        &self,
+        rlp: Vec<u8>,
+    ) -> impl Future<Output = Result<EnvelopeHash, ShhError>> + Send;
     /// `shh_post`: returns the envelope hash once the message is durably accepted.
     fn post(&self, msg: NewMessage) -> impl Future<Output = Result<EnvelopeHash, ShhError>> + Send;
     /// `shh_newMessageFilter`.
@@ -372,6 +383,16 @@ pub async fn call<S: ShhApi>(
     raw: Option<&RawValue>,
     conn: &Arc<Conn>,
 ) -> Option<Result<Box<RawValue>, RpcError>> {
+    if method == "staples_postEnvelope" {
+        // A Staples extension next to `shh_post`: an envelope sealed elsewhere, as RLP.
+        return Some(
+            async {
+                let rlp = Params::parse(raw, 1)?.arg(0, params::bytes)?;
+                to_raw(&api.post_envelope(rlp).await?.to_string())
+            }
+            .await,
+        );
+    }
     let name = method.strip_prefix("shh_")?;
     Some(dispatch(api, name, raw, conn).await)
 }

@@ -47,6 +47,188 @@ pub fn unix_now() -> u32 {
 }
 
 impl<N: Node, K: Keys> ShhService<N, K> {
+    /// [`ShhApi::post`]; `whisper`: in dual mode, whether the post goes out on the
+    /// Whisper side too (a relay's bridged records go to Swarm only).
+    async fn post_with(&self, m: NewMessage, whisper: bool) -> Result<EnvelopeHash, ShhError> {
+        let sym_given = !m.sym_key_id.is_empty();
+        let pub_given = !m.pub_key.is_empty();
+        if sym_given == pub_given {
+            return Err(ShhError::SymAsym);
+        }
+        let signer = if m.sig.is_empty() {
+            None
+        } else {
+            Some(self.keys.key_pair(&m.sig).ok_or(ShhError::InvalidId)?)
+        };
+        enum To {
+            Sym(SymKey),
+            Asym(PublicKey),
+        }
+        let to = if sym_given {
+            if m.topic == [0; 4] {
+                return Err(ShhError::NoTopics);
+            }
+            let raw = self.keys.sym_key(&m.sym_key_id).ok_or(ShhError::NoSymKey)?;
+            To::Sym(usable_sym(&raw)?)
+        } else {
+            To::Asym(
+                PublicKey::from_uncompressed(&m.pub_key).map_err(|_| ShhError::InvalidPublicKey)?,
+            )
+        };
+        let begun = match &self.engine {
+            Some(engine) => {
+                let target = match &to {
+                    To::Sym(k) => Target::Symmetric {
+                        key_id: m.sym_key_id.clone(),
+                        key: *k.as_bytes(),
+                        topic: m.topic,
+                    },
+                    To::Asym(k) => Target::Asymmetric {
+                        recipient: *k,
+                        topic: m.topic,
+                    },
+                };
+                Some(
+                    engine
+                        .begin(target, &m.payload, &m.padding, signer.is_some())
+                        .await?,
+                )
+            }
+            None => None,
+        };
+        // Over PSS the padding carries the DAG header, then the app's own padding
+        // (specs/dag.md §3), which receivers hand their apps.
+        let padding = begun.as_ref().map_or(&m.padding, |b| &b.padding);
+        let now = unix_now();
+        let draft = Draft {
+            topic: Topic(m.topic),
+            payload: &m.payload,
+            padding: Some(padding),
+            signer: signer.as_deref(),
+            ttl: m.ttl,
+            to: match &to {
+                To::Sym(k) => Recipient::Symmetric(k),
+                To::Asym(k) => Recipient::Asymmetric(k),
+            },
+        };
+        // The thread's ChaCha CSPRNG (seeded and reseeded from the OS) rather than OsRng:
+        // padding, salt and IV would otherwise cost a getrandom syscall each per post.
+        let mut env = wrap(&draft, now, &mut rand::thread_rng())?;
+        if m.pow_target != 0.0 {
+            env = seal(env, m.pow_target, m.pow_time).await?;
+        }
+        if !m.target_peer.is_empty() {
+            let id = enode_id(&m.target_peer).map_err(ShhError::TargetPeer)?;
+            return Err(ShhError::NoPeer(id));
+        }
+        if m.pow_target < self.node.info().min_pow {
+            return Err(ShhError::TooLowPow);
+        }
+        let expiry = env.expiry;
+        // Dual: the same message (same carrier, so the same DAG id) for the Whisper side,
+        // made durable with the Swarm side.
+        let whisper = self.whisper_side.as_ref().filter(|_| whisper).map(|_| {
+            crate::dual::WhisperPost::new(
+                sym_given.then_some(m.sym_key_id.as_str()),
+                pub_given.then_some(m.pub_key.as_slice()),
+                (!m.sig.is_empty()).then_some(m.sig.as_str()),
+                env.ttl,
+                m.topic,
+                &m.payload,
+                padding,
+                m.pow_target,
+                m.pow_time,
+                expiry,
+            )
+            .to_json()
+        });
+        if let (Some(engine), Some(begun)) = (&self.engine, begun) {
+            // Durable in the PSS outbox, with the queue rows of our own filters that take
+            // it, before anyone sees it; then to the pool and those filters.
+            let candidate = Pooled::new(env.clone(), now);
+            let mut routed = self.node.route(&candidate, false);
+            engine
+                .commit(begun, &env, routed.take_rows(), whisper)
+                .await?;
+            if let Some(side) = &self.whisper_side {
+                side.waker().notify_one();
+            }
+            let added = self.node.admit(candidate, now);
+            // Committed, so our filters get it whatever the pool says.
+            self.node.enqueue(routed);
+            return match added? {
+                Added::New(pooled) => Ok(pooled.hash),
+                Added::Duplicate(hash) => Ok(hash),
+                Added::Expired => Err(ShhError::FailedToAdd),
+            };
+        }
+        self.add_sealed(env, now).await
+    }
+
+    /// A sealed envelope into the local pool, its outbox row and the node's filters.
+    async fn add_sealed(&self, env: Envelope, now: u32) -> Result<EnvelopeHash, ShhError> {
+        let expiry = env.expiry;
+        // The pool hashes the envelope on entry; that hash is the answer.
+        let pooled = match self.node.admit(Pooled::new(env, now), now)? {
+            Added::New(pooled) => pooled,
+            // Already pooled, so already in the outbox (or a restart's readmission of it).
+            Added::Duplicate(hash) => return Ok(hash),
+            Added::Expired => return Err(ShhError::FailedToAdd),
+        };
+        let mut routed = self.node.route(&pooled, false);
+        let Some(store) = &self.store else {
+            self.node.enqueue(routed);
+            return Ok(pooled.hash);
+        };
+        // The outbox row and the queue rows commit together. Subscribers are notified
+        // first, without waiting for room in the store's queue (a crash before the commit
+        // means the post was never acknowledged); a row taken before its job runs is
+        // simply not written (queue::Acks).
+        let rows = routed.take_rows();
+        // Routing encoded the envelope for the queue rows already; no filter, no rows.
+        let rlp = rows
+            .envelope()
+            .unwrap_or_else(|| Arc::new(pooled.envelope.encode()));
+        self.node.enqueue(routed);
+        // Let the subscribers' writer tasks (just woken) go first: a notification written
+        // before the job runs spares its row an insert and a delete.
+        tokio::task::yield_now().await;
+        store
+            .run(move |t| {
+                crate::store::insert_outbox(t, expiry, &rlp)?;
+                rows.write(t)
+            })
+            .await?;
+        Ok(pooled.hash)
+    }
+
+    /// A post that goes out on Swarm only, even in dual mode: a relay's record of a
+    /// message that is on Whisper already.
+    pub async fn post_to_swarm(&self, m: NewMessage) -> Result<EnvelopeHash, ShhError> {
+        self.post_with(m, false).await
+    }
+
+    /// `staples_postEnvelope`: adds an envelope sealed elsewhere (a relay's copy of a
+    /// Staples message, byte for byte) to the local node as a post of its own: pool
+    /// checks (expiry, PoW, size), then the outbox and the node's filters. A Whisper node
+    /// only; in `pss` and `dual` posts go through the engine.
+    pub async fn post_envelope(&self, env: Envelope) -> Result<EnvelopeHash, ShhError> {
+        if self.engine.is_some() {
+            return Err(ShhError::NotAvailable("staples_postEnvelope"));
+        }
+        self.add_sealed(env, unix_now()).await
+    }
+
+    /// The node this service delivers into.
+    pub fn node(&self) -> &Arc<N> {
+        &self.node
+    }
+
+    /// Whether filter `id` is installed.
+    pub fn has_filter(&self, id: &str) -> bool {
+        self.node.has_filter(id)
+    }
+
     /// A service over `node` and `keys`; `store` (if any) keeps filters and the outbox.
     pub fn new(node: Arc<N>, keys: Arc<K>, store: Option<Store>, allow_key_export: bool) -> Self {
         ShhService {
@@ -367,150 +549,12 @@ impl<N: Node, K: Keys> ShhApi for ShhService<N, K> {
     }
 
     async fn post(&self, m: NewMessage) -> Result<EnvelopeHash, ShhError> {
-        let sym_given = !m.sym_key_id.is_empty();
-        let pub_given = !m.pub_key.is_empty();
-        if sym_given == pub_given {
-            return Err(ShhError::SymAsym);
-        }
-        let signer = if m.sig.is_empty() {
-            None
-        } else {
-            Some(self.keys.key_pair(&m.sig).ok_or(ShhError::InvalidId)?)
-        };
-        enum To {
-            Sym(SymKey),
-            Asym(PublicKey),
-        }
-        let to = if sym_given {
-            if m.topic == [0; 4] {
-                return Err(ShhError::NoTopics);
-            }
-            let raw = self.keys.sym_key(&m.sym_key_id).ok_or(ShhError::NoSymKey)?;
-            To::Sym(usable_sym(&raw)?)
-        } else {
-            To::Asym(
-                PublicKey::from_uncompressed(&m.pub_key).map_err(|_| ShhError::InvalidPublicKey)?,
-            )
-        };
-        let begun = match &self.engine {
-            Some(engine) => {
-                let target = match &to {
-                    To::Sym(k) => Target::Symmetric {
-                        key_id: m.sym_key_id.clone(),
-                        key: *k.as_bytes(),
-                        topic: m.topic,
-                    },
-                    To::Asym(k) => Target::Asymmetric {
-                        recipient: *k,
-                        topic: m.topic,
-                    },
-                };
-                Some(
-                    engine
-                        .begin(target, &m.payload, &m.padding, signer.is_some())
-                        .await?,
-                )
-            }
-            None => None,
-        };
-        // Over PSS the padding carries the DAG header, then the app's own padding
-        // (specs/dag.md §3), which receivers hand their apps.
-        let padding = begun.as_ref().map_or(&m.padding, |b| &b.padding);
-        let now = unix_now();
-        let draft = Draft {
-            topic: Topic(m.topic),
-            payload: &m.payload,
-            padding: Some(padding),
-            signer: signer.as_deref(),
-            ttl: m.ttl,
-            to: match &to {
-                To::Sym(k) => Recipient::Symmetric(k),
-                To::Asym(k) => Recipient::Asymmetric(k),
-            },
-        };
-        // The thread's ChaCha CSPRNG (seeded and reseeded from the OS) rather than OsRng:
-        // padding, salt and IV would otherwise cost a getrandom syscall each per post.
-        let mut env = wrap(&draft, now, &mut rand::thread_rng())?;
-        if m.pow_target != 0.0 {
-            env = seal(env, m.pow_target, m.pow_time).await?;
-        }
-        if !m.target_peer.is_empty() {
-            let id = enode_id(&m.target_peer).map_err(ShhError::TargetPeer)?;
-            return Err(ShhError::NoPeer(id));
-        }
-        if m.pow_target < self.node.info().min_pow {
-            return Err(ShhError::TooLowPow);
-        }
-        let expiry = env.expiry;
-        // Dual: the same message (same carrier, so the same DAG id) for the Whisper side,
-        // made durable with the Swarm side.
-        let whisper = self.whisper_side.as_ref().map(|_| {
-            crate::dual::WhisperPost::new(
-                sym_given.then_some(m.sym_key_id.as_str()),
-                pub_given.then_some(m.pub_key.as_slice()),
-                (!m.sig.is_empty()).then_some(m.sig.as_str()),
-                env.ttl,
-                m.topic,
-                &m.payload,
-                padding,
-                m.pow_target,
-                m.pow_time,
-                expiry,
-            )
-            .to_json()
-        });
-        if let (Some(engine), Some(begun)) = (&self.engine, begun) {
-            // Durable in the PSS outbox, with the queue rows of our own filters that take
-            // it, before anyone sees it; then to the pool and those filters.
-            let candidate = Pooled::new(env.clone(), now);
-            let mut routed = self.node.route(&candidate, false);
-            engine
-                .commit(begun, &env, routed.take_rows(), whisper)
-                .await?;
-            if let Some(side) = &self.whisper_side {
-                side.waker().notify_one();
-            }
-            let added = self.node.admit(candidate, now);
-            // Committed, so our filters get it whatever the pool says.
-            self.node.enqueue(routed);
-            return match added? {
-                Added::New(pooled) => Ok(pooled.hash),
-                Added::Duplicate(hash) => Ok(hash),
-                Added::Expired => Err(ShhError::FailedToAdd),
-            };
-        }
-        // The pool hashes the envelope on entry; that hash is the answer.
-        let pooled = match self.node.admit(Pooled::new(env, now), now)? {
-            Added::New(pooled) => pooled,
-            // Already pooled, so already in the outbox (or a restart's readmission of it).
-            Added::Duplicate(hash) => return Ok(hash),
-            Added::Expired => return Err(ShhError::FailedToAdd),
-        };
-        let mut routed = self.node.route(&pooled, false);
-        let Some(store) = &self.store else {
-            self.node.enqueue(routed);
-            return Ok(pooled.hash);
-        };
-        // The outbox row and the queue rows commit together. Subscribers are notified
-        // first, without waiting for room in the store's queue (a crash before the commit
-        // means the post was never acknowledged); a row taken before its job runs is
-        // simply not written (queue::Acks).
-        let rows = routed.take_rows();
-        // Routing encoded the envelope for the queue rows already; no filter, no rows.
-        let rlp = rows
-            .envelope()
-            .unwrap_or_else(|| Arc::new(pooled.envelope.encode()));
-        self.node.enqueue(routed);
-        // Let the subscribers' writer tasks (just woken) go first: a notification written
-        // before the job runs spares its row an insert and a delete.
-        tokio::task::yield_now().await;
-        store
-            .run(move |t| {
-                crate::store::insert_outbox(t, expiry, &rlp)?;
-                rows.write(t)
-            })
-            .await?;
-        Ok(pooled.hash)
+        self.post_with(m, true).await
+    }
+
+    async fn post_envelope(&self, rlp: Vec<u8>) -> Result<EnvelopeHash, ShhError> {
+        let env = Envelope::decode(&rlp).map_err(|e| ShhError::BadEnvelope(e.to_string()))?;
+        ShhService::post_envelope(self, env).await
     }
 
     async fn new_message_filter(&self, c: CriteriaReq) -> Result<String, ShhError> {

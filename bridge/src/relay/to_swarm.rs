@@ -1,0 +1,76 @@
+//! Whisper → Swarm: legacy messages polled from the Whisper node are republished on Swarm
+//! as bridged records (specs/relay.md §3).
+
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
+use staples_protocol::dag::MessageId;
+
+use super::{Relay, lock};
+use crate::dual::Bridge;
+use crate::node::{Delivered, Node};
+use crate::rpc::shh::NewMessage;
+
+impl Bridge for Relay {
+    fn legacy<'a>(&'a self, filter: &'a str, json: &'a str) -> BoxFuture<'a, ()> {
+        Box::pin(self.bridge_legacy(filter, json))
+    }
+
+    fn copy_seen(&self, id: MessageId) {
+        lock(&self.on_whisper).insert(*id.as_bytes());
+    }
+}
+
+impl Relay {
+    /// Republishes one legacy message polled for the relay's filter `filter`.
+    async fn bridge_legacy(&self, filter: &str, json: &str) {
+        let chats = self.chats().await;
+        let Some(chat) = chats.by_filter.get(filter).map(|&i| &chats.list[i]) else {
+            return;
+        };
+        let record = match staples_protocol::bridged::encode(json) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::debug!(error = %e, "relay: a Whisper message cannot be bridged");
+                self.count("relay_refused");
+                return;
+            }
+        };
+        let Some(msg) = Delivered::from_geth_json(json) else {
+            self.count("relay_refused");
+            return;
+        };
+        // Already bridged (by us before a restart, or by another relay whose record
+        // reached our filter first): the filter's legacy record says so.
+        let mut routed = self.shh.node().route_to(filter, Arc::new(msg));
+        if routed.take_rows().envelope().is_none() {
+            self.count("relay_repeats");
+            return;
+        }
+        if !lock(&chat.bucket).take() {
+            self.count("relay_shed");
+            return;
+        }
+        let ttl = serde_json::from_str::<serde_json::Value>(json)
+            .ok()
+            .and_then(|v| v["ttl"].as_u64())
+            .and_then(|t| u32::try_from(t).ok())
+            .unwrap_or(0);
+        let post = NewMessage {
+            sym_key_id: chat.key_id.clone(),
+            topic: chat.topic,
+            payload: record,
+            ttl,
+            ..NewMessage::default()
+        };
+        // Swarm only: the message is on Whisper already. Our own filter takes the record
+        // in the same commit, which is what makes it a repeat from then on.
+        match self.shh.post_to_swarm(post).await {
+            Ok(_) => self.count("relay_to_swarm"),
+            Err(e) => {
+                tracing::warn!(error = %e, chat = %chat.name, "relay: bridging to Swarm failed");
+                self.count("relay_to_swarm_failed");
+            }
+        }
+    }
+}
