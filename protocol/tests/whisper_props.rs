@@ -5,6 +5,7 @@
 use proptest::prelude::*;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
+use staples_protocol::bridged;
 use staples_protocol::crypto::PrivateKey;
 use staples_protocol::whisper::{
     Draft, Envelope, OpenKey, Recipient, SymKey, Topic, ecies, json, message, open, wrap,
@@ -72,12 +73,31 @@ proptest! {
         );
         // Go's float formatting keeps 17 significant digits at most.
         prop_assert!((parsed.pow - msg.pow).abs() <= msg.pow.abs() * 1e-15);
+
+        // A relay's record of it (public chats: symmetric only) names the same message,
+        // its signer and its legacy id; asymmetric messages are refused.
+        let json = msg.to_geth_json();
+        match bridged::encode(&json) {
+            Ok(body) => {
+                prop_assert!(!asymmetric);
+                let b = bridged::decode(&body).unwrap().unwrap();
+                prop_assert_eq!(&b.json, &json);
+                prop_assert_eq!(b.signer, signed.then(|| signer.public_key()));
+                prop_assert_eq!(b.legacy_id, bridged::legacy_id(&msg.hash.0));
+            }
+            Err(e) => {
+                prop_assert!(asymmetric);
+                prop_assert_eq!(e, bridged::BridgedError::Asymmetric);
+            }
+        }
     }
 
     #[test]
     fn geth_json_parsing_never_panics(s in ".{0,300}", bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
         let _ = json::parse_geth_json(&s);
         let _ = json::parse_geth_json(&String::from_utf8_lossy(&bytes));
+        let _ = bridged::decode(&[bridged::MAGIC.as_slice(), &bytes].concat());
+        let _ = bridged::decode(&[bridged::MAGIC.as_slice(), s.as_bytes()].concat());
     }
 
     #[test]
