@@ -2,7 +2,8 @@
 //! moved (its app on a plain `whisper`-mode node, the Whisper network here) and a `pss`
 //! peer chat in one public chat through a relay, both ways, exactly once each; a second
 //! relay on the same chat changes nothing the apps see; a relay killed with SIGKILL and
-//! restarted on its data dir repeats nothing and goes on bridging.
+//! restarted on its data dir repeats nothing and goes on bridging; a `pss` peer that was
+//! offline catches up on what the Whisper side said meanwhile from the relay's inbox.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::{Duration, Instant};
@@ -182,5 +183,17 @@ async fn whisper_and_pss_peers_chat_through_relays_once_each_across_a_relay_cras
     assert_once(&sgot, &both);
     collect(&whisper, &wfilter, &mut wgot, 6).await;
     assert_once(&wgot, &both);
+
+    // The pss peer goes offline; what the Whisper peer says meanwhile reaches it on its
+    // return by its normal catch-up (the relay's inbox), with the filter it had.
+    swarm.process.kill();
+    say(&whisper, &wkey, "while you were away").await;
+    let mut wseen = Vec::new();
+    collect(&whisper, &watch, &mut wseen, 1).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let swarm = Sidecar::start_pss(&dir.path().join("swarm"), &net.urls[1]);
+    both.push("while you were away");
+    collect(&swarm, &sfilter, &mut sgot, 7).await;
+    assert_once(&sgot, &both);
     let _ = relay;
 }

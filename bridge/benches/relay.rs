@@ -1,0 +1,246 @@
+//! `staples relay` throughput, each way, on one machine: a Whisper node (a `whisper`-mode
+//! `staples`), a relay for one public chat, and a `pss` peer, on the embedded Swarm dev
+//! node (in this process, no added latency).
+//!
+//! - **Whisper → Swarm**: an app on the Whisper node posts N messages to the chat (8 at a
+//!   time, over HTTP); measured from the first post until the pss peer's app has all N
+//!   (each crossed as the relay's bridged record, was written to its inbox and sent live).
+//! - **Swarm → Whisper**: the pss peer's app posts N; measured until the Whisper node's app
+//!   has all N (each injected as its author's envelope).
+//!
+//! The relay's bridging limit is raised out of the way (`--per-second`). Aim (issue 13):
+//! at least 500 msg/s each way on these 2 cores. Also prints the relay's CPU per message.
+//!
+//! Run: `cargo bench -p staples-bridge --bench relay` (`STAPLES_BENCH_N`, default 1000).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::cpu_secs;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const CHAT: &str = "relay-bench";
+const IN_FLIGHT: usize = 8;
+
+struct Proc {
+    child: Child,
+    http: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn(sub: Option<&str>, args: &[&str]) -> Proc {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_staples"));
+    if let Some(s) = sub {
+        cmd.arg(s);
+    }
+    let mut child = cmd
+        .args(["--rpc-addr", "127.0.0.1:0", "--ws-addr", "127.0.0.1:0"])
+        .args(["--min-pow", "0", "--keystore-scrypt-log-n", "4"])
+        .args(["--data-dir", &dir.path().display().to_string()])
+        .args(args)
+        .env("STAPLES_KEYSTORE_PASSWORD", "bench")
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn staples");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let http = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("rpc="))
+        .unwrap()
+        .to_string();
+    Proc {
+        child,
+        http,
+        _dir: dir,
+    }
+}
+
+async fn call(http: &str, method: &str, params: Value) -> Value {
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+    let v: Value = reqwest::Client::new()
+        .post(http)
+        .body(body.to_string())
+        .header("content-type", "application/json")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(v.get("error").is_none(), "{method}: {v}");
+    v["result"].clone()
+}
+
+fn topic() -> String {
+    format!(
+        "0x{}",
+        hex::encode(staples_protocol::whisper::Topic::from_name(CHAT).0)
+    )
+}
+
+/// The app's key and filter on the chat.
+async fn join(http: &str) -> (Value, String) {
+    let key = call(http, "shh_generateSymKeyFromPassword", json!([CHAT])).await;
+    let f = call(
+        http,
+        "shh_newMessageFilter",
+        json!([{"symKeyID": key, "topics": [topic()]}]),
+    )
+    .await;
+    (key, f.as_str().unwrap().to_string())
+}
+
+/// Posts `n` messages `tag-i`, `IN_FLIGHT` at a time.
+async fn post_all(http: &str, key: &Value, tag: &str, n: usize) {
+    let mut next = 0;
+    while next < n {
+        let batch: Vec<_> = (next..(next + IN_FLIGHT).min(n))
+            .map(|i| {
+                let http = http.to_string();
+                let body = json!([{"symKeyID": key, "topic": topic(), "ttl": 300,
+                    "payload": format!("0x{}", hex::encode(format!("{tag}-{i}")))}]);
+                tokio::spawn(async move { call(&http, "shh_post", body).await })
+            })
+            .collect();
+        for b in batch {
+            b.await.unwrap();
+        }
+        next += IN_FLIGHT;
+    }
+}
+
+/// Polls `filter` until `n` messages with `tag` arrived; how many with that tag came.
+async fn wait_for(http: &str, filter: &str, tag: &str, n: usize) -> usize {
+    let prefix = format!("0x{}", hex::encode(format!("{tag}-")));
+    let mut got = 0;
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while got < n {
+        assert!(Instant::now() < deadline, "only {got} of {n} {tag} arrived");
+        let ms = call(http, "shh_getFilterMessages", json!([filter])).await;
+        got += ms
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["payload"].as_str().unwrap().starts_with(&prefix))
+            .count();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    got
+}
+
+async fn ready(relay: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let s = call(relay, "staples_status", json!([])).await;
+        if s["whisper"]["mirrorsOpen"] == 1 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "relay not ready: {s}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn main() {
+    let n: usize = std::env::var("STAPLES_BENCH_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let net = staples_bridge::swarm::embedded::start_embedded(2, None)
+            .await
+            .unwrap();
+        let urls = net.urls();
+        let whisper = spawn(None, &["--transport", "whisper"]);
+        let relay = spawn(
+            Some("relay"),
+            &[
+                "--chat",
+                CHAT,
+                "--whisper-rpc",
+                &whisper.http,
+                "--bee-api",
+                &urls[0],
+                "--pss-target-bytes",
+                "1",
+                "--sync-interval-ms",
+                "200",
+                "--per-second",
+                "1000000",
+            ],
+        );
+        let peer = spawn(
+            None,
+            &[
+                "--transport",
+                "pss",
+                "--bee-api",
+                &urls[1],
+                "--pss-target-bytes",
+                "1",
+                "--sync-interval-ms",
+                "200",
+            ],
+        );
+        let (wkey, wfilter) = join(&whisper.http).await;
+        let (pkey, pfilter) = join(&peer.http).await;
+        ready(&relay.http).await;
+        // Warm up: the peer learns the relay as a member (its contact record) both ways.
+        post_all(&whisper.http, &wkey, "warm-w", 4).await;
+        wait_for(&peer.http, &pfilter, "warm-w", 4).await;
+        post_all(&peer.http, &pkey, "warm-p", 4).await;
+        wait_for(&whisper.http, &wfilter, "warm-p", 4).await;
+
+        let mut rows = Vec::new();
+        for (name, from, fkey, to, tfilter, tag) in [
+            ("Whisper → Swarm", &whisper, &wkey, &peer, &pfilter, "w2s"),
+            ("Swarm → Whisper", &peer, &pkey, &whisper, &wfilter, "s2w"),
+        ] {
+            let cpu0 = cpu_secs(relay.child.id());
+            let t0 = Instant::now();
+            let sender = {
+                let (http, key) = (from.http.clone(), fkey.clone());
+                tokio::spawn(async move { post_all(&http, &key, tag, n).await })
+            };
+            let got = wait_for(&to.http, tfilter, tag, n).await;
+            let secs = t0.elapsed().as_secs_f64();
+            sender.await.unwrap();
+            let cpu = cpu_secs(relay.child.id()) - cpu0;
+            rows.push((name, got, secs, cpu));
+        }
+        let status = call(&relay.http, "staples_status", json!([])).await;
+        println!("| {n} messages, one chat | delivered | time | msg/s (aim >= 500) | relay CPU per message |");
+        println!("|---|---|---|---|---|");
+        for (name, got, secs, cpu) in rows {
+            println!(
+                "| {name} | {got} | {secs:.2} s | {:.0} | {:.0} µs |",
+                got as f64 / secs,
+                cpu / got as f64 * 1e6
+            );
+        }
+        println!("\nrelay counters: {}", status["relay"]["counters"]);
+        drop((whisper, relay, peer));
+        net.stop().await;
+    });
+}
