@@ -231,9 +231,10 @@ pub async fn run(
                 peers: Some(sidecars.clone()),
                 ..scfg
             };
+            let history = crate::rpc::shhext::History::new(shh.clone());
             let mut handler = LocalHandler::new(shh, NetInfo::default()).with_sidecars(sidecars);
             if let Some(p) = &pss {
-                handler = handler.with_engine(p.engine.clone());
+                handler = handler.with_engine(p.engine.clone()).with_history(history);
             }
             if let Some(w) = &whisper_side {
                 handler = handler.with_whisper_side(w.clone());

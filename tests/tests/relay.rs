@@ -197,3 +197,164 @@ async fn whisper_and_pss_peers_chat_through_relays_once_each_across_a_relay_cras
     assert_once(&sgot, &both);
     let _ = relay;
 }
+
+/// An enode a Status app would name as its mailserver (any valid one: the answer comes
+/// from Swarm).
+fn mailserver_enode() -> String {
+    let key = staples_protocol::crypto::PrivateKey::from_bytes(&[7; 32]).unwrap();
+    let id = hex::encode(&key.public_key().to_uncompressed()[1..]);
+    format!("enode://{id}@127.0.0.1:30511")
+}
+
+/// Waits for `staples_requestCompleted(id)` and returns the completion.
+async fn completed(p: &Sidecar, id: &Value) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let c = p.ok("staples_requestCompleted", json!([id])).await;
+        if !c.is_null() {
+            return c;
+        }
+        assert!(Instant::now() < deadline, "request {id} never completed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn history_from_swarm_answers_a_status_mailserver_request_with_paging() {
+    let net = DevNode::start(2);
+    let dir = tempfile::tempdir().unwrap();
+    let whisper = Sidecar::start_whisper(&dir.path().join("whisper"));
+    let (wkey, _) = join(&whisper).await;
+    let swarm = Sidecar::start_pss(&dir.path().join("swarm"), &net.urls[1]);
+    let (skey, sfilter) = join(&swarm).await;
+    let relay = Sidecar::start_relay(&dir.path().join("relay"), &net.urls[0], &whisper.http, CHAT);
+    ready(&relay).await;
+    for t in ["legacy one", "legacy two", "legacy three"] {
+        say(&whisper, &wkey, t).await;
+    }
+    for t in ["staples one", "staples two"] {
+        say(&swarm, &skey, t).await;
+    }
+    let mut live = Vec::new();
+    collect(&swarm, &sfilter, &mut live, 5).await;
+
+    // A Status app asks its mailserver for the chat's history, as status-go's
+    // `shhext_requestMessages` does: the envelopes reach its allowP2P filter.
+    let p2p = swarm
+        .ok(
+            "shh_newMessageFilter",
+            json!([{"symKeyID": skey, "topics": [topic()], "allowP2P": true}]),
+        )
+        .await;
+    let p2p = p2p.as_str().unwrap();
+    let inbox_key = swarm
+        .ok(
+            "shh_generateSymKeyFromPassword",
+            json!(["status-offline-inbox"]),
+        )
+        .await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let request = json!({
+        "mailServerPeer": mailserver_enode(),
+        "symKeyID": inbox_key,
+        "topics": [topic()],
+        "from": now - 3600,
+        "to": now + 60,
+        "limit": 2,
+        "timeout": 30,
+    });
+    let id = swarm.ok("shhext_requestMessages", json!([request])).await;
+    assert_eq!(id.as_str().unwrap().len(), 66, "a 32-byte request id");
+    let first = completed(&swarm, &id).await;
+    assert_eq!(first["requestID"], id);
+    assert_eq!(first["errorMessage"], "");
+    let cursor = first["cursor"].as_str().unwrap().to_string();
+    assert_eq!(
+        cursor.len(),
+        72,
+        "a full page leaves a 36-byte cursor: {first}"
+    );
+
+    // The next pages, with the blocking variant and its retry settings.
+    let mut paged = Vec::new();
+    collect(&swarm, p2p, &mut paged, 2).await;
+    let mut next = request.clone();
+    next["cursor"] = cursor.into();
+    next["force"] = true.into();
+    let second = swarm
+        .ok(
+            "shhext_requestMessagesSync",
+            json!([{"BaseTimeout": 10_000_000_000u64, "StepTimeout": 0, "MaxRetries": 1}, next]),
+        )
+        .await;
+    assert_eq!(second["error"], Value::Null);
+    next["cursor"] = second["cursor"].clone();
+    let third = swarm
+        .ok(
+            "shhext_requestMessagesSync",
+            json!([{"BaseTimeout": 10_000_000_000u64}, next]),
+        )
+        .await;
+    assert_eq!(third, json!({"cursor": "", "error": null}), "the last page");
+    collect(&swarm, p2p, &mut paged, 5).await;
+    let all = [
+        "legacy one",
+        "legacy two",
+        "legacy three",
+        "staples one",
+        "staples two",
+    ];
+    assert_once(&paged, &all);
+    // The legacy ones carry the Whisper envelope hashes the live path delivered.
+    for m in &paged {
+        let same = live.iter().find(|l| text(l) == text(m)).unwrap();
+        assert_eq!(m["hash"], same["hash"], "{}", text(m));
+    }
+
+    // Bad requests get status-go's answers.
+    let mut bad = request.clone();
+    bad["from"] = (now + 100).into();
+    bad["to"] = now.into();
+    let err = swarm
+        .call(
+            "shhext_requestMessages",
+            json!([bad]),
+            Duration::from_secs(5),
+        )
+        .await;
+    assert!(
+        format!("{err:?}").contains("Query range is invalid: from > to"),
+        "{err:?}"
+    );
+    let mut bad = request.clone();
+    bad["limit"] = 1_000_000_000u64.into();
+    bad["force"] = true.into();
+    let id = swarm.ok("shhext_requestMessages", json!([bad])).await;
+    assert_eq!(
+        completed(&swarm, &id).await["errorMessage"],
+        "request is invalid: limit exceeds the maximum allowed value"
+    );
+    let mut bad = request.clone();
+    bad["from"] = 1.into();
+    bad["force"] = true.into();
+    let id = swarm.ok("shhext_requestMessages", json!([bad])).await;
+    assert!(
+        completed(&swarm, &id).await["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("query range is too wide")
+    );
+    // Twice on the same topics within 3 s, without `force`: status-go's guard.
+    swarm.ok("shhext_requestMessages", json!([request])).await;
+    let err = swarm
+        .call(
+            "shhext_requestMessages",
+            json!([request]),
+            Duration::from_secs(5),
+        )
+        .await;
+    assert!(format!("{err:?}").contains("less than 3s ago"), "{err:?}");
+}

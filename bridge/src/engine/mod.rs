@@ -16,6 +16,7 @@
 
 pub mod chat;
 pub mod db;
+pub mod history;
 pub mod send;
 pub mod sync;
 
@@ -120,6 +121,11 @@ pub trait Hook: Send + Sync + 'static {
     /// Starts a sync pass now (a Whisper copy of a Staples message said its sender's
     /// inbox has something new).
     fn nudge_sync(&self);
+    /// [`Engine::history_page`]: a mailserver page of history, read from Swarm.
+    fn history_page<'a>(
+        &'a self,
+        q: &'a history::HistoryQuery,
+    ) -> BoxFuture<'a, Result<history::HistoryPage, EngineError>>;
 }
 
 impl<S: Swarm> Hook for Engine<S> {
@@ -173,6 +179,12 @@ impl<S: Swarm> Hook for Engine<S> {
     }
     fn peer_count(&self) -> u64 {
         self.inner.bee_peers.load(Ordering::Relaxed)
+    }
+    fn history_page<'a>(
+        &'a self,
+        q: &'a history::HistoryQuery,
+    ) -> BoxFuture<'a, Result<history::HistoryPage, EngineError>> {
+        Box::pin(Engine::history_page(self, q))
     }
     fn nudge_sync(&self) {
         self.inner.wake_sync.notify_one();

@@ -128,7 +128,7 @@ impl SyncError {
 }
 
 /// Fetches the single-owner chunk of `owner`'s feed update `index`, checking the owner.
-async fn fetch_update<S: Swarm>(
+pub(super) async fn fetch_update<S: Swarm>(
     engine: &Engine<S>,
     owner: &[u8; 20],
     topic: &feed::FeedTopic,

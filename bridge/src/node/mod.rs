@@ -53,6 +53,16 @@ pub struct Routed {
 }
 
 impl Routed {
+    /// How many filters take the message(s).
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Whether no filter takes them.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
     /// Takes the queue rows to commit (the entries stay for [`Node::enqueue`]).
     pub fn take_rows(&mut self) -> QueueRows {
         std::mem::take(&mut self.rows)

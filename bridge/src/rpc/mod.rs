@@ -24,6 +24,7 @@ pub mod peers;
 pub mod server;
 pub mod shh;
 pub mod shh_local;
+pub mod shhext;
 
 use std::future::Future;
 use std::sync::Arc;

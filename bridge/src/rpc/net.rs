@@ -76,6 +76,7 @@ pub struct LocalHandler<S> {
     sidecars: Option<Arc<SidecarPeers>>,
     whisper_side: Option<Arc<crate::dual::WhisperSide>>,
     relay: Option<Arc<crate::relay::Relay>>,
+    history: Option<Arc<dyn super::shhext::HistoryApi>>,
 }
 
 impl<S: ShhApi> LocalHandler<S> {
@@ -88,6 +89,7 @@ impl<S: ShhApi> LocalHandler<S> {
             sidecars: None,
             whisper_side: None,
             relay: None,
+            history: None,
         }
     }
 
@@ -113,6 +115,12 @@ impl<S: ShhApi> LocalHandler<S> {
         let swarm = self.engine.as_ref().map_or(0, |e| e.peer_count());
         let whisper = self.whisper_side.as_ref().map_or(0, |w| w.peer_count());
         sidecars + swarm + whisper
+    }
+
+    /// Serves `shhext_requestMessages(Sync)` from Swarm (`pss` and `dual`).
+    pub fn with_history(mut self, history: Arc<dyn super::shhext::HistoryApi>) -> Self {
+        self.history = Some(history);
+        self
     }
 
     /// Adds a relay's state to `staples_status` (`staples relay`).
@@ -189,6 +197,11 @@ impl<S: ShhApi> Handler for LocalHandler<S> {
         };
         if let Some(r) = call(&self.net, peers, method, params) {
             return r;
+        }
+        if let Some(h) = &self.history
+            && let Some(r) = h.call(method, params)
+        {
+            return r.await;
         }
         if let Some(engine) = &self.engine
             && let Some(r) = staples_call(engine.as_ref(), method, params).await

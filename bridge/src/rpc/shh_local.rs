@@ -219,6 +219,38 @@ impl<N: Node, K: Keys> ShhService<N, K> {
         self.add_sealed(env, unix_now()).await
     }
 
+    /// Hands history envelopes to the app's filters that take peer-to-peer messages, as
+    /// a mailserver's answer would reach them (queue rows committed first, as for every
+    /// delivery); returns how many filter entries were queued.
+    pub async fn deliver_history(&self, envelopes: Vec<Envelope>) -> Result<usize, ShhError> {
+        let mut routed = Vec::with_capacity(envelopes.len());
+        let mut rows = crate::node::QueueRows::default();
+        for env in envelopes {
+            let mut r = self.node.route(&Pooled::released(env), true);
+            rows.append(r.take_rows());
+            routed.push(r);
+        }
+        if let Some(store) = &self.store {
+            store.run(move |t| rows.write(t)).await?;
+        }
+        let mut n = 0;
+        for r in routed {
+            n += r.len();
+            self.node.enqueue(r);
+        }
+        Ok(n)
+    }
+
+    /// The PSS engine, in `pss` and `dual` modes.
+    pub fn engine(&self) -> Option<&Arc<dyn Hook>> {
+        self.engine.as_ref()
+    }
+
+    /// Whether symmetric key `id` exists.
+    pub fn knows_sym_key(&self, id: &str) -> bool {
+        self.keys.sym_key(id).is_some()
+    }
+
     /// The node this service delivers into.
     pub fn node(&self) -> &Arc<N> {
         &self.node
@@ -405,7 +437,7 @@ fn usable_sym(raw: &RawSymKey) -> Result<SymKey, ShhError> {
 }
 
 /// Parses an enode URL enough to name its node id (keccak256 of the public key).
-fn enode_id(url: &str) -> Result<String, String> {
+pub(crate) fn enode_id(url: &str) -> Result<String, String> {
     let rest = url
         .strip_prefix("enode://")
         .ok_or_else(|| "invalid URL scheme, want \"enode\"".to_string())?;

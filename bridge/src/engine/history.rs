@@ -1,0 +1,315 @@
+//! History from Swarm, as a mailserver would serve it (`shhext_requestMessages`,
+//! specs/relay.md §6): the envelopes of a time window on some topics, oldest first, paged
+//! by a cursor, handed to the app's filters that take peer-to-peer messages.
+//!
+//! The walk reads every inbox of each followed chat on those topics (every known member's
+//! and our own), newest page first, back to the window's start: one sequential chunk fetch
+//! per page of 55 entries, with the entries' clocks (milliseconds, within 120 s of the
+//! sender's clock) deciding what is in the window before anything is fetched. The listed
+//! messages are then fetched in parallel, verified as catch-up verifies them (the chat's
+//! key, the DAG signature, the author owning the inbox), and sorted by the mailserver's key
+//! `sent (4, BE) ‖ envelope hash (32)`, which is also the cursor.
+
+use std::collections::HashSet;
+
+use staples_protocol::chat::keys;
+use staples_protocol::crypto::PublicKey;
+use staples_protocol::dag::ChatId;
+use staples_protocol::inbox::{InboxEntry, InboxReader, ReaderEvent};
+use staples_protocol::swarm::ChunkAddress;
+use staples_protocol::whisper::Envelope;
+
+use super::{Engine, EngineError, chat, lock, now_ms};
+use crate::swarm::{Swarm, SwarmError};
+
+/// Longest window one request may span (status-mobile asks at most 30 days back).
+pub const MAX_WINDOW_SECS: u32 = 30 * 24 * 3600;
+/// Most envelopes one page holds (status-go's mailserver limit).
+pub const MAX_LIMIT: u32 = 1000;
+/// How far a clock may lead its envelope's time (the DAG's clock rule, dag.md §4).
+const CLOCK_SLACK_MS: u64 = 120_000;
+
+/// A mailserver cursor: `sent (4, BE) ‖ envelope hash (32)`.
+pub type Cursor = [u8; 36];
+
+/// What a history request asks for.
+#[derive(Debug, Clone)]
+pub struct HistoryQuery {
+    /// Topics (chats followed on any of them are walked).
+    pub topics: Vec<[u8; 4]>,
+    /// Window start, unix seconds.
+    pub from: u32,
+    /// Window end, unix seconds (inclusive).
+    pub to: u32,
+    /// Envelopes per page, 1..=[`MAX_LIMIT`].
+    pub limit: u32,
+    /// Continue after this key.
+    pub cursor: Option<Cursor>,
+}
+
+/// A page of history.
+#[derive(Debug, Default)]
+pub struct HistoryPage {
+    /// The envelopes, oldest first (by the cursor key).
+    pub envelopes: Vec<Envelope>,
+    /// Where the next page starts, when the limit cut this one short.
+    pub cursor: Option<Cursor>,
+    /// Inbox pages read and messages fetched (for the bench and `staples_status`).
+    pub pages_read: u64,
+    /// Messages fetched.
+    pub fetched: u64,
+}
+
+/// The cursor key of an envelope.
+pub fn key_of(env: &Envelope) -> Cursor {
+    let mut k = [0u8; 36];
+    k[..4].copy_from_slice(&env.expiry.saturating_sub(env.ttl).to_be_bytes());
+    k[4..].copy_from_slice(&env.hash().0);
+    k
+}
+
+/// A chat to walk: its id, its opener, and each inbox `(owner, page key)`.
+type Walk = (ChatId, chat::Opener, Vec<([u8; 20], [u8; 32])>);
+
+/// A listed message in the window, from one inbox.
+struct Listed {
+    entry: InboxEntry,
+    owner: [u8; 20],
+}
+
+impl<S: Swarm> Engine<S> {
+    /// One page of history for `q`, read from Swarm.
+    pub async fn history_page(&self, q: &HistoryQuery) -> Result<HistoryPage, EngineError> {
+        // The chats on these topics, and whose inboxes to read in each.
+        let ours = self.inner.node_key.public_key();
+        let walks: Vec<Walk> = {
+            let chats = lock(&self.inner.chats);
+            chats
+                .values()
+                .filter(|st| q.topics.contains(&st.chat.topic()))
+                .filter_map(|st| {
+                    let opener = st.opener.clone()?;
+                    let mut inboxes: Vec<([u8; 20], [u8; 32])> = st
+                        .members
+                        .iter()
+                        .filter_map(|(addr, m)| {
+                            Some((*addr, st.page_key(&m.node_key, &self.inner.node_key)?))
+                        })
+                        .collect();
+                    if let Some(k) = st.page_key(&ours, &self.inner.node_key) {
+                        inboxes.push((self.node_address(), k));
+                    }
+                    Some((st.id, opener, inboxes))
+                })
+                .collect()
+        };
+        let from_ms = u64::from(q.from) * 1000;
+        let to_ms = (u64::from(q.to) + 1) * 1000;
+        // The cursor's time bounds what is left to read from below.
+        let floor_ms = q
+            .cursor
+            .map_or(from_ms, |c| {
+                u64::from(u32::from_be_bytes([c[0], c[1], c[2], c[3]])) * 1000
+            })
+            .max(from_ms);
+        let mut page = HistoryPage::default();
+        let mut found: Vec<(Cursor, Envelope)> = Vec::new();
+        for (chat, opener, inboxes) in walks {
+            let mut listed = Vec::new();
+            for (owner, page_key) in inboxes {
+                let (entries, pages) = self
+                    .walk_back(chat, owner, &page_key, floor_ms, to_ms)
+                    .await?;
+                page.pages_read += pages;
+                listed.extend(entries.into_iter().map(|entry| Listed { entry, owner }));
+            }
+            // Oldest first by clock: fetch in that order until the page can be filled
+            // (clocks approximate the key; the exact order is settled after fetching).
+            listed.sort_by_key(|l| l.entry.clock);
+            let want = q.limit as usize;
+            let mut start = 0;
+            while start < listed.len() {
+                let end = (start + want.max(64)).min(listed.len());
+                let got = self.fetch_window(chat, &opener, &listed[start..end]).await;
+                page.fetched += (end - start) as u64;
+                for env in got {
+                    let sent = env.expiry.saturating_sub(env.ttl);
+                    if sent < q.from || sent > q.to {
+                        continue;
+                    }
+                    let key = key_of(&env);
+                    if q.cursor.is_some_and(|c| key <= c) {
+                        continue;
+                    }
+                    found.push((key, env));
+                }
+                start = end;
+                // Enough for a full page, and every later entry's clock is past the
+                // newest key found by more than the slack: nothing later can sort first.
+                if found.len() >= want
+                    && let Some(next) = listed.get(start)
+                {
+                    let newest = found.iter().map(|(k, _)| k).max().copied();
+                    let newest_ms = newest.map_or(0, |k| {
+                        u64::from(u32::from_be_bytes([k[0], k[1], k[2], k[3]])) * 1000
+                    });
+                    if next.entry.clock > newest_ms + 2 * CLOCK_SLACK_MS {
+                        break;
+                    }
+                }
+            }
+        }
+        found.sort_by_key(|f| f.0);
+        found.dedup_by(|a, b| a.0 == b.0);
+        if found.len() > q.limit as usize {
+            found.truncate(q.limit as usize);
+            page.cursor = found.last().map(|(k, _)| *k);
+        }
+        page.envelopes = found.into_iter().map(|(_, e)| e).collect();
+        Ok(page)
+    }
+
+    /// The entries of `owner`'s inbox in the window, newest page first; pages read.
+    async fn walk_back(
+        &self,
+        chat: ChatId,
+        owner: [u8; 20],
+        page_key: &[u8; 32],
+        floor_ms: u64,
+        to_ms: u64,
+    ) -> Result<(Vec<InboxEntry>, u64), EngineError> {
+        let topic = keys::inbox_topic(&chat);
+        let Some(latest) = self
+            .inner
+            .swarm
+            .feed_latest_index(&owner, &topic, None)
+            .await?
+        else {
+            return Ok((Vec::new(), 0));
+        };
+        let head = match super::sync::fetch_update(self, &owner, &topic, latest).await {
+            Ok(s) => s,
+            Err(SwarmError::NotFound) => return Ok((Vec::new(), 0)),
+            Err(e) => return Err(e.into()),
+        };
+        let mut reader = InboxReader::new(chat);
+        let bad = |e: &dyn std::fmt::Display| {
+            EngineError::Swarm(SwarmError::Invalid(format!(
+                "inbox of 0x{}: {e}",
+                hex::encode(owner)
+            )))
+        };
+        let open = |soc: &staples_protocol::swarm::soc::SingleOwnerChunk| {
+            staples_protocol::chat::seal::open(page_key, soc.wrapped().payload())
+                .map_err(|_| bad(&"page does not open with the chat key"))
+        };
+        reader
+            .handle_latest(latest, *head.address().as_bytes(), &open(&head)?)
+            .map_err(|e| bad(&e))?;
+        let mut out = Vec::new();
+        let mut pages = 1;
+        while let Some(ev) = reader.poll_event() {
+            match ev {
+                ReaderEvent::Entry(e) => {
+                    if e.clock + CLOCK_SLACK_MS < floor_ms {
+                        // Entries come newest first: the rest of the inbox is older.
+                        break;
+                    }
+                    if e.clock < to_ms + CLOCK_SLACK_MS {
+                        out.push(e);
+                    }
+                }
+                ReaderEvent::FetchPage(r) => {
+                    pages += 1;
+                    let soc = self
+                        .inner
+                        .swarm
+                        .download_soc(&ChunkAddress::from_bytes(r))
+                        .await?;
+                    if soc.owner() != &owner {
+                        return Err(bad(&"page chain leaves the owner's feed"));
+                    }
+                    reader.handle_page(r, &open(&soc)?).map_err(|e| bad(&e))?;
+                }
+                ReaderEvent::Skipped { from, to } => {
+                    for i in from..=to {
+                        match super::sync::fetch_update(self, &owner, &topic, i).await {
+                            Ok(soc) => reader
+                                .handle_indexed(i, *soc.address().as_bytes(), &open(&soc)?)
+                                .map_err(|e| bad(&e))?,
+                            Err(SwarmError::NotFound) => {}
+                            Err(e) => return Err(e.into()),
+                        }
+                    }
+                }
+                ReaderEvent::Done { .. } => {}
+            }
+        }
+        Ok((out, pages))
+    }
+
+    /// Fetches and verifies `listed` in parallel; the envelopes that check out.
+    async fn fetch_window(
+        &self,
+        chat: ChatId,
+        opener: &chat::Opener,
+        listed: &[Listed],
+    ) -> Vec<Envelope> {
+        let par = self.inner.cfg.fetch_parallelism.max(1);
+        let mut tasks = tokio::task::JoinSet::new();
+        let mut out = Vec::new();
+        let mut seen = HashSet::new();
+        for l in listed {
+            if !seen.insert(l.entry.reference) {
+                continue;
+            }
+            while tasks.len() >= par {
+                if let Some(Ok(Some(env))) = tasks.join_next().await {
+                    out.push(env);
+                }
+            }
+            let (swarm, opener) = (self.inner.swarm.clone(), opener.clone());
+            let (reference, id, owner) = (l.entry.reference, l.entry.message_id, l.owner);
+            tasks.spawn(async move {
+                let bytes = swarm
+                    .download_bytes(&ChunkAddress::from_bytes(reference))
+                    .await
+                    .ok()?;
+                let incoming = chat::verify(&chat, &opener, &bytes, now_ms()).ok()?;
+                // The inbox names it and its author owns the inbox: anything else is
+                // not this inbox's to list.
+                let author: &PublicKey = incoming.message.author();
+                (incoming.message.id() == id && author.eth_address() == owner)
+                    .then_some(incoming.envelope)
+            });
+        }
+        while let Some(r) = tasks.join_next().await {
+            if let Ok(Some(env)) = r {
+                out.push(env);
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use staples_protocol::whisper::Topic;
+
+    #[test]
+    fn the_cursor_key_orders_by_sent_time_then_hash() {
+        let env = |expiry: u32, ttl: u32, nonce: u64| Envelope {
+            expiry,
+            ttl,
+            topic: Topic([1, 2, 3, 4]),
+            data: vec![1; 20],
+            nonce,
+        };
+        let a = env(150, 50, 1);
+        let b = env(120, 10, 1);
+        assert!(key_of(&a) < key_of(&b), "sent 100 before sent 110");
+        assert_eq!(&key_of(&a)[..4], &100u32.to_be_bytes());
+        assert_eq!(&key_of(&a)[4..], &a.hash().0);
+    }
+}
