@@ -13,6 +13,10 @@
 //! Live: latency 0; Bob online with a WebSocket subscription; Alice posts M messages one
 //! after another; latency is `shh_post` returned → notification at Bob.
 //!
+//! History: a member asks for a public chat's 1,000 messages with
+//! `shhext_requestMessagesSync` at 20 ms per request, against the same one-fetch-per-message
+//! walk (`STAPLES_BENCH_ONLY_HISTORY=1` runs only this round).
+//!
 //! Run: `cargo bench -p staples-bridge --bench catchup`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -35,6 +39,8 @@ const TOPIC: [u8; 4] = [0x42, 0x45, 0x4e, 0x43];
 const LATENCY_MS: u64 = 20;
 const BASELINE_SAMPLE: usize = 200;
 const LIVE_M: usize = 200;
+/// Messages in the history round (issue 13: 1,000 in under 2 s at 20 ms).
+const HISTORY_N: usize = 1000;
 
 fn hex0x(b: &[u8]) -> String {
     format!("0x{}", hex::encode(b))
@@ -355,6 +361,170 @@ async fn live(m: usize) {
     net.stop().await;
 }
 
+/// History: Bob (a member, online while Alice posted `HISTORY_N` messages to a public
+/// chat) asks for the chat's history with `shhext_requestMessagesSync` at 20 ms per Bee
+/// request: time from the request to its answer, every envelope in his allowP2P filter.
+/// Baseline, same run, same latency: the proof of concept's walk, one sequential fetch per
+/// message (sampled, extrapolated).
+async fn history() {
+    const CHAT: &str = "history-bench";
+    let n = HISTORY_N;
+    let net = staples_bridge::swarm::embedded::start_embedded(2, None)
+        .await
+        .unwrap();
+    let urls = net.urls();
+    let dir = tempfile::tempdir().unwrap();
+    let topic = hex0x(&staples_protocol::whisper::Topic::from_name(CHAT).0);
+    let alice = Peer::start("Alice", &urls[0], dir.path()).await.unwrap();
+    let bob = Peer::start("Bob", &urls[1], dir.path()).await.unwrap();
+    let mut keys = Vec::new();
+    for p in [&alice, &bob] {
+        let key = p
+            .call("shh_generateSymKeyFromPassword", json!([CHAT]))
+            .await
+            .unwrap();
+        p.call(
+            "shh_newMessageFilter",
+            json!([{"symKeyID": key, "topics": [topic]}]),
+        )
+        .await
+        .unwrap();
+        keys.push(key);
+    }
+    let posts = futures_util::stream::iter(0..n).for_each_concurrent(32, |i| {
+        let (alice, key, topic) = (&alice, &keys[0], &topic);
+        async move {
+            alice
+                .call(
+                    "shh_post",
+                    json!([{"symKeyID": key, "topic": topic, "ttl": 600, "powTarget": 0,
+                            "powTime": 1, "payload": hex0x(format!("message {i}").as_bytes())}]),
+                )
+                .await
+                .unwrap();
+        }
+    });
+    posts.await;
+    // Alice's inbox lists them all, and Bob has them all, before history is asked for.
+    let t = Instant::now();
+    while status(&alice).await["outboxDepth"] != json!(0) {
+        assert!(
+            t.elapsed() < Duration::from_secs(300),
+            "Alice's outbox stalled"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    loop {
+        let s = status(&bob).await;
+        let got: u64 = s["chats"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|c| c["delivered"].as_u64())
+            .sum();
+        if got >= n as u64 {
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(300), "Bob stalled: {s}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let p2p = bob
+        .call(
+            "shh_newMessageFilter",
+            json!([{"symKeyID": keys[1], "topics": [topic], "allowP2P": true}]),
+        )
+        .await
+        .unwrap();
+    net.net()
+        .knobs()
+        .update(&KnobUpdate {
+            latency_ms: Some(LATENCY_MS),
+            ..KnobUpdate::default()
+        })
+        .unwrap();
+    let before = net.net().node(1).unwrap().requests;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let t = Instant::now();
+    let answer = bob
+        .call(
+            "shhext_requestMessagesSync",
+            json!([{"BaseTimeout": 60_000_000_000u64},
+                   {"topics": [topic], "from": now - 3600, "to": now + 60, "limit": 1000}]),
+        )
+        .await
+        .unwrap();
+    let answered = t.elapsed();
+    let got = bob
+        .call("shh_getFilterMessages", json!([p2p]))
+        .await
+        .unwrap()
+        .as_array()
+        .map_or(0, Vec::len);
+    let requests = net.net().node(1).unwrap().requests - before;
+
+    // Baseline: one sequential fetch per message from Alice's inbox, same latency.
+    let bee = BeeSwarm::new(&urls[1], BeeOptions::default()).unwrap();
+    let alice_status = status(&alice).await;
+    let alice_node = PublicKey::from_bytes(
+        &hex::decode(
+            alice_status["nodeKey"]
+                .as_str()
+                .unwrap()
+                .trim_start_matches("0x"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let sym = staples_protocol::whisper::SymKey::from_password(CHAT);
+    let chat = Chat::Symmetric {
+        key: *sym.as_bytes(),
+        topic: staples_protocol::whisper::Topic::from_name(CHAT).0,
+    };
+    let page_key = keys::symmetric_page_key(sym.as_bytes(), &chat.topic());
+    let refs = inbox_refs(&bee, alice_node.eth_address(), &chat, &page_key).await;
+    let sample = BASELINE_SAMPLE.min(refs.len());
+    let t = Instant::now();
+    for r in refs.iter().take(sample) {
+        bee.download_bytes(&ChunkAddress::from_bytes(*r))
+            .await
+            .unwrap();
+    }
+    let per_message = t.elapsed() / u32::try_from(sample).unwrap();
+    let baseline = per_message * u32::try_from(n).unwrap();
+
+    println!("\nhistory, {LATENCY_MS} ms added per request, one public chat of {n} messages");
+    println!("| measure | value |");
+    println!("|---|---|");
+    println!(
+        "| shhext_requestMessagesSync, limit 1000: answered (all delivered and completed) | {:.2} s, {got} envelopes in the allowP2P filter, answer {answer} |",
+        answered.as_secs_f64()
+    );
+    println!(
+        "| Bob's requests to his Bee node | {requests} ({:.2} per message) |",
+        requests as f64 / n as f64
+    );
+    println!(
+        "| baseline (PoC: one sequential fetch per message) | {:.1} ms/message on {sample}, {:.1} s for {n} (extrapolated) |",
+        per_message.as_secs_f64() * 1000.0,
+        baseline.as_secs_f64()
+    );
+    println!(
+        "| aim: < 2 s | {} ({:.1}x faster than the baseline) |",
+        if answered < Duration::from_secs(2) && got == n {
+            "met"
+        } else {
+            "missed"
+        },
+        baseline.as_secs_f64() / answered.as_secs_f64()
+    );
+    alice.stop().await;
+    bob.stop().await;
+    net.stop().await;
+}
+
 fn main() {
     let n: usize = std::env::var("STAPLES_BENCH_N")
         .ok()
@@ -365,7 +535,10 @@ fn main() {
         .build()
         .unwrap();
     rt.block_on(async {
-        catch_up(n).await;
-        live(LIVE_M).await;
+        if std::env::var_os("STAPLES_BENCH_ONLY_HISTORY").is_none() {
+            catch_up(n).await;
+            live(LIVE_M).await;
+        }
+        history().await;
     });
 }
