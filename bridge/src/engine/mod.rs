@@ -65,6 +65,8 @@ pub trait Release: Send + Sync + 'static {
     /// For `staples_status`: entries waiting for the app, detached subscription
     /// mailboxes, and messages shed because a queue was full.
     fn queue_stats(&self) -> (usize, usize, u64);
+    /// For `staples_status`: legacy messages refused as another path's copy.
+    fn legacy_repeats(&self) -> u64;
 }
 
 /// Looks keys up by the ids the app uses, so stored chats name keys without holding them.
@@ -978,6 +980,7 @@ impl<S: Swarm> Engine<S> {
                 "queued": queued,
                 "mailboxes": mailboxes,
                 "shed": shed,
+                "legacyRepeats": self.inner.node.legacy_repeats(),
             },
             "transport": "pss",
             "node": format!("0x{}", hex::encode(self.node_address())),

@@ -172,6 +172,9 @@ impl crate::engine::Release for LocalNode {
     fn queue_stats(&self) -> (usize, usize, u64) {
         LocalNode::queue_stats(self)
     }
+    fn legacy_repeats(&self) -> u64 {
+        LocalNode::legacy_repeats(self)
+    }
 }
 
 /// The in-memory Whisper node.
