@@ -9,7 +9,9 @@
 //!   has all N (each injected as its author's envelope).
 //!
 //! The relay's bridging limit is raised out of the way (`--per-second`). Aim (issue 13):
-//! at least 500 msg/s each way on these 2 cores. Also prints the relay's CPU per message.
+//! at least 500 msg/s each way on these 2 cores. Also prints the CPU each process used per
+//! message (the relay, the Whisper node, the pss peer, and this process: the dev node and
+//! the load).
 //!
 //! Run: `cargo bench -p staples-bridge --bench relay` (`STAPLES_BENCH_N`, default 1000).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -217,7 +219,13 @@ fn main() {
             ("Whisper → Swarm", &whisper, &wkey, &peer, &pfilter, "w2s"),
             ("Swarm → Whisper", &peer, &pkey, &whisper, &wfilter, "s2w"),
         ] {
-            let cpu0 = cpu_secs(relay.child.id());
+            let pids = [
+                relay.child.id(),
+                whisper.child.id(),
+                peer.child.id(),
+                std::process::id(),
+            ];
+            let cpu0: Vec<f64> = pids.iter().map(|p| cpu_secs(*p)).collect();
             let t0 = Instant::now();
             let sender = {
                 let (http, key) = (from.http.clone(), fkey.clone());
@@ -226,17 +234,26 @@ fn main() {
             let got = wait_for(&to.http, tfilter, tag, n).await;
             let secs = t0.elapsed().as_secs_f64();
             sender.await.unwrap();
-            let cpu = cpu_secs(relay.child.id()) - cpu0;
+            let cpu: Vec<f64> = pids
+                .iter()
+                .zip(&cpu0)
+                .map(|(p, c0)| (cpu_secs(*p) - c0) / got as f64 * 1e6)
+                .collect();
             rows.push((name, got, secs, cpu));
         }
         let status = call(&relay.http, "staples_status", json!([])).await;
-        println!("| {n} messages, one chat | delivered | time | msg/s (aim >= 500) | relay CPU per message |");
+        println!(
+            "| {n} messages, one chat | delivered | time | msg/s (aim >= 500) | CPU per message: relay / Whisper node / pss peer / dev node and load |"
+        );
         println!("|---|---|---|---|---|");
         for (name, got, secs, cpu) in rows {
             println!(
-                "| {name} | {got} | {secs:.2} s | {:.0} | {:.0} µs |",
+                "| {name} | {got} | {secs:.2} s | {:.0} | {:.0} / {:.0} / {:.0} / {:.0} µs |",
                 got as f64 / secs,
-                cpu / got as f64 * 1e6
+                cpu[0],
+                cpu[1],
+                cpu[2],
+                cpu[3]
             );
         }
         println!("\nrelay counters: {}", status["relay"]["counters"]);

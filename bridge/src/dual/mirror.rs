@@ -174,12 +174,8 @@ impl WhisperSide {
             Kind::Copy if bridge.is_some() => {
                 // A relay notes which Staples messages are on Whisper already, so it does
                 // not post them again (specs/relay.md §4).
-                let p = &d.message.plaintext;
-                if let (Some(b), Ok(Some(h))) =
-                    (bridge, staples_protocol::dag::decode_padding(&p.padding))
-                    && let Ok(m) = h.with_body(p.payload.clone())
-                {
-                    b.copy_seen(m.id());
+                if let Some(b) = bridge {
+                    b.copy_seen(keccak256(&d.message.plaintext.padding));
                 }
                 self.count("whisper_staples_copies");
             }

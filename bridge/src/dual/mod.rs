@@ -56,8 +56,10 @@ pub trait Bridge: Send + Sync {
         filter: &'a str,
         json: &'a str,
     ) -> futures_util::future::BoxFuture<'a, ()>;
-    /// A Staples copy with DAG id `id` is on Whisper.
-    fn copy_seen(&self, id: staples_protocol::dag::MessageId);
+    /// A Staples copy is on Whisper: `key` is the keccak256 of its padding (the DAG
+    /// header, signed over the payload, and the author's app padding), the same for every
+    /// copy of one message and cheaper than recovering its DAG id.
+    fn copy_seen(&self, key: [u8; 32]);
 }
 
 /// Errors of the Whisper side.

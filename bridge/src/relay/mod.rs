@@ -101,7 +101,8 @@ pub struct Relay {
     store: Store,
     chats: std::sync::OnceLock<Chats>,
     counters: Mutex<BTreeMap<&'static str, u64>>,
-    /// DAG ids recently seen as Whisper copies: already on Whisper, not posted again.
+    /// Padding hashes of Staples messages recently seen as Whisper copies: already on
+    /// Whisper, not posted again.
     on_whisper: Mutex<to_whisper::Recent>,
     wake: tokio::sync::Notify,
 }

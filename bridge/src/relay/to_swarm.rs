@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
-use staples_protocol::dag::MessageId;
 
 use super::{Relay, lock};
 use crate::dual::Bridge;
@@ -16,8 +15,8 @@ impl Bridge for Relay {
         Box::pin(self.bridge_legacy(filter, json))
     }
 
-    fn copy_seen(&self, id: MessageId) {
-        lock(&self.on_whisper).insert(*id.as_bytes());
+    fn copy_seen(&self, key: [u8; 32]) {
+        lock(&self.on_whisper).insert(key);
     }
 }
 

@@ -56,7 +56,7 @@ impl Recent {
     }
 }
 
-/// One message waiting for Whisper.
+/// One message waiting for Whisper (`id`: its padding hash, one per DAG message).
 struct Row {
     id: [u8; 32],
     envelope: Vec<u8>,
@@ -106,12 +106,11 @@ impl Relay {
                 continue;
             }
             let p = &m.message.plaintext;
-            let Ok(Some(header)) = staples_protocol::dag::decode_padding(&p.padding) else {
+            // A Staples message (the engine verified it); its key is its padding's hash,
+            // as for the copies the Whisper side reports (no second signature recovery).
+            if !matches!(staples_protocol::dag::decode_padding(&p.padding), Ok(Some(_))) {
                 continue;
-            };
-            let Ok(signed) = header.with_body(p.payload.clone()) else {
-                continue;
-            };
+            }
             let Some(envelope) = m.envelope.clone() else {
                 continue;
             };
@@ -128,7 +127,7 @@ impl Relay {
                 m.message.sent.saturating_add(m.message.ttl),
             );
             rows.push(Row {
-                id: *signed.id().as_bytes(),
+                id: staples_protocol::crypto::keccak256(&p.padding),
                 envelope: envelope.to_vec(),
                 post: post.to_json(),
                 not_before: now.saturating_add(HOLD_SECS),
