@@ -8,7 +8,10 @@
 //! - **Swarm → Whisper**: the pss peer's app posts N; measured until the Whisper node's app
 //!   has all N (each injected as its author's envelope).
 //!
-//! The relay's bridging limit is raised out of the way (`--per-second`). Aim (issue 13):
+//! The relay's bridging limit is raised out of the way (`--per-second`). The sender's own
+//! posting rate is printed too: a `pss` app's posts to one chat are taken one at a time
+//! (each gets the chat's next clock and the current heads as parents, and is durable before
+//! the next), so that rate bounds Swarm → Whisper here, whatever the relay does. Aim (issue 13):
 //! at least 500 msg/s each way on these 2 cores. Also prints the CPU each process used per
 //! message (the relay, the Whisper node, the pss peer, and this process: the dev node and
 //! the load).
@@ -229,27 +232,31 @@ fn main() {
             let t0 = Instant::now();
             let sender = {
                 let (http, key) = (from.http.clone(), fkey.clone());
-                tokio::spawn(async move { post_all(&http, &key, tag, n).await })
+                tokio::spawn(async move {
+                    post_all(&http, &key, tag, n).await;
+                    t0.elapsed().as_secs_f64()
+                })
             };
             let got = wait_for(&to.http, tfilter, tag, n).await;
             let secs = t0.elapsed().as_secs_f64();
-            sender.await.unwrap();
+            let posted = sender.await.unwrap();
             let cpu: Vec<f64> = pids
                 .iter()
                 .zip(&cpu0)
                 .map(|(p, c0)| (cpu_secs(*p) - c0) / got as f64 * 1e6)
                 .collect();
-            rows.push((name, got, secs, cpu));
+            rows.push((name, got, secs, posted, cpu));
         }
         let status = call(&relay.http, "staples_status", json!([])).await;
         println!(
-            "| {n} messages, one chat | delivered | time | msg/s (aim >= 500) | CPU per message: relay / Whisper node / pss peer / dev node and load |"
+            "| {n} messages, one chat | delivered | time | msg/s (aim >= 500) | the sender's posts/s | CPU per message: relay / Whisper node / pss peer / dev node and load |"
         );
-        println!("|---|---|---|---|---|");
-        for (name, got, secs, cpu) in rows {
+        println!("|---|---|---|---|---|---|");
+        for (name, got, secs, posted, cpu) in rows {
             println!(
-                "| {name} | {got} | {secs:.2} s | {:.0} | {:.0} / {:.0} / {:.0} / {:.0} µs |",
+                "| {name} | {got} | {secs:.2} s | {:.0} | {:.0} | {:.0} / {:.0} / {:.0} / {:.0} µs |",
                 got as f64 / secs,
+                n as f64 / posted,
                 cpu[0],
                 cpu[1],
                 cpu[2],

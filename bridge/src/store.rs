@@ -143,6 +143,10 @@ const MIGRATIONS: &[&str] = &[
          post TEXT NOT NULL,
          not_before INTEGER NOT NULL
      );",
+    // The Whisper side's walk (`dual::db::pending`) looks only at rows with a Whisper
+    // post; without this index it read every row after its cursor, and in a relay (whose
+    // records go to Swarm only, so the cursor never moves) every row, on every post.
+    "CREATE INDEX pss_outbox_whisper ON pss_outbox (seq) WHERE whisper IS NOT NULL;",
 ];
 
 /// Jobs waiting for the store thread; callers wait when it is full.

@@ -10,6 +10,7 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use rusqlite::params;
@@ -29,6 +30,8 @@ pub const HOLD_SECS: u32 = 1;
 const POLL: Duration = Duration::from_millis(100);
 /// Rows sent per pass.
 const BATCH: i64 = 64;
+/// Posts to the Whisper node in flight at once.
+const IN_FLIGHT: usize = 16;
 
 /// A bounded set of recent DAG ids (oldest forgotten first).
 #[derive(Default)]
@@ -108,7 +111,10 @@ impl Relay {
             let p = &m.message.plaintext;
             // A Staples message (the engine verified it); its key is its padding's hash,
             // as for the copies the Whisper side reports (no second signature recovery).
-            if !matches!(staples_protocol::dag::decode_padding(&p.padding), Ok(Some(_))) {
+            if !matches!(
+                staples_protocol::dag::decode_padding(&p.padding),
+                Ok(Some(_))
+            ) {
                 continue;
             }
             let Some(envelope) = m.envelope.clone() else {
@@ -167,9 +173,9 @@ impl Relay {
 
     /// Posts the outbox to Whisper, in order, each after its hold.
     pub(super) async fn send_loop(self: Arc<Self>) {
-        let mut raw = true;
+        let raw = AtomicBool::new(true);
         loop {
-            match self.send_pass(&mut raw).await {
+            match self.send_pass(&raw).await {
                 Ok(true) => {}
                 Ok(false) => {
                     let _ = tokio::time::timeout(Duration::from_millis(250), self.wake.notified())
@@ -184,7 +190,7 @@ impl Relay {
     }
 
     /// One pass over the rows due; whether it handled any.
-    async fn send_pass(&self, raw: &mut bool) -> Result<bool, String> {
+    async fn send_pass(&self, raw: &AtomicBool) -> Result<bool, String> {
         let now = unix_now();
         let rows: Vec<(i64, Vec<u8>, Vec<u8>, String)> = self
             .store
@@ -203,15 +209,25 @@ impl Relay {
         if rows.is_empty() {
             return Ok(false);
         }
+        // Several at a time: the Whisper node answers each post once it is durable, and
+        // Whisper has no order to keep (receivers order by the DAG).
         let mut done = Vec::new();
         let mut failed = None;
-        for (seq, id, envelope, post) in rows {
-            match self.send_one(&id, &envelope, &post, raw).await {
-                Ok(()) => done.push(seq),
-                Err(e) => {
-                    failed = Some(e);
-                    break;
+        for chunk in rows.chunks(IN_FLIGHT) {
+            let sent = futures_util::future::join_all(
+                chunk
+                    .iter()
+                    .map(|(_, id, envelope, post)| self.send_one(id, envelope, post, raw)),
+            )
+            .await;
+            for ((seq, ..), r) in chunk.iter().zip(sent) {
+                match r {
+                    Ok(()) => done.push(*seq),
+                    Err(e) => failed = Some(e),
                 }
+            }
+            if failed.is_some() {
+                break;
             }
         }
         let handled = !done.is_empty();
@@ -237,7 +253,7 @@ impl Relay {
         id: &[u8],
         envelope: &[u8],
         post: &str,
-        raw: &mut bool,
+        raw: &AtomicBool,
     ) -> Result<(), String> {
         if let Ok(id) = <[u8; 32]>::try_from(id)
             && lock(&self.on_whisper).contains(&id)
@@ -254,7 +270,7 @@ impl Relay {
             self.count("relay_expired");
             return Ok(());
         }
-        if *raw {
+        if raw.load(Ordering::Relaxed) {
             let params = RawValue::from_string(serde_json::json!([hex0x(envelope)]).to_string())
                 .map_err(|e| e.to_string())?;
             match self
@@ -272,7 +288,7 @@ impl Relay {
                     tracing::info!(
                         "relay: the Whisper node takes no raw envelopes; posting with shh_post (re-sealed, new envelope hashes)"
                     );
-                    *raw = false;
+                    raw.store(false, Ordering::Relaxed);
                 }
                 Err(e) => {
                     // A refused envelope (PoW below the node's minimum, too big): counted

@@ -147,10 +147,11 @@ impl<N: Node, K: Keys> ShhService<N, K> {
             // it, before anyone sees it; then to the pool and those filters.
             let candidate = Pooled::new(env.clone(), now);
             let mut routed = self.node.route(&candidate, false);
+            let has_whisper = whisper.is_some();
             engine
                 .commit(begun, &env, routed.take_rows(), whisper)
                 .await?;
-            if let Some(side) = &self.whisper_side {
+            if let (Some(side), true) = (&self.whisper_side, has_whisper) {
                 side.waker().notify_one();
             }
             let added = self.node.admit(candidate, now);
