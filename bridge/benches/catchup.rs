@@ -88,6 +88,19 @@ async fn inbox_refs(
     refs
 }
 
+/// The proof of concept's walk: one sequential fetch per message, timed on a sample of
+/// `refs`; the time per message and the sample size.
+async fn sequential_fetch(bee: &BeeSwarm, refs: &[[u8; 32]]) -> (Duration, usize) {
+    let sample = BASELINE_SAMPLE.min(refs.len()).max(1);
+    let t = Instant::now();
+    for r in refs.iter().take(sample) {
+        bee.download_bytes(&ChunkAddress::from_bytes(*r))
+            .await
+            .unwrap();
+    }
+    (t.elapsed() / u32::try_from(sample).unwrap(), sample)
+}
+
 async fn catch_up(n: usize) {
     let net = staples_bridge::swarm::embedded::start_embedded(2, None)
         .await
@@ -182,14 +195,7 @@ async fn catch_up(n: usize) {
     let page_key = keys::asymmetric_page_key(&bob_key.ecdh_x(&alice_node_key), &TOPIC);
     let refs = inbox_refs(&bee, alice_node_key.eth_address(), &chat, &page_key).await;
     assert_eq!(refs.len(), n, "Alice's inbox lists every message");
-    let sample = BASELINE_SAMPLE.min(n);
-    let t = Instant::now();
-    for r in refs.iter().take(sample) {
-        bee.download_bytes(&ChunkAddress::from_bytes(*r))
-            .await
-            .unwrap();
-    }
-    let per_message = t.elapsed() / u32::try_from(sample).unwrap();
+    let (per_message, sample) = sequential_fetch(&bee, &refs).await;
     let baseline = per_message * u32::try_from(n).unwrap();
     let ratio = baseline.as_secs_f64() / catchup.as_secs_f64();
 
@@ -485,14 +491,7 @@ async fn history() {
     };
     let page_key = keys::symmetric_page_key(sym.as_bytes(), &chat.topic());
     let refs = inbox_refs(&bee, alice_node.eth_address(), &chat, &page_key).await;
-    let sample = BASELINE_SAMPLE.min(refs.len());
-    let t = Instant::now();
-    for r in refs.iter().take(sample) {
-        bee.download_bytes(&ChunkAddress::from_bytes(*r))
-            .await
-            .unwrap();
-    }
-    let per_message = t.elapsed() / u32::try_from(sample).unwrap();
+    let (per_message, sample) = sequential_fetch(&bee, &refs).await;
     let baseline = per_message * u32::try_from(n).unwrap();
 
     println!("\nhistory, {LATENCY_MS} ms added per request, one public chat of {n} messages");

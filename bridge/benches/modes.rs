@@ -21,10 +21,8 @@
 
 mod common;
 
-use common::cpu_secs;
+use common::{call, cpu_secs, spawn};
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
@@ -33,66 +31,6 @@ use tokio_tungstenite::tungstenite::Message;
 
 const CLIENTS: usize = 8;
 const POSTS: usize = 250;
-
-struct Proc {
-    child: Child,
-    http: String,
-    ws: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn spawn(args: &[&str]) -> Proc {
-    let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_staples"))
-        .args(["--rpc-addr", "127.0.0.1:0", "--ws-addr", "127.0.0.1:0"])
-        .args(["--min-pow", "0", "--keystore-scrypt-log-n", "4"])
-        .args(["--data-dir", &dir.path().display().to_string()])
-        .args(args)
-        .env("STAPLES_KEYSTORE_PASSWORD", "bench")
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let field = |k: &str| {
-        line.split_whitespace()
-            .find_map(|w| w.strip_prefix(k))
-            .unwrap_or_else(|| panic!("no {k} in {line:?}"))
-            .to_string()
-    };
-    Proc {
-        http: field("rpc="),
-        ws: field("ws="),
-        child,
-        _dir: dir,
-    }
-}
-
-async fn call(http: &str, method: &str, params: Value) -> Value {
-    let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
-    let v: Value = reqwest::Client::new()
-        .post(http)
-        .header("content-type", "application/json")
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    v["result"].clone()
-}
 
 /// One client's latencies: subscribe, then post and wait for the notification, POSTS times.
 async fn client(ws_url: String, idx: usize) -> Vec<Duration> {

@@ -21,77 +21,14 @@
 
 mod common;
 
-use common::cpu_secs;
+use common::{call, cpu_secs, spawn};
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
 const CHAT: &str = "relay-bench";
 const IN_FLIGHT: usize = 8;
-
-struct Proc {
-    child: Child,
-    http: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn spawn(sub: Option<&str>, args: &[&str]) -> Proc {
-    let dir = tempfile::tempdir().unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_staples"));
-    if let Some(s) = sub {
-        cmd.arg(s);
-    }
-    let mut child = cmd
-        .args(["--rpc-addr", "127.0.0.1:0", "--ws-addr", "127.0.0.1:0"])
-        .args(["--min-pow", "0", "--keystore-scrypt-log-n", "4"])
-        .args(["--data-dir", &dir.path().display().to_string()])
-        .args(args)
-        .env("STAPLES_KEYSTORE_PASSWORD", "bench")
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn staples");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let http = line
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("rpc="))
-        .unwrap()
-        .to_string();
-    Proc {
-        child,
-        http,
-        _dir: dir,
-    }
-}
-
-async fn call(http: &str, method: &str, params: Value) -> Value {
-    let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
-    let v: Value = reqwest::Client::new()
-        .post(http)
-        .body(body.to_string())
-        .header("content-type", "application/json")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert!(v.get("error").is_none(), "{method}: {v}");
-    v["result"].clone()
-}
 
 fn topic() -> String {
     format!(
@@ -177,10 +114,9 @@ fn main() {
             .await
             .unwrap();
         let urls = net.urls();
-        let whisper = spawn(None, &["--transport", "whisper"]);
-        let relay = spawn(
-            Some("relay"),
-            &[
+        let whisper = spawn(&["--transport", "whisper"]);
+        let relay = spawn(&[
+                "relay",
                 "--chat",
                 CHAT,
                 "--whisper-rpc",
@@ -193,11 +129,8 @@ fn main() {
                 "200",
                 "--per-second",
                 "1000000",
-            ],
-        );
-        let peer = spawn(
-            None,
-            &[
+            ]);
+        let peer = spawn(&[
                 "--transport",
                 "pss",
                 "--bee-api",
@@ -206,8 +139,7 @@ fn main() {
                 "1",
                 "--sync-interval-ms",
                 "200",
-            ],
-        );
+            ]);
         let (wkey, wfilter) = join(&whisper.http).await;
         let (pkey, pfilter) = join(&peer.http).await;
         ready(&relay.http).await;

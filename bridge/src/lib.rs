@@ -18,6 +18,7 @@ pub mod engine;
 pub mod ids;
 pub mod keystore;
 pub mod node;
+pub mod recent;
 pub mod relay;
 pub mod rpc;
 pub mod sidecar;

@@ -236,6 +236,21 @@ impl Sidecar {
     }
 }
 
+/// Settings of the scenarios' Swarm sidecars: reads every 200 ms, 2 s Bee timeout, no
+/// PoW, one-byte PSS targets, cheap scrypt.
+const SWARM_TUNING: &[&str] = &[
+    "--sync-interval-ms",
+    "200",
+    "--bee-timeout-ms",
+    "2000",
+    "--min-pow",
+    "0",
+    "--pss-target-bytes",
+    "1",
+    "--keystore-scrypt-log-n",
+    "4",
+];
+
 /// The keystore passphrase the scenarios' sidecars use.
 pub const PASSWORD: &str = "e2e-passphrase";
 
@@ -279,30 +294,19 @@ impl Sidecar {
     /// and `bee`, tuned as [`Sidecar::start_pss`].
     pub fn start_relay(dir: &Path, bee: &str, whisper_rpc: &str, chat: &str) -> Sidecar {
         let data = dir.display().to_string();
-        Sidecar::start(
-            &[
-                "relay",
-                "--chat",
-                chat,
-                "--whisper-rpc",
-                whisper_rpc,
-                "--bee-api",
-                bee,
-                "--data-dir",
-                &data,
-                "--sync-interval-ms",
-                "200",
-                "--bee-timeout-ms",
-                "2000",
-                "--min-pow",
-                "0",
-                "--pss-target-bytes",
-                "1",
-                "--keystore-scrypt-log-n",
-                "4",
-            ],
-            PASSWORD,
-        )
+        let mut args = vec![
+            "relay",
+            "--chat",
+            chat,
+            "--whisper-rpc",
+            whisper_rpc,
+            "--bee-api",
+            bee,
+            "--data-dir",
+            &data,
+        ];
+        args.extend_from_slice(SWARM_TUNING);
+        Sidecar::start(&args, PASSWORD)
     }
 
     fn start_swarm(transport: &str, dir: &Path, bee: &str, extra: &[&str]) -> Sidecar {
@@ -314,17 +318,8 @@ impl Sidecar {
             bee,
             "--data-dir",
             &data,
-            "--sync-interval-ms",
-            "200",
-            "--bee-timeout-ms",
-            "2000",
-            "--min-pow",
-            "0",
-            "--pss-target-bytes",
-            "1",
-            "--keystore-scrypt-log-n",
-            "4",
         ];
+        args.extend_from_slice(SWARM_TUNING);
         args.extend_from_slice(extra);
         Sidecar::start(&args, PASSWORD)
     }

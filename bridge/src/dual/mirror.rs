@@ -14,33 +14,8 @@ use staples_protocol::crypto::keccak256;
 /// How often Whisper copies may wake the PSS sync.
 const NUDGE_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
 
-/// A bounded set of recent own posts (by padding hash): oldest forgotten first.
-#[derive(Default)]
-pub(super) struct Echoes {
-    set: std::collections::HashSet<[u8; 32]>,
-    order: std::collections::VecDeque<[u8; 32]>,
-}
-
-impl Echoes {
-    const MAX: usize = 8192;
-
-    pub(super) fn insert(&mut self, h: [u8; 32]) {
-        if self.set.insert(h) {
-            self.order.push_back(h);
-            if self.order.len() > Self::MAX
-                && let Some(old) = self.order.pop_front()
-            {
-                self.set.remove(&old);
-            }
-        }
-    }
-
-    /// Whether `h` is one of ours (it stays until pushed out, so every mirror of its
-    /// chat recognises its copy).
-    fn contains(&self, h: &[u8; 32]) -> bool {
-        self.set.contains(h)
-    }
-}
+/// Own posts remembered by padding hash, so their copies coming back are recognised.
+pub(super) const ECHOES: usize = 8192;
 
 impl WhisperSide {
     /// Mirrors app filter `filter` (its canonical criteria JSON, with the app's key ids)
@@ -289,16 +264,5 @@ mod tests {
         );
         assert_eq!(classify(&[0x11; 40]), Kind::Legacy);
         assert_eq!(classify(&[]), Kind::Legacy);
-        let key = |i: usize| {
-            let mut a = [0u8; 32];
-            a[..8].copy_from_slice(&(i as u64).to_be_bytes());
-            a
-        };
-        let mut e = Echoes::default();
-        for i in 0..=Echoes::MAX {
-            e.insert(key(i));
-        }
-        assert!(!e.contains(&key(0)), "the oldest went");
-        assert!(e.contains(&key(Echoes::MAX)));
     }
 }

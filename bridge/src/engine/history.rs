@@ -193,19 +193,10 @@ impl<S: Swarm> Engine<S> {
             Err(e) => return Err(e.into()),
         };
         let mut reader = InboxReader::new(chat);
-        let bad = |e: &dyn std::fmt::Display| {
-            EngineError::Swarm(SwarmError::Invalid(format!(
-                "inbox of 0x{}: {e}",
-                hex::encode(owner)
-            )))
-        };
-        let open = |soc: &staples_protocol::swarm::soc::SingleOwnerChunk| {
-            staples_protocol::chat::seal::open(page_key, soc.wrapped().payload())
-                .map_err(|_| bad(&"page does not open with the chat key"))
-        };
+        let head_page = super::sync::open_page(page_key, &head)?;
         reader
-            .handle_latest(latest, *head.address().as_bytes(), &open(&head)?)
-            .map_err(|e| bad(&e))?;
+            .handle_latest(latest, *head.address().as_bytes(), &head_page)
+            .map_err(super::sync::SyncError::from)?;
         let mut out = Vec::new();
         let mut pages = 1;
         while let Some(ev) = reader.poll_event() {
@@ -219,30 +210,10 @@ impl<S: Swarm> Engine<S> {
                         out.push(e);
                     }
                 }
-                ReaderEvent::FetchPage(r) => {
-                    pages += 1;
-                    let soc = self
-                        .inner
-                        .swarm
-                        .download_soc(&ChunkAddress::from_bytes(r))
+                ev => {
+                    pages += super::sync::follow(self, &mut reader, &owner, &topic, page_key, ev)
                         .await?;
-                    if soc.owner() != &owner {
-                        return Err(bad(&"page chain leaves the owner's feed"));
-                    }
-                    reader.handle_page(r, &open(&soc)?).map_err(|e| bad(&e))?;
                 }
-                ReaderEvent::Skipped { from, to } => {
-                    for i in from..=to {
-                        match super::sync::fetch_update(self, &owner, &topic, i).await {
-                            Ok(soc) => reader
-                                .handle_indexed(i, *soc.address().as_bytes(), &open(&soc)?)
-                                .map_err(|e| bad(&e))?,
-                            Err(SwarmError::NotFound) => {}
-                            Err(e) => return Err(e.into()),
-                        }
-                    }
-                }
-                ReaderEvent::Done { .. } => {}
             }
         }
         Ok((out, pages))

@@ -106,7 +106,7 @@ async fn pass<S: Swarm>(
 
 /// Why reading one inbox stopped.
 #[derive(Debug, thiserror::Error)]
-enum SyncError {
+pub(super) enum SyncError {
     #[error(transparent)]
     Swarm(#[from] SwarmError),
     #[error("inbox page does not open with the chat key")]
@@ -402,40 +402,15 @@ async fn read_inbox<S: Swarm>(
         while let Some(ev) = reader_ref.poll_event() {
             match ev {
                 ReaderEvent::Entry(e) => page.push(e),
-                ReaderEvent::FetchPage(r) => {
+                ev @ (ReaderEvent::FetchPage(_) | ReaderEvent::Skipped { .. }) => {
                     flush(&mut page, &tx);
-                    pages += 1;
-                    let soc = engine
-                        .inner
-                        .swarm
-                        .download_soc(&ChunkAddress::from_bytes(r))
-                        .await?;
-                    if soc.owner() != &member {
-                        return Err(SyncError::from(SwarmError::Invalid(
-                            "page chain leaves the owner's feed".into(),
-                        )));
-                    }
-                    reader_ref.handle_page(r, &open_page(&page_key, &soc)?)?;
-                }
-                ReaderEvent::Skipped { from, to } => {
-                    flush(&mut page, &tx);
-                    for i in from..=to {
-                        match fetch_update(engine, &member, &topic, i).await {
-                            Ok(soc) => reader_ref.handle_indexed(
-                                i,
-                                *soc.address().as_bytes(),
-                                &open_page(&page_key, &soc)?,
-                            )?,
-                            Err(SwarmError::NotFound) => engine.count("skipped_index_missing"),
-                            Err(e) => return Err(e.into()),
-                        }
-                    }
+                    pages += follow(engine, reader_ref, &member, &topic, &page_key, ev).await?;
                 }
                 ReaderEvent::Done { .. } => {}
             }
         }
         flush(&mut page, &tx);
-        Ok(pages)
+        Ok::<u64, SyncError>(pages)
     };
     let par = engine.inner.cfg.fetch_parallelism.max(1);
     // Record every listed reference (R4), then fetch what we lack, in parallel (R5).
@@ -467,6 +442,59 @@ async fn read_inbox<S: Swarm>(
     Ok(())
 }
 
+/// Feeds `reader` what walk event `ev` asks for: the previous page (which must be the
+/// owner's), or the feed updates of indexes no page listed. Entries and `Done` are the
+/// caller's business. Returns the pages fetched.
+pub(super) async fn follow<S: Swarm>(
+    engine: &Engine<S>,
+    reader: &mut InboxReader,
+    owner: &[u8; 20],
+    topic: &feed::FeedTopic,
+    page_key: &[u8; 32],
+    ev: ReaderEvent,
+) -> Result<u64, SyncError> {
+    match ev {
+        ReaderEvent::FetchPage(r) => {
+            let soc = engine
+                .inner
+                .swarm
+                .download_soc(&ChunkAddress::from_bytes(r))
+                .await?;
+            if soc.owner() != owner {
+                return Err(SyncError::from(SwarmError::Invalid(
+                    "page chain leaves the owner's feed".into(),
+                )));
+            }
+            reader.handle_page(r, &open_page(page_key, &soc)?)?;
+            Ok(1)
+        }
+        ReaderEvent::Skipped { from, to } => {
+            for i in from..=to {
+                match fetch_update(engine, owner, topic, i).await {
+                    Ok(soc) => reader.handle_indexed(
+                        i,
+                        *soc.address().as_bytes(),
+                        &open_page(page_key, &soc)?,
+                    )?,
+                    Err(SwarmError::NotFound) => engine.count("skipped_index_missing"),
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Ok(0)
+        }
+        ReaderEvent::Entry(_) | ReaderEvent::Done { .. } => Ok(0),
+    }
+}
+
+impl From<SyncError> for super::EngineError {
+    fn from(e: SyncError) -> Self {
+        match e {
+            SyncError::Swarm(s) => super::EngineError::Swarm(s),
+            other => super::EngineError::Swarm(SwarmError::Invalid(other.to_string())),
+        }
+    }
+}
+
 /// Sends a page's entries (listed newest first) oldest first, so the causal buffer can
 /// release them as they arrive.
 fn flush(page: &mut Vec<InboxEntry>, tx: &tokio::sync::mpsc::UnboundedSender<InboxEntry>) {
@@ -476,7 +504,7 @@ fn flush(page: &mut Vec<InboxEntry>, tx: &tokio::sync::mpsc::UnboundedSender<Inb
 }
 
 /// Opens a sealed inbox page.
-fn open_page(page_key: &[u8; 32], soc: &SingleOwnerChunk) -> Result<Vec<u8>, SyncError> {
+pub(super) fn open_page(page_key: &[u8; 32], soc: &SingleOwnerChunk) -> Result<Vec<u8>, SyncError> {
     seal::open(page_key, soc.wrapped().payload()).map_err(|_| SyncError::Unseal)
 }
 

@@ -44,6 +44,9 @@ pub use to_whisper::relay_backlog;
 /// The service a relay drives (the sidecar's own).
 pub type Service = ShhService<LocalNode, Keystore>;
 
+/// Copies seen on Whisper that a relay remembers (by padding hash).
+const ON_WHISPER: usize = 65_536;
+
 /// Legacy messages bridged to Swarm per second and chat by default; a flood beyond it is
 /// shed and counted (`relay_shed`).
 pub const DEFAULT_PER_SECOND: u32 = 50;
@@ -103,7 +106,7 @@ pub struct Relay {
     counters: Mutex<BTreeMap<&'static str, u64>>,
     /// Padding hashes of Staples messages recently seen as Whisper copies: already on
     /// Whisper, not posted again.
-    on_whisper: Mutex<to_whisper::Recent>,
+    on_whisper: Mutex<crate::recent::Recent>,
     wake: tokio::sync::Notify,
 }
 
@@ -124,7 +127,7 @@ impl Relay {
             store,
             chats: std::sync::OnceLock::new(),
             counters: Mutex::new(BTreeMap::new()),
-            on_whisper: Mutex::new(to_whisper::Recent::default()),
+            on_whisper: Mutex::new(crate::recent::Recent::new(ON_WHISPER)),
             wake: tokio::sync::Notify::new(),
         });
         side.set_bridge(relay.clone());

@@ -8,7 +8,6 @@
 //! and skipped, and deletes what it handled. A kill between posting and deleting posts the
 //! same bytes again, which Whisper pools drop by hash.
 
-use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -32,32 +31,6 @@ const POLL: Duration = Duration::from_millis(100);
 const BATCH: i64 = 64;
 /// Posts to the Whisper node in flight at once.
 const IN_FLIGHT: usize = 16;
-
-/// A bounded set of recent DAG ids (oldest forgotten first).
-#[derive(Default)]
-pub(super) struct Recent {
-    set: HashSet<[u8; 32]>,
-    order: VecDeque<[u8; 32]>,
-}
-
-impl Recent {
-    const MAX: usize = 65_536;
-
-    pub(super) fn insert(&mut self, id: [u8; 32]) {
-        if self.set.insert(id) {
-            self.order.push_back(id);
-            if self.order.len() > Self::MAX
-                && let Some(old) = self.order.pop_front()
-            {
-                self.set.remove(&old);
-            }
-        }
-    }
-
-    fn contains(&self, id: &[u8; 32]) -> bool {
-        self.set.contains(id)
-    }
-}
 
 /// One message waiting for Whisper (`id`: its padding hash, one per DAG message).
 struct Row {

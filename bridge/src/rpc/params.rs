@@ -214,6 +214,27 @@ pub fn topic(raw: &RawValue, at: Place<'_>) -> Result<[u8; 4], GoError> {
     }
 }
 
+/// A Go `[]TopicType` struct field: `null` is none. `field` names it for Go's error text
+/// (`Criteria.topics`), `ty` its element type (`whisperv6.TopicType`).
+pub fn topics(
+    raw: &RawValue,
+    at: Place<'_>,
+    field: &str,
+    ty: &str,
+) -> Result<Vec<[u8; 4]>, GoError> {
+    match kind(raw) {
+        "null" => Ok(Vec::new()),
+        "array" => {
+            let items: Vec<&RawValue> =
+                serde_json::from_str(raw.get()).map_err(|e| GoError(e.to_string()))?;
+            items.iter().map(|t| topic(t, at)).collect()
+        }
+        k => Err(GoError(format!(
+            "json: cannot unmarshal {k} into Go struct field {field} of type []{ty}"
+        ))),
+    }
+}
+
 /// Decodes hexutil text; the error is the hexutil message.
 pub fn decode_hex(s: &str) -> Result<Vec<u8>, &'static str> {
     if s.is_empty() {

@@ -118,23 +118,7 @@ impl CriteriaReq {
                 2 => c.sig = params::bytes(v, at)?,
                 3 => c.min_pow = params::float64(v, at)?,
                 4 => {
-                    c.topics = match v.get().trim() {
-                        "null" => Vec::new(),
-                        s if s.starts_with('[') => {
-                            let items: Vec<Box<RawValue>> =
-                                serde_json::from_str(s).map_err(|e| GoError(e.to_string()))?;
-                            items
-                                .iter()
-                                .map(|t| params::topic(t, at))
-                                .collect::<Result<_, _>>()?
-                        }
-                        _ => {
-                            return Err(GoError(format!(
-                                "json: cannot unmarshal {} into Go struct field Criteria.topics of type []whisperv6.TopicType",
-                                json_kind(v)
-                            )));
-                        }
-                    }
+                    c.topics = params::topics(v, at, "Criteria.topics", "whisperv6.TopicType")?;
                 }
                 _ => c.allow_p2p = params::boolean(v, at)?,
             }
@@ -154,15 +138,6 @@ impl CriteriaReq {
             "allowP2P": self.allow_p2p,
         })
         .to_string()
-    }
-}
-
-fn json_kind(v: &RawValue) -> &'static str {
-    match v.get().trim_start().as_bytes().first() {
-        Some(b'"') => "string",
-        Some(b'{') => "object",
-        Some(b't' | b'f') => "bool",
-        _ => "number",
     }
 }
 

@@ -79,22 +79,7 @@ impl MessagesRequest {
                 4 => r.cursor = params::string(v, at)?,
                 5 => r.topic = params::topic(v, at)?,
                 6 => {
-                    r.topics = match v.get().trim() {
-                        "null" => Vec::new(),
-                        s if s.starts_with('[') => {
-                            let items: Vec<&RawValue> =
-                                serde_json::from_str(s).map_err(|e| GoError(e.to_string()))?;
-                            items
-                                .iter()
-                                .map(|t| params::topic(t, at))
-                                .collect::<Result<_, _>>()?
-                        }
-                        _ => {
-                            return Err(GoError(
-                                "json: cannot unmarshal non-array into Go struct field MessagesRequest.topics of type []types.TopicType".into(),
-                            ));
-                        }
-                    }
+                    r.topics = params::topics(v, at, "MessagesRequest.topics", "types.TopicType")?;
                 }
                 7 => r.sym_key_id = params::string(v, at)?,
                 8 => r.timeout = params::uint32(v, at)?,
