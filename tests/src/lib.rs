@@ -218,6 +218,20 @@ impl Sidecar {
         call(&self.http, method, params, timeout).await
     }
 
+    /// Waits up to `within` until `staples_status` satisfies `done`; panics with `what` and
+    /// the last status otherwise.
+    pub async fn status_until(&self, what: &str, within: Duration, done: impl Fn(&Value) -> bool) {
+        let deadline = Instant::now() + within;
+        loop {
+            let s = self.ok("staples_status", json!([])).await;
+            if done(&s) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{what}: {s}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// A JSON-RPC call that must succeed; returns its result.
     pub async fn ok(&self, method: &str, params: Value) -> Value {
         let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});

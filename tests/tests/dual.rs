@@ -266,15 +266,10 @@ async fn a_dual_peers_posts_reach_whisper_and_pss_peers_once_across_a_crash() {
     for t in ["one", "two", "from whisper", "three", "four"] {
         assert!(legacy_texts.contains(&t.to_string()), "{legacy_texts:?}");
     }
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let s = dual.ok("staples_status", json!([])).await;
-        if s["whisper"]["backlog"] == 0 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "backlog stays: {s}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    dual.status_until("backlog stays", Duration::from_secs(10), |s| {
+        s["whisper"]["backlog"] == 0
+    })
+    .await;
     dual.process.terminate();
     swarm.process.terminate();
     legacy.process.terminate();

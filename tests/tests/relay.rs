@@ -92,15 +92,10 @@ async fn seen_on_whisper(legacy: &Sidecar, filter: &str, want: &str) -> Value {
 /// Waits until relay `r` polls the Whisper node for its chat (a Whisper filter sees only
 /// what arrives after it was made).
 async fn ready(r: &Sidecar) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let s = r.ok("staples_status", json!([])).await;
-        if s["whisper"]["mirrorsOpen"] == 1 {
-            return;
-        }
-        assert!(Instant::now() < deadline, "relay not ready: {s}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    r.status_until("relay not ready", Duration::from_secs(20), |s| {
+        s["whisper"]["mirrorsOpen"] == 1
+    })
+    .await;
 }
 
 async fn relay_counter(r: &Sidecar, name: &str) -> u64 {
