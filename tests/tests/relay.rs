@@ -353,3 +353,53 @@ async fn history_from_swarm_answers_a_status_mailserver_request_with_paging() {
         .await;
     assert!(format!("{err:?}").contains("less than 3s ago"), "{err:?}");
 }
+
+/// A `dual` peer hears a legacy message twice (straight from Whisper, and as a relay's
+/// record from Swarm) and its app gets it once; the relay does not post the dual peer's
+/// own messages to Whisper again (the dual peer did); the plain Whisper peer, the `dual`
+/// peer and the `pss` peer each see every public message exactly once.
+#[tokio::test]
+async fn a_dual_peer_and_a_relay_on_one_chat_deliver_every_message_once() {
+    let net = DevNode::start(3);
+    let dir = tempfile::tempdir().unwrap();
+    let whisper = Sidecar::start_whisper(&dir.path().join("whisper"));
+    let (wkey, wfilter) = join(&whisper).await;
+    let dual = Sidecar::start_dual(&dir.path().join("dual"), &net.urls[1], &whisper.http);
+    let (dkey, dfilter) = join(&dual).await;
+    let swarm = Sidecar::start_pss(&dir.path().join("swarm"), &net.urls[2]);
+    let (skey, sfilter) = join(&swarm).await;
+    let relay = Sidecar::start_relay(&dir.path().join("relay"), &net.urls[0], &whisper.http, CHAT);
+    ready(&relay).await;
+    dual.status_until("dual not mirrored", Duration::from_secs(20), |s| {
+        s["whisper"]["mirrorsOpen"] == 1
+    })
+    .await;
+
+    say(&whisper, &wkey, "from whisper").await;
+    say(&dual, &dkey, "from dual").await;
+    say(&swarm, &skey, "from swarm").await;
+    let all = ["from whisper", "from dual", "from swarm"];
+    let (mut w, mut d, mut s) = (Vec::new(), Vec::new(), Vec::new());
+    collect(&whisper, &wfilter, &mut w, 3).await;
+    collect(&dual, &dfilter, &mut d, 3).await;
+    collect(&swarm, &sfilter, &mut s, 3).await;
+    assert_once(&w, &all);
+    assert_once(&d, &all);
+    assert_once(&s, &all);
+    let hash = |ms: &[Value]| {
+        ms.iter()
+            .find(|m| text(m) == "from whisper")
+            .map(|m| m["hash"].clone())
+    };
+    assert_eq!(
+        hash(&d),
+        hash(&w),
+        "the Whisper node's envelope, on both paths"
+    );
+    assert_eq!(hash(&s), hash(&w));
+    let status = dual.ok("staples_status", json!([])).await;
+    assert!(
+        status["app"]["legacyRepeats"].as_u64() >= Some(1),
+        "the second path's copy was refused: {status}"
+    );
+}

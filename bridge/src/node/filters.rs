@@ -435,12 +435,15 @@ impl FilterSet {
     /// polling filter overflows.
     fn has_room(&self, f: &Filter, msg: &Delivered) -> bool {
         let mut q = f.queue();
-        if q.overflowed || q.hashes.contains(&msg.message.hash) {
+        if q.overflowed {
             return false;
         }
-        if q.repeat(msg) {
-            self.legacy_repeats
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // Queued still, or (a legacy message) handed out before.
+        if q.hashes.contains(&msg.message.hash) || q.repeat(msg) {
+            if msg.legacy {
+                self.legacy_repeats
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
             return false;
         }
         if q.full() {
