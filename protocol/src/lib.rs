@@ -14,6 +14,7 @@
 //!   hasher also uses scoped workers).
 //! - [`dag`]: the Staples message (id, signature, Lamport clock), its carrier in Whisper
 //!   padding, parent selection, the causal buffer with gap deadlines, the display order.
+//! - [`devp2p`]: RLPx (EIP-8 handshake, frames) under Whisper's `shh/6`.
 //! - [`inbox`]: the offline-inbox page format on a sender's Swarm feed, its writer and its
 //!   newest-first reader.
 //! - [`mvds`]: MVDS message ids and status-go one-to-one group ids.
@@ -25,6 +26,7 @@ pub mod bridged;
 pub mod chat;
 pub mod crypto;
 pub mod dag;
+pub mod devp2p;
 pub mod inbox;
 pub mod mvds;
 pub mod status;

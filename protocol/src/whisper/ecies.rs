@@ -72,6 +72,18 @@ pub fn encrypt(
     iv: &[u8; IV_LENGTH],
     msg: &[u8],
 ) -> Vec<u8> {
+    encrypt_with_mac_data(recipient, ephemeral, iv, msg, &[])
+}
+
+/// [`encrypt`] with `mac_data` (geth's `s2`) appended to what the HMAC covers, not sent:
+/// RLPx's EIP-8 handshake authenticates its 2-byte size prefix this way.
+pub fn encrypt_with_mac_data(
+    recipient: &PublicKey,
+    ephemeral: &PrivateKey,
+    iv: &[u8; IV_LENGTH],
+    msg: &[u8],
+    mac_data: &[u8],
+) -> Vec<u8> {
     let keys = derive_keys(&ephemeral.ecdh_x(recipient));
     let mut out = Vec::with_capacity(msg.len() + OVERHEAD);
     out.extend_from_slice(&ephemeral.public_key().to_uncompressed());
@@ -79,15 +91,25 @@ pub fn encrypt(
     let ct_start = out.len();
     out.extend_from_slice(msg);
     Aes128Ctr::new(&keys.ke.into(), iv.into()).apply_keystream(&mut out[ct_start..]);
-    let tag = mac(&keys.km, &out[EPHEMERAL_KEY_LENGTH..])
-        .finalize()
-        .into_bytes();
+    let mut m = mac(&keys.km, &out[EPHEMERAL_KEY_LENGTH..]);
+    m.update(mac_data);
+    let tag = m.finalize().into_bytes();
     out.extend_from_slice(&tag);
     out
 }
 
 /// Decrypts an ECIES message with the recipient's private key.
 pub fn decrypt(key: &PrivateKey, data: &[u8]) -> Result<Vec<u8>, EciesError> {
+    decrypt_with_mac_data(key, data, &[])
+}
+
+/// [`decrypt`] of a message whose HMAC also covers `mac_data` (see
+/// [`encrypt_with_mac_data`]).
+pub fn decrypt_with_mac_data(
+    key: &PrivateKey,
+    data: &[u8],
+    mac_data: &[u8],
+) -> Result<Vec<u8>, EciesError> {
     if data.len() < OVERHEAD {
         return Err(EciesError::TooShort(data.len()));
     }
@@ -95,9 +117,9 @@ pub fn decrypt(key: &PrivateKey, data: &[u8]) -> Result<Vec<u8>, EciesError> {
         .map_err(|_| EciesError::InvalidEphemeralKey)?;
     let keys = derive_keys(&key.ecdh_x(&ephemeral));
     let (body, tag) = data[EPHEMERAL_KEY_LENGTH..].split_at(data.len() - OVERHEAD + IV_LENGTH);
-    mac(&keys.km, body)
-        .verify_slice(tag)
-        .map_err(|_| EciesError::MacMismatch)?;
+    let mut m = mac(&keys.km, body);
+    m.update(mac_data);
+    m.verify_slice(tag).map_err(|_| EciesError::MacMismatch)?;
     let (iv, ct) = body.split_at(IV_LENGTH);
     let mut out = ct.to_vec();
     let iv: &[u8; IV_LENGTH] = iv

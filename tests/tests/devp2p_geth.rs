@@ -1,0 +1,190 @@
+//! The RLPx handshake and frames of `staples_protocol::devp2p` against a real go-ethereum
+//! v1.9.7 node: we dial it, both sides derive the same secrets, we exchange `Hello`s
+//! (we offer `shh/6`), and geth lists us among its peers with our node id and name.
+//!
+//! Needs a geth v1.9.7 binary: `STAPLES_GETH=/path/to/geth` (default
+//! `/tmp/geth197/geth`). The test skips with a message when it is absent: build it from
+//! go-ethereum's v1.9.7 tree in GOPATH mode (README "Compatibility references").
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rand::rngs::OsRng;
+use serde_json::{Value, json};
+use staples_protocol::crypto::PrivateKey;
+use staples_protocol::devp2p::frame::FrameCodec;
+use staples_protocol::devp2p::handshake::{Initiator, node_id};
+use staples_protocol::devp2p::p2p::{self, Capability, Hello};
+
+fn geth() -> Option<std::path::PathBuf> {
+    let p = std::env::var_os("STAPLES_GETH")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| "/tmp/geth197/geth".into());
+    p.exists().then_some(p)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn rpc(url: &str, method: &str, params: Value) -> Option<Value> {
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+    let v: Value = reqwest::Client::new()
+        .post(url)
+        .json(&body)
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    v.get("result").cloned()
+}
+
+/// Reads one whole frame's message from `s` through `codec`.
+fn read_message(s: &mut TcpStream, codec: &mut FrameCodec, buf: &mut Vec<u8>) -> (u64, Vec<u8>) {
+    let mut chunk = [0u8; 4096];
+    loop {
+        let r = codec.read(buf).expect("geth's frames authenticate");
+        buf.drain(..r.consumed);
+        if let Some(m) = r.message {
+            return m;
+        }
+        if r.consumed == 0 {
+            let n = s.read(&mut chunk).expect("geth keeps the connection");
+            assert!(n > 0, "geth closed the connection");
+            buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+}
+
+#[tokio::test]
+async fn geth_v1_9_7_accepts_our_rlpx_handshake_hello_and_frames() {
+    let Some(geth) = geth() else {
+        eprintln!("skipped: no geth v1.9.7 binary (set STAPLES_GETH or build /tmp/geth197/geth)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (p2p_port, rpc_port) = (free_port(), free_port());
+    let node_key = PrivateKey::random(&mut OsRng);
+    let mut child = Command::new(geth)
+        .args(["--datadir", &dir.path().display().to_string()])
+        .args([
+            "--nodiscover",
+            "--maxpeers",
+            "5",
+            "--networkid",
+            "999",
+            "--nousb",
+            "--shh",
+        ])
+        .args(["--port", &p2p_port.to_string()])
+        .args(["--nodekeyhex", &hex::encode(node_key.to_bytes())])
+        .args([
+            "--rpc",
+            "--rpcaddr",
+            "127.0.0.1",
+            "--rpcport",
+            &rpc_port.to_string(),
+        ])
+        .args(["--rpcapi", "admin,shh,net,web3"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("geth starts");
+    let url = format!("http://127.0.0.1:{rpc_port}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while rpc(&url, "admin_nodeInfo", json!([])).await.is_none() {
+        assert!(Instant::now() < deadline, "geth's RPC never came up");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Dial, handshake.
+    let ours = PrivateKey::random(&mut OsRng);
+    let mut s = TcpStream::connect(("127.0.0.1", p2p_port)).expect("geth listens");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let (init, auth) = Initiator::new(
+        PrivateKey::from_bytes(&ours.to_bytes()).unwrap(),
+        node_key.public_key(),
+        &mut OsRng,
+    );
+    s.write_all(&auth).unwrap();
+    let mut size = [0u8; 2];
+    s.read_exact(&mut size).expect("geth answers with ack");
+    let mut ack = size.to_vec();
+    ack.resize(2 + usize::from(u16::from_be_bytes(size)), 0);
+    s.read_exact(&mut ack[2..]).unwrap();
+    let (secrets, used) = init.finish(&ack).expect("geth's ack opens with our key");
+    assert_eq!(used, ack.len());
+    assert_eq!(node_id(&secrets.remote), node_id(&node_key.public_key()));
+    let mut codec = FrameCodec::new(secrets);
+
+    // Hellos both ways.
+    let hello = Hello::ours(
+        "Staples/e2e",
+        vec![Capability {
+            name: "shh".into(),
+            version: 6,
+        }],
+        0,
+        &ours.public_key(),
+    );
+    s.write_all(&codec.write(p2p::HELLO, &hello.encode()).unwrap())
+        .unwrap();
+    let mut buf = Vec::new();
+    let (code, payload) = read_message(&mut s, &mut codec, &mut buf);
+    assert_eq!(code, p2p::HELLO);
+    let theirs = Hello::decode(&payload).expect("geth's Hello decodes");
+    assert!(theirs.client.starts_with("Geth/"), "{theirs:?}");
+    assert!(
+        theirs
+            .capabilities
+            .iter()
+            .any(|c| c.name == "shh" && c.version == 6),
+        "{theirs:?}"
+    );
+    assert_eq!(theirs.id, node_id(&node_key.public_key()));
+
+    // geth has us as a peer, under our id and name: it verified our frames' MACs.
+    let want = hex::encode(node_id(&ours.public_key()));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let peers = rpc(&url, "admin_peers", json!([]))
+            .await
+            .unwrap_or_default();
+        let found = peers
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|p| p["id"].as_str() == Some(want.as_str()));
+        if let Some(p) = found {
+            assert_eq!(p["name"], "Staples/e2e");
+            break;
+        }
+        assert!(Instant::now() < deadline, "geth never listed us: {peers}");
+        // Keep answering: geth pings, and its shh/6 status comes first.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // A ping is answered with a pong through the same frames.
+    s.write_all(&codec.write(p2p::PING, &p2p::EMPTY_LIST).unwrap())
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (code, _) = read_message(&mut s, &mut codec, &mut buf);
+        if code == p2p::PONG {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no pong");
+    }
+    s.write_all(&codec.write(p2p::DISCONNECT, &p2p::disconnect(0)).unwrap())
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+}
