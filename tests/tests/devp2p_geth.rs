@@ -152,8 +152,9 @@ async fn geth_v1_9_7_accepts_our_rlpx_handshake_hello_and_frames() {
     );
     assert_eq!(theirs.id, node_id(&node_key.public_key()));
 
-    // geth has us as a peer, under our id and name: it verified our frames' MACs.
-    let want = hex::encode(node_id(&ours.public_key()));
+    // geth has us as a peer, under our node key and name: it verified our frames' MACs.
+    // (geth's `id` is the keccak of the key; the enode URL carries the key itself.)
+    let want = format!("enode://{}@", hex::encode(node_id(&ours.public_key())));
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let peers = rpc(&url, "admin_peers", json!([]))
@@ -163,9 +164,10 @@ async fn geth_v1_9_7_accepts_our_rlpx_handshake_hello_and_frames() {
             .as_array()
             .into_iter()
             .flatten()
-            .find(|p| p["id"].as_str() == Some(want.as_str()));
+            .find(|p| p["enode"].as_str().is_some_and(|e| e.starts_with(&want)));
         if let Some(p) = found {
             assert_eq!(p["name"], "Staples/e2e");
+            assert_eq!(p["caps"], json!(["shh/6"]));
             break;
         }
         assert!(Instant::now() < deadline, "geth never listed us: {peers}");

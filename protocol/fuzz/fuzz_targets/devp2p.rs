@@ -1,0 +1,43 @@
+//! What a devp2p peer sends before and after the handshake: `auth`/`ack` packets, frames
+//! and `Hello` payloads. Nothing panics; a frame that reads was authentic.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+use staples_protocol::crypto::PrivateKey;
+use staples_protocol::devp2p::frame::FrameCodec;
+use staples_protocol::devp2p::handshake::{Initiator, respond};
+use staples_protocol::devp2p::p2p::{Hello, disconnect_reason};
+
+fuzz_target!(|data: &[u8]| {
+    let mut rng = ChaCha20Rng::seed_from_u64(1);
+    let us = PrivateKey::from_bytes(&[7; 32]).expect("key");
+    let peer = PrivateKey::from_bytes(&[8; 32]).expect("key");
+    // As the recipient of an auth, and as an initiator reading an ack.
+    let _ = respond(&us, data, &mut rng);
+    let (init, auth) = Initiator::new(
+        PrivateKey::from_bytes(&[7; 32]).expect("key"),
+        peer.public_key(),
+        &mut rng,
+    );
+    let _ = init.finish(data);
+    // Frames after a real handshake: arbitrary bytes do not authenticate.
+    let (init, _) = Initiator::new(
+        PrivateKey::from_bytes(&[7; 32]).expect("key"),
+        peer.public_key(),
+        &mut rng,
+    );
+    let (secrets, ack, _) = respond(&peer, &auth, &mut rng).expect("our own auth");
+    let _ = init;
+    let mut codec = FrameCodec::new(secrets);
+    let mut rest = data;
+    while let Ok(r) = codec.read(rest) {
+        if r.consumed == 0 {
+            break;
+        }
+        rest = &rest[r.consumed..];
+    }
+    let _ = ack;
+    let _ = Hello::decode(data).map(|h| assert_eq!(Hello::decode(&h.encode()), Ok(h)));
+    let _ = disconnect_reason(data);
+});
