@@ -1,6 +1,8 @@
-//! The RLPx handshake and frames of `staples_protocol::devp2p` against a real go-ethereum
-//! v1.9.7 node: we dial it, both sides derive the same secrets, we exchange `Hello`s
-//! (we offer `shh/6`), and geth lists us among its peers with our node id and name.
+//! The RLPx handshake, frames and `shh/6` messages of `staples_protocol::devp2p` against a
+//! real go-ethereum v1.9.7 node: we dial it, both sides derive the same secrets, we
+//! exchange `Hello`s (we offer `shh/6`) and geth lists us among its peers; we exchange
+//! `shh/6` status packets, a post made on geth reaches us as an envelope we open, and an
+//! envelope we seal reaches geth's filter.
 //!
 //! Needs a geth v1.9.7 binary: `STAPLES_GETH=/path/to/geth` (default
 //! `/tmp/geth197/geth`). The test skips with a message when it is absent: build it from
@@ -18,6 +20,15 @@ use staples_protocol::crypto::PrivateKey;
 use staples_protocol::devp2p::frame::FrameCodec;
 use staples_protocol::devp2p::handshake::{Initiator, node_id};
 use staples_protocol::devp2p::p2p::{self, Capability, Hello};
+use staples_protocol::devp2p::shh;
+use staples_protocol::whisper::{Draft, OpenKey, Recipient, SymKey, Topic, open, pow, wrap};
+
+const CHAT: &str = "devp2p-e2e";
+const TOPIC: [u8; 4] = [0xde, 0x70, 0x20, 0x01];
+
+fn hex0x(b: &[u8]) -> String {
+    format!("0x{}", hex::encode(b))
+}
 
 fn geth() -> Option<std::path::PathBuf> {
     let p = std::env::var_os("STAPLES_GETH")
@@ -174,6 +185,118 @@ async fn geth_v1_9_7_accepts_our_rlpx_handshake_hello_and_frames() {
         // Keep answering: geth pings, and its shh/6 status comes first.
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // shh/6: our status, then envelopes both ways.
+    let shh_code = |c: u64| p2p::BASE_PROTOCOL_LENGTH + c;
+    let status = shh::Status::ours(0.0, [0xff; shh::BLOOM_SIZE], false);
+    s.write_all(
+        &codec
+            .write(shh_code(shh::STATUS), &status.encode())
+            .unwrap(),
+    )
+    .unwrap();
+    let key = rpc(&url, "shh_generateSymKeyFromPassword", json!([CHAT]))
+        .await
+        .unwrap();
+    let filter = rpc(
+        &url,
+        "shh_newMessageFilter",
+        json!([{"symKeyID": key, "topics": [hex0x(&TOPIC)]}]),
+    )
+    .await
+    .unwrap();
+    // geth → us: a post on geth reaches us as a `messages` packet we can open.
+    rpc(
+        &url,
+        "shh_post",
+        json!([{"symKeyID": key, "topic": hex0x(&TOPIC), "ttl": 60, "powTarget": 0.2,
+                "powTime": 5, "payload": hex0x(b"from geth")}]),
+    )
+    .await
+    .expect("geth posts");
+    let sym = SymKey::from_password(CHAT);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut saw_status = false;
+    let got = loop {
+        assert!(Instant::now() < deadline, "geth never sent its envelope");
+        let (code, payload) = read_message(&mut s, &mut codec, &mut buf);
+        if code == p2p::PING {
+            s.write_all(&codec.write(p2p::PONG, &p2p::EMPTY_LIST).unwrap())
+                .unwrap();
+            continue;
+        }
+        if code < p2p::BASE_PROTOCOL_LENGTH {
+            continue;
+        }
+        match shh::decode(code - p2p::BASE_PROTOCOL_LENGTH, &payload).expect("geth's shh/6") {
+            shh::Message::Status(st) => {
+                assert_eq!(st.version, 6);
+                saw_status = true;
+            }
+            shh::Message::Messages(envs) => {
+                if let Some(m) = envs
+                    .iter()
+                    .find_map(|e| open(e, OpenKey::Symmetric(&sym)).ok())
+                {
+                    break m;
+                }
+            }
+            _ => {}
+        }
+    };
+    assert!(saw_status, "geth's status came first");
+    assert_eq!(got.plaintext.payload, b"from geth");
+    // us → geth: an envelope we seal reaches geth's filter.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as u32;
+    let draft = Draft {
+        topic: Topic(TOPIC),
+        payload: b"from staples",
+        padding: None,
+        signer: None,
+        ttl: 60,
+        to: Recipient::Symmetric(&sym),
+    };
+    let mut env = wrap(&draft, now, &mut OsRng).unwrap();
+    let bits = pow::target_bits(0.5, &env);
+    let out = pow::seal(
+        &mut env,
+        Some(bits),
+        &pow::SealOptions {
+            threads: 2,
+            should_stop: &|| false,
+        },
+    );
+    assert!(out.reached);
+    s.write_all(
+        &codec
+            .write(shh_code(shh::MESSAGES), &shh::encode_envelopes(&[env]))
+            .unwrap(),
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let ms = rpc(&url, "shh_getFilterMessages", json!([filter]))
+            .await
+            .unwrap_or_default();
+        let texts: Vec<String> = ms
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|m| m["payload"].as_str())
+            .map(|p| String::from_utf8(hex::decode(&p[2..]).unwrap()).unwrap())
+            .collect();
+        if texts.iter().any(|t| t == "from staples") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "geth never took our envelope: {ms}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
     // A ping is answered with a pong through the same frames.
     s.write_all(&codec.write(p2p::PING, &p2p::EMPTY_LIST).unwrap())
         .unwrap();

@@ -8,6 +8,7 @@ use staples_protocol::crypto::PrivateKey;
 use staples_protocol::devp2p::frame::FrameCodec;
 use staples_protocol::devp2p::handshake::{Initiator, respond};
 use staples_protocol::devp2p::p2p::{Hello, disconnect_reason};
+use staples_protocol::devp2p::shh::{self, Message};
 
 fuzz_target!(|data: &[u8]| {
     let mut rng = ChaCha20Rng::seed_from_u64(1);
@@ -40,4 +41,13 @@ fuzz_target!(|data: &[u8]| {
     let _ = ack;
     let _ = Hello::decode(data).map(|h| assert_eq!(Hello::decode(&h.encode()), Ok(h)));
     let _ = disconnect_reason(data);
+    // shh/6 messages, every code.
+    if let Some((&code, payload)) = data.split_first() {
+        if let Ok(Message::Messages(envs)) = shh::decode(u64::from(code % 4), payload) {
+            let again = shh::decode(shh::MESSAGES, &shh::encode_envelopes(&envs));
+            assert_eq!(again, Ok(Message::Messages(envs)), "a batch re-encodes");
+        } else {
+            let _ = shh::decode(u64::from(code), payload);
+        }
+    }
 });

@@ -6,7 +6,9 @@
 //!   secrets.
 //! - [`frame`]: the frame codec of an established session.
 //! - [`p2p`]: the base protocol (`Hello`, `Disconnect`, `Ping`, `Pong`).
+//! - [`shh`]: Whisper's `shh/6` messages.
 
 pub mod frame;
 pub mod handshake;
 pub mod p2p;
+pub mod shh;
