@@ -107,6 +107,14 @@ pub struct RunArgs {
     /// children are delivered (R7), in milliseconds [default: 300000].
     #[arg(long, env = "STAPLES_GAP_DEADLINE_MS")]
     pub gap_deadline_ms: Option<u64>,
+    /// whisper (local node): listen for devp2p Whisper peers (RLPx + shh/6) here, e.g.
+    /// 127.0.0.1:30303 [default: not listening].
+    #[arg(long, env = "STAPLES_P2P_ADDR")]
+    pub p2p_addr: Option<SocketAddr>,
+    /// whisper (local node): a static devp2p Whisper peer, `enode://<id>@<ip>:<port>`
+    /// (repeat or comma-separate); dialled and redialled with backoff.
+    #[arg(long, env = "STAPLES_WHISPER_PEERS", value_delimiter = ',')]
+    pub whisper_peer: Vec<String>,
 }
 
 /// The `--config` file.
@@ -132,6 +140,8 @@ struct FileConfig {
     pss_target_bytes: Option<u8>,
     gap_deadline_ms: Option<u64>,
     relay: Option<RelayFile>,
+    p2p_addr: Option<SocketAddr>,
+    whisper_peer: Option<Vec<String>>,
 }
 
 /// The `[relay]` section of the `--config` file (read by `staples relay`).
@@ -276,6 +286,10 @@ pub struct Config {
     pub gap_deadline: std::time::Duration,
     /// `staples relay`: the chats it bridges (`None` for the sidecar).
     pub relay: Option<crate::relay::RelayConfig>,
+    /// devp2p listener.
+    pub p2p_addr: Option<SocketAddr>,
+    /// Static devp2p peers (`enode://` URLs).
+    pub whisper_peers: Vec<String>,
 }
 
 /// A bearer token; never printed.
@@ -392,6 +406,8 @@ impl RunArgs {
                     .unwrap_or(300_000),
             ),
             relay: None,
+            p2p_addr: self.p2p_addr.or(file.p2p_addr),
+            whisper_peers: or_file(self.whisper_peer, file.whisper_peer),
         })
     }
 }

@@ -63,6 +63,8 @@ impl Peer {
             pss_target_bytes: Some(1),
             gap_deadline: Duration::from_secs(300),
             relay: None,
+            p2p_addr: None,
+            whisper_peers: Vec::new(),
         };
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {

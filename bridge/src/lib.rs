@@ -13,6 +13,7 @@
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod devp2p;
 pub mod dual;
 pub mod engine;
 pub mod ids;

@@ -225,6 +225,35 @@ pub async fn run(
                 "local Whisper node ready"
             );
             let janitor = tokio::spawn(janitor(node.clone(), store.clone()));
+            // The local Whisper node as a devp2p peer of other Whisper nodes.
+            let mut devp2p = None;
+            if cfg.transport == Transport::Whisper
+                && (cfg.p2p_addr.is_some() || !cfg.whisper_peers.is_empty())
+            {
+                let key = stored_key(&keys, &store, "devp2p_key_id").await?;
+                let listener = match cfg.p2p_addr {
+                    Some(a) => Some(
+                        tokio::net::TcpListener::bind(a)
+                            .await
+                            .map_err(SidecarError::Serve)?,
+                    ),
+                    None => None,
+                };
+                let at = listener.as_ref().and_then(|l| l.local_addr().ok());
+                let d = crate::devp2p::Devp2p::new(key, shh.clone(), node.clone(), at);
+                if let Some(l) = listener {
+                    if let Ok(a) = l.local_addr() {
+                        tracing::info!(enode = %d.enode(a), "devp2p: listening");
+                    }
+                    whisper_tasks.push(tokio::spawn(d.clone().listen(l)));
+                }
+                for url in &cfg.whisper_peers {
+                    let peer = crate::devp2p::Enode::parse(url)
+                        .map_err(|e| SidecarError::Pss(e.to_string()))?;
+                    whisper_tasks.push(tokio::spawn(d.clone().dial_forever(peer)));
+                }
+                devp2p = Some(d);
+            }
             // Sidecars using this node as their upstream are its peers (net_peerCount).
             let sidecars = Arc::new(crate::rpc::peers::SidecarPeers::default());
             let scfg = ServerConfig {
@@ -241,6 +270,9 @@ pub async fn run(
             }
             if let Some(r) = relay {
                 handler = handler.with_relay(r);
+            }
+            if let Some(d) = devp2p {
+                handler = handler.with_devp2p(d);
             }
             let r = server::serve(listeners, Arc::new(handler), scfg, shutdown).await;
             janitor.abort();
@@ -316,7 +348,16 @@ impl crate::engine::KeyLookup for EngineKeys {
 /// The node key: owner of our inbox feeds and author of our DAG messages, kept in the
 /// keystore like the app's keys (its id is in the store).
 async fn node_key(keys: &Keystore, store: &Store) -> Result<Arc<PrivateKey>, SidecarError> {
-    let stored = crate::engine::db::meta(store, "node_key_id").await?;
+    stored_key(keys, store, "node_key_id").await
+}
+
+/// A key pair kept in the keystore under the id recorded at `meta` (made on first use).
+async fn stored_key(
+    keys: &Keystore,
+    store: &Store,
+    meta: &'static str,
+) -> Result<Arc<PrivateKey>, SidecarError> {
+    let stored = crate::engine::db::meta(store, meta).await?;
     if let Some(id) = stored.and_then(|v| String::from_utf8(v).ok())
         && let Some(k) = keys.key_pair(&id)
     {
@@ -324,7 +365,7 @@ async fn node_key(keys: &Keystore, store: &Store) -> Result<Arc<PrivateKey>, Sid
     }
     let key = PrivateKey::random(&mut rand::rngs::OsRng);
     let id = keys.add_key_pair(key).await?;
-    crate::engine::db::set_meta(store, "node_key_id", id.clone().into_bytes()).await?;
+    crate::engine::db::set_meta(store, meta, id.clone().into_bytes()).await?;
     keys.key_pair(&id)
         .ok_or_else(|| SidecarError::Pss("node key vanished from the keystore".into()))
 }

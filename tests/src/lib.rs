@@ -232,6 +232,23 @@ impl Sidecar {
         }
     }
 
+    /// Waits up to 20 s until `net_peerCount` is at least `n`.
+    pub async fn status_until_peers(&self, n: u64) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let c = self.ok("net_peerCount", json!([])).await;
+            let got = c
+                .as_str()
+                .and_then(|h| u64::from_str_radix(h.trim_start_matches("0x"), 16).ok())
+                .unwrap_or(0);
+            if got >= n {
+                return;
+            }
+            assert!(Instant::now() < deadline, "net_peerCount stays {c}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// A JSON-RPC call that must succeed; returns its result.
     pub async fn ok(&self, method: &str, params: Value) -> Value {
         let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});

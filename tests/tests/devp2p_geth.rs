@@ -313,3 +313,139 @@ async fn geth_v1_9_7_accepts_our_rlpx_handshake_hello_and_frames() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// A `whisper`-mode sidecar with devp2p: its app's posts reach the peer's apps and back.
+async fn chat_across(a: &staples_e2e::Sidecar, b_http: &str, b_label: &str) {
+    let key_a = a.ok("shh_generateSymKeyFromPassword", json!([CHAT])).await;
+    let fa = a
+        .ok(
+            "shh_newMessageFilter",
+            json!([{"symKeyID": key_a, "topics": [hex0x(&TOPIC)]}]),
+        )
+        .await;
+    let key_b = rpc(b_http, "shh_generateSymKeyFromPassword", json!([CHAT]))
+        .await
+        .unwrap();
+    let fb = rpc(
+        b_http,
+        "shh_newMessageFilter",
+        json!([{"symKeyID": key_b, "topics": [hex0x(&TOPIC)]}]),
+    )
+    .await
+    .unwrap();
+    let post = |key: &Value, text: &str| {
+        json!([{"symKeyID": key, "topic": hex0x(&TOPIC), "ttl": 60, "powTarget": 0.5,
+                "powTime": 5, "payload": hex0x(text.as_bytes())}])
+    };
+    a.ok("shh_post", post(&key_a, "from staples")).await;
+    rpc(b_http, "shh_post", post(&key_b, &format!("from {b_label}")))
+        .await
+        .expect("the peer posts");
+    let wait = |http: String, filter: Value, want: String| async move {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut seen = Vec::new();
+        loop {
+            let ms = rpc(&http, "shh_getFilterMessages", json!([filter]))
+                .await
+                .unwrap_or_default();
+            for m in ms.as_array().into_iter().flatten() {
+                let p = m["payload"].as_str().unwrap_or("0x");
+                seen.push(String::from_utf8(hex::decode(&p[2..]).unwrap()).unwrap());
+            }
+            if seen.contains(&want) {
+                return seen;
+            }
+            assert!(Instant::now() < deadline, "{want} never arrived: {seen:?}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    let got_b = wait(b_http.to_string(), fb, "from staples".into()).await;
+    let got_a = wait(a.http.clone(), fa, format!("from {b_label}")).await;
+    // Once each, however many broadcast cycles passed.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    for (got, who) in [(got_b, "peer"), (got_a, "staples")] {
+        let mut sorted = got.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(
+            sorted.len(),
+            got.len(),
+            "{who} saw a message twice: {got:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn two_staples_nodes_gossip_envelopes_over_devp2p() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = staples_e2e::Sidecar::start_whisper_with(
+        &dir.path().join("a"),
+        &["--p2p-addr", "127.0.0.1:0"],
+    );
+    let info = a.ok("admin_nodeInfo", json!([])).await;
+    let enode = info["enode"].as_str().expect("listening").to_string();
+    let b = staples_e2e::Sidecar::start_whisper_with(
+        &dir.path().join("b"),
+        &["--whisper-peer", &enode],
+    );
+    a.status_until_peers(1).await;
+    chat_across(&a, &b.http, "staples b").await;
+    assert_eq!(b.ok("net_peerCount", json!([])).await, "0x1");
+    let peers = a.ok("admin_peers", json!([])).await;
+    assert_eq!(peers[0]["caps"], json!(["shh/6"]), "{peers}");
+    assert_eq!(peers[0]["network"]["inbound"], true);
+}
+
+#[tokio::test]
+async fn a_staples_node_peers_with_geth_v1_9_7() {
+    let Some(geth) = geth() else {
+        eprintln!("skipped: no geth v1.9.7 binary (set STAPLES_GETH or build /tmp/geth197/geth)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (p2p_port, rpc_port) = (free_port(), free_port());
+    let node_key = PrivateKey::random(&mut OsRng);
+    let mut child = Command::new(geth)
+        .args(["--datadir", &dir.path().join("geth").display().to_string()])
+        .args([
+            "--nodiscover",
+            "--maxpeers",
+            "5",
+            "--networkid",
+            "999",
+            "--nousb",
+            "--shh",
+        ])
+        .args(["--port", &p2p_port.to_string()])
+        .args(["--nodekeyhex", &hex::encode(node_key.to_bytes())])
+        .args([
+            "--rpc",
+            "--rpcaddr",
+            "127.0.0.1",
+            "--rpcport",
+            &rpc_port.to_string(),
+        ])
+        .args(["--rpcapi", "admin,shh,net,web3"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("geth starts");
+    let url = format!("http://127.0.0.1:{rpc_port}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while rpc(&url, "admin_nodeInfo", json!([])).await.is_none() {
+        assert!(Instant::now() < deadline, "geth's RPC never came up");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let enode = format!(
+        "enode://{}@127.0.0.1:{p2p_port}",
+        hex::encode(node_id(&node_key.public_key()))
+    );
+    let s = staples_e2e::Sidecar::start_whisper_with(
+        &dir.path().join("s"),
+        &["--whisper-peer", &enode],
+    );
+    s.status_until_peers(1).await;
+    chat_across(&s, &url, "geth").await;
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -280,6 +280,11 @@ impl LocalNode {
         (queued, boxes, set.shed())
     }
 
+    /// Every pooled envelope, for gossip to devp2p peers.
+    pub fn pool_snapshot(&self) -> Vec<Arc<Pooled>> {
+        self.pool().snapshot()
+    }
+
     /// Legacy messages refused as repeats (their other path's copy), since start.
     pub fn legacy_repeats(&self) -> u64 {
         self.shared.filters().legacy_repeats()

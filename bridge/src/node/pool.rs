@@ -155,6 +155,11 @@ impl Pool {
         }
     }
 
+    /// Every pooled envelope (shared, not copied): what devp2p peers are offered.
+    pub fn snapshot(&self) -> Vec<Arc<Pooled>> {
+        self.envelopes.values().cloned().collect()
+    }
+
     /// Applies geth's acceptance rules and stores the envelope if it passes.
     pub fn add(&mut self, envelope: Envelope, now: u32) -> Result<Added, AddError> {
         self.admit(Pooled::new(envelope, now), now)

@@ -77,6 +77,7 @@ pub struct LocalHandler<S> {
     whisper_side: Option<Arc<crate::dual::WhisperSide>>,
     relay: Option<Arc<crate::relay::Relay>>,
     history: Option<Arc<dyn super::shhext::HistoryApi>>,
+    devp2p: Option<Arc<crate::devp2p::Devp2p>>,
 }
 
 impl<S: ShhApi> LocalHandler<S> {
@@ -90,6 +91,7 @@ impl<S: ShhApi> LocalHandler<S> {
             whisper_side: None,
             relay: None,
             history: None,
+            devp2p: None,
         }
     }
 
@@ -114,12 +116,19 @@ impl<S: ShhApi> LocalHandler<S> {
             .map_or(0, |s| s.count(std::time::Instant::now()) as u64);
         let swarm = self.engine.as_ref().map_or(0, |e| e.peer_count());
         let whisper = self.whisper_side.as_ref().map_or(0, |w| w.peer_count());
-        sidecars + swarm + whisper
+        let devp2p = self.devp2p.as_ref().map_or(0, |d| d.peers.count() as u64);
+        sidecars + swarm + whisper + devp2p
     }
 
     /// Serves `shhext_requestMessages(Sync)` from Swarm (`pss` and `dual`).
     pub fn with_history(mut self, history: Arc<dyn super::shhext::HistoryApi>) -> Self {
         self.history = Some(history);
+        self
+    }
+
+    /// devp2p peers count for `net_peerCount` and answer `admin_peers` / `admin_addPeer`.
+    pub fn with_devp2p(mut self, d: Arc<crate::devp2p::Devp2p>) -> Self {
+        self.devp2p = Some(d);
         self
     }
 
@@ -202,6 +211,36 @@ impl<S: ShhApi> Handler for LocalHandler<S> {
             && let Some(r) = h.call(method, params)
         {
             return r.await;
+        }
+        if let Some(d) = &self.devp2p {
+            match method {
+                // geth's shapes, in part: enode, name, caps, network.inbound.
+                "admin_peers" => {
+                    Params::parse(params, 0)?;
+                    let peers: Vec<_> = d
+                        .peers
+                        .list()
+                        .into_iter()
+                        .map(|p| {
+                            serde_json::json!({"enode": p.enode, "name": p.name, "caps": p.caps,
+                                "network": {"inbound": p.inbound}})
+                        })
+                        .collect();
+                    return super::shh::to_raw(&peers);
+                }
+                "admin_nodeInfo" => {
+                    Params::parse(params, 0)?;
+                    return super::shh::to_raw(&d.node_info());
+                }
+                "admin_addPeer" => {
+                    let url = Params::parse(params, 1)?.arg(0, params::string)?;
+                    let peer = crate::devp2p::Enode::parse(&url)
+                        .map_err(|e| RpcError::server(e.to_string()))?;
+                    tokio::spawn(d.clone().dial_forever(peer));
+                    return super::shh::to_raw(&true);
+                }
+                _ => {}
+            }
         }
         if let Some(engine) = &self.engine
             && let Some(r) = staples_call(engine.as_ref(), method, params).await

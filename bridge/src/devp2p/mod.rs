@@ -1,0 +1,222 @@
+//! Staples as a Whisper peer: devp2p sessions (RLPx + `shh/6`, codecs in
+//! `staples_protocol::devp2p`) between the local Whisper node's pool and other Whisper
+//! nodes (geth, status-go, another `staples`).
+//!
+//! `--whisper-peer enode://…` (repeatable) dials static peers and redials them with
+//! backoff; `--p2p-addr` listens for peers (loopback unless told otherwise, like the RPC).
+//! Each session ([`peer`]) admits the envelopes its peer sends into the pool (geth's rules;
+//! the node's filters get them as from any post) and offers the peer, every 300 ms, the
+//! pooled envelopes it has not seen that match its bloom and PoW, as geth's broadcast
+//! loop does. The node key lives in the encrypted keystore.
+//!
+//! Available with the local Whisper node (`--transport=whisper` without `--whisper-rpc`).
+
+mod peer;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use staples_protocol::crypto::{PrivateKey, PublicKey};
+use staples_protocol::devp2p::handshake::from_node_id;
+
+use crate::keystore::Keystore;
+use crate::node::LocalNode;
+use crate::rpc::shh_local::ShhService;
+
+/// The service sessions feed.
+pub type Service = ShhService<LocalNode, Keystore>;
+
+/// Errors of the devp2p layer.
+#[derive(Debug, thiserror::Error)]
+pub enum Devp2pError {
+    /// An `enode://` URL that does not parse.
+    #[error("bad enode URL {0}: {1}")]
+    Enode(String, &'static str),
+    /// The socket failed.
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+    /// The peer broke the protocol.
+    #[error("protocol: {0}")]
+    Protocol(String),
+}
+
+/// A peer's address and key, from its `enode://<id>@<ip>:<port>` URL.
+#[derive(Debug, Clone)]
+pub struct Enode {
+    /// Its node key.
+    pub key: PublicKey,
+    /// Where it listens.
+    pub addr: SocketAddr,
+}
+
+impl Enode {
+    /// Parses `enode://<128 hex>@<ip>:<port>[?discport=…]`.
+    pub fn parse(url: &str) -> Result<Enode, Devp2pError> {
+        let bad = |why| Devp2pError::Enode(url.to_string(), why);
+        let rest = url
+            .strip_prefix("enode://")
+            .ok_or_else(|| bad("not enode://"))?;
+        let (id, host) = rest.split_once('@').ok_or_else(|| bad("no @host"))?;
+        let host = host.split('?').next().unwrap_or(host);
+        let bytes = hex::decode(id).map_err(|_| bad("id is not hex"))?;
+        let id = <[u8; 64]>::try_from(bytes.as_slice()).map_err(|_| bad("id is not 64 bytes"))?;
+        let key = from_node_id(&id).map_err(|_| bad("id is not a public key"))?;
+        let addr = host.parse().map_err(|_| bad("host is not ip:port"))?;
+        Ok(Enode { key, addr })
+    }
+}
+
+/// Sessions, for `net_peerCount` and `admin_peers`.
+#[derive(Default)]
+pub struct Peers {
+    live: Mutex<HashMap<[u8; 64], PeerInfo>>,
+}
+
+/// What `admin_peers` shows of a session.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PeerInfo {
+    /// Its `enode://` URL.
+    pub enode: String,
+    /// Its client name.
+    pub name: String,
+    /// Its capabilities, `name/version`.
+    pub caps: Vec<String>,
+    /// Whether it dialled us.
+    pub inbound: bool,
+}
+
+impl Peers {
+    /// Sessions up now.
+    pub fn count(&self) -> usize {
+        self.live.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// Their descriptions.
+    pub fn list(&self) -> Vec<PeerInfo> {
+        self.live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+}
+
+/// The devp2p side of a sidecar.
+pub struct Devp2p {
+    key: Arc<PrivateKey>,
+    svc: Arc<Service>,
+    node: Arc<LocalNode>,
+    /// Live sessions.
+    pub peers: Arc<Peers>,
+    port: u16,
+    /// Where we listen, if we do.
+    listening: Mutex<Option<SocketAddr>>,
+}
+
+/// First wait before redialling a static peer; doubles to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+impl Devp2p {
+    /// The devp2p side over `svc` and its `node`, with node key `key`, listening at
+    /// `listening` (announced in `Hello`) if at all.
+    pub fn new(
+        key: Arc<PrivateKey>,
+        svc: Arc<Service>,
+        node: Arc<LocalNode>,
+        listening: Option<SocketAddr>,
+    ) -> Arc<Self> {
+        Arc::new(Devp2p {
+            key,
+            svc,
+            node,
+            peers: Arc::default(),
+            port: listening.map_or(0, |a| a.port()),
+            listening: Mutex::new(listening),
+        })
+    }
+
+    /// Our `enode://` URL at `addr`.
+    pub fn enode(&self, addr: SocketAddr) -> String {
+        format!(
+            "enode://{}@{addr}",
+            hex::encode(staples_protocol::devp2p::handshake::node_id(
+                &self.key.public_key()
+            ))
+        )
+    }
+
+    /// Keeps a session with static peer `peer` until aborted, redialling with backoff.
+    pub async fn dial_forever(self: Arc<Self>, peer: Enode) {
+        let mut backoff = FIRST_BACKOFF;
+        loop {
+            match tokio::net::TcpStream::connect(peer.addr).await {
+                Ok(stream) => {
+                    let started = std::time::Instant::now();
+                    if let Err(e) = peer::run(self.clone(), stream, Some(peer.key)).await {
+                        tracing::info!(peer = %peer.addr, error = %e, "devp2p session ended");
+                    }
+                    // A session that lasted is not a failing peer.
+                    if started.elapsed() > MAX_BACKOFF {
+                        backoff = FIRST_BACKOFF;
+                    }
+                }
+                Err(e) => tracing::debug!(peer = %peer.addr, error = %e, "devp2p dial failed"),
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    /// `admin_nodeInfo`, in part: our enode URL (if listening) and client name.
+    pub fn node_info(&self) -> serde_json::Value {
+        let addr = *self.listening.lock().unwrap_or_else(|p| p.into_inner());
+        serde_json::json!({
+            "enode": addr.map(|a| self.enode(a)),
+            "id": hex::encode(staples_protocol::devp2p::handshake::node_id(&self.key.public_key())),
+            "name": peer::CLIENT,
+            "protocols": {"shh": {"version": "6.0"}},
+        })
+    }
+
+    /// Accepts peers on `listener` until aborted.
+    pub async fn listen(self: Arc<Self>, listener: tokio::net::TcpListener) {
+        loop {
+            match listener.accept().await {
+                Ok((stream, from)) => {
+                    let me = self.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = peer::run(me, stream, None).await {
+                            tracing::info!(peer = %from, error = %e, "devp2p session ended");
+                        }
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "devp2p accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enode_urls_parse_and_bad_ones_say_why() {
+        let key = PrivateKey::from_bytes(&[5; 32]).expect("key").public_key();
+        let id = hex::encode(staples_protocol::devp2p::handshake::node_id(&key));
+        let e = Enode::parse(&format!("enode://{id}@127.0.0.1:30303?discport=0")).expect("parses");
+        assert_eq!(e.addr, "127.0.0.1:30303".parse().expect("addr"));
+        assert!(matches!(
+            Enode::parse("enode://ab@127.0.0.1:1"),
+            Err(Devp2pError::Enode(_, "id is not 64 bytes"))
+        ));
+        assert!(Enode::parse(&format!("enode://{id}@nowhere")).is_err());
+    }
+}

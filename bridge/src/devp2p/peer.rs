@@ -1,0 +1,322 @@
+//! One devp2p session: the RLPx handshake (as initiator or recipient), `Hello`s, the `shh/6`
+//! status exchange, then envelopes both ways until either side leaves.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use staples_protocol::crypto::{PrivateKey, PublicKey};
+use staples_protocol::devp2p::frame::FrameCodec;
+use staples_protocol::devp2p::handshake::{Initiator, Secrets, node_id, respond};
+use staples_protocol::devp2p::p2p::{self, BASE_PROTOCOL_LENGTH, Capability, Hello};
+use staples_protocol::devp2p::shh::{self, BLOOM_SIZE, Message, Status};
+use staples_protocol::whisper::{Envelope, EnvelopeHash};
+
+use super::{Devp2p, Devp2pError, PeerInfo};
+use crate::node::Node;
+
+/// Our client name in `Hello`.
+pub(super) const CLIENT: &str = concat!("Staples/v", env!("CARGO_PKG_VERSION"));
+/// geth's broadcast cycle.
+const BROADCAST: Duration = Duration::from_millis(300);
+/// A ping this often keeps idle sessions up (geth pings every 15 s).
+const PING: Duration = Duration::from_secs(15);
+/// How long each handshake step may take.
+const STEP: Duration = Duration::from_secs(10);
+/// Envelope hashes remembered per peer (what it has, or was sent).
+const KNOWN: usize = 100_000;
+
+fn protocol(e: impl std::fmt::Display) -> Devp2pError {
+    Devp2pError::Protocol(e.to_string())
+}
+
+/// Runs a session on `stream`; `remote` is the key we dialled (`None`: it dialled us).
+pub(super) async fn run(
+    me: Arc<Devp2p>,
+    mut stream: TcpStream,
+    remote: Option<PublicKey>,
+) -> Result<(), Devp2pError> {
+    stream.set_nodelay(true)?;
+    let secrets = tokio::time::timeout(STEP, handshake(&me.key, &mut stream, remote))
+        .await
+        .map_err(|_| protocol("handshake timed out"))??;
+    let peer_id = node_id(&secrets.remote);
+    let mut s = Session {
+        codec: FrameCodec::new(secrets),
+        stream,
+        buf: Vec::new(),
+    };
+    let ours = Hello::ours(
+        CLIENT,
+        vec![Capability {
+            name: "shh".into(),
+            version: shh::VERSION,
+        }],
+        me.port,
+        &me.key.public_key(),
+    );
+    s.send(p2p::HELLO, &ours.encode()).await?;
+    let (code, payload) = tokio::time::timeout(STEP, s.recv())
+        .await
+        .map_err(|_| protocol("no hello"))??;
+    if code != p2p::HELLO {
+        return Err(protocol(format!("expected hello, got code {code}")));
+    }
+    let theirs = Hello::decode(&payload).map_err(protocol)?;
+    if theirs.id != peer_id {
+        return Err(protocol("hello names another node than the handshake"));
+    }
+    if !theirs
+        .capabilities
+        .iter()
+        .any(|c| c.name == "shh" && c.version == shh::VERSION)
+    {
+        // Useless peer (geth's reason 3).
+        let _ = s.send(p2p::DISCONNECT, &p2p::disconnect(3)).await;
+        return Err(protocol("peer does not speak shh/6"));
+    }
+    let pow = me.node.info().min_pow;
+    let status = Status::ours(pow, [0xff; BLOOM_SIZE], false);
+    s.send(BASE_PROTOCOL_LENGTH + shh::STATUS, &status.encode())
+        .await?;
+    let info = PeerInfo {
+        enode: format!("enode://{}@{}", hex::encode(peer_id), s.stream.peer_addr()?),
+        name: theirs.client.clone(),
+        caps: theirs
+            .capabilities
+            .iter()
+            .map(|c| format!("{}/{}", c.name, c.version))
+            .collect(),
+        inbound: remote.is_none(),
+    };
+    me.peers
+        .live
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(peer_id, info);
+    tracing::info!(peer = %theirs.client, "devp2p peer up");
+    let r = serve(&me, &mut s).await;
+    me.peers
+        .live
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(&peer_id);
+    r
+}
+
+async fn handshake(
+    key: &PrivateKey,
+    stream: &mut TcpStream,
+    remote: Option<PublicKey>,
+) -> Result<Secrets, Devp2pError> {
+    let copy = PrivateKey::from_bytes(&key.to_bytes()).map_err(protocol)?;
+    match remote {
+        Some(remote) => {
+            let (init, auth) = Initiator::new(copy, remote, &mut rand::rngs::OsRng);
+            stream.write_all(&auth).await?;
+            let ack = read_packet(stream).await?;
+            Ok(init.finish(&ack).map_err(protocol)?.0)
+        }
+        None => {
+            let auth = read_packet(stream).await?;
+            let (secrets, ack, _) =
+                respond(&copy, &auth, &mut rand::rngs::OsRng).map_err(protocol)?;
+            stream.write_all(&ack).await?;
+            Ok(secrets)
+        }
+    }
+}
+
+/// A size-prefixed handshake packet.
+async fn read_packet(stream: &mut TcpStream) -> Result<Vec<u8>, Devp2pError> {
+    let mut size = [0u8; 2];
+    stream.read_exact(&mut size).await?;
+    let n = usize::from(u16::from_be_bytes(size));
+    if n > staples_protocol::devp2p::handshake::MAX_PACKET {
+        return Err(protocol("handshake packet too large"));
+    }
+    let mut packet = size.to_vec();
+    packet.resize(2 + n, 0);
+    stream.read_exact(&mut packet[2..]).await?;
+    Ok(packet)
+}
+
+struct Session {
+    codec: FrameCodec,
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Session {
+    async fn send(&mut self, code: u64, payload: &[u8]) -> Result<(), Devp2pError> {
+        let frame = self.codec.write(code, payload).map_err(protocol)?;
+        self.stream.write_all(&frame).await?;
+        Ok(())
+    }
+
+    /// The next whole message.
+    async fn recv(&mut self) -> Result<(u64, Vec<u8>), Devp2pError> {
+        loop {
+            if let Some(m) = self.poll()? {
+                return Ok(m);
+            }
+            self.fill().await?;
+        }
+    }
+
+    /// A message already buffered, if any.
+    fn poll(&mut self) -> Result<Option<(u64, Vec<u8>)>, Devp2pError> {
+        loop {
+            let r = self.codec.read(&self.buf).map_err(protocol)?;
+            self.buf.drain(..r.consumed);
+            if r.message.is_some() || r.consumed == 0 {
+                return Ok(r.message);
+            }
+        }
+    }
+
+    async fn fill(&mut self) -> Result<(), Devp2pError> {
+        let mut chunk = [0u8; 16 * 1024];
+        let n = self.stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Err(protocol("connection closed"));
+        }
+        self.buf.extend_from_slice(&chunk[..n]);
+        Ok(())
+    }
+}
+
+/// What we know of the peer after its status.
+struct Remote {
+    pow: f64,
+    bloom: Option<[u8; BLOOM_SIZE]>,
+    known: HashSet<EnvelopeHash>,
+    order: std::collections::VecDeque<EnvelopeHash>,
+}
+
+impl Remote {
+    fn knows(&mut self, h: EnvelopeHash) -> bool {
+        if !self.known.insert(h) {
+            return true;
+        }
+        self.order.push_back(h);
+        if self.order.len() > KNOWN
+            && let Some(old) = self.order.pop_front()
+        {
+            self.known.remove(&old);
+        }
+        false
+    }
+
+    /// Whether the peer wants an envelope (geth's `bloomMatch` and PoW check).
+    fn wants(&self, env: &Envelope, pow: f64) -> bool {
+        if pow < self.pow {
+            return false;
+        }
+        match &self.bloom {
+            None => true,
+            Some(b) => {
+                let e = env.topic.bloom().0;
+                e.iter().zip(b.iter()).all(|(x, f)| x & f == *x)
+            }
+        }
+    }
+}
+
+async fn serve(me: &Devp2p, s: &mut Session) -> Result<(), Devp2pError> {
+    let mut remote = Remote {
+        pow: 0.0,
+        bloom: None,
+        known: HashSet::new(),
+        order: Default::default(),
+    };
+    let mut broadcast = tokio::time::interval(BROADCAST);
+    let mut ping = tokio::time::interval(PING);
+    ping.tick().await;
+    loop {
+        // Everything already buffered first.
+        while let Some((code, payload)) = s.poll()? {
+            handle(me, s, &mut remote, code, &payload).await?;
+        }
+        let mut chunk = [0u8; 16 * 1024];
+        tokio::select! {
+            n = s.stream.read(&mut chunk) => {
+                let n = n?;
+                if n == 0 {
+                    return Err(protocol("connection closed"));
+                }
+                s.buf.extend_from_slice(&chunk[..n]);
+            }
+            _ = broadcast.tick() => gossip(me, s, &mut remote).await?,
+            _ = ping.tick() => s.send(p2p::PING, &p2p::EMPTY_LIST).await?,
+        }
+    }
+}
+
+async fn handle(
+    me: &Devp2p,
+    s: &mut Session,
+    remote: &mut Remote,
+    code: u64,
+    payload: &[u8],
+) -> Result<(), Devp2pError> {
+    match code {
+        p2p::PING => return s.send(p2p::PONG, &p2p::EMPTY_LIST).await,
+        p2p::PONG => return Ok(()),
+        p2p::DISCONNECT => {
+            return Err(protocol(format!(
+                "peer disconnected (reason {:?})",
+                p2p::disconnect_reason(payload)
+            )));
+        }
+        c if c < BASE_PROTOCOL_LENGTH => return Ok(()),
+        _ => {}
+    }
+    match shh::decode(code - BASE_PROTOCOL_LENGTH, payload).map_err(protocol)? {
+        Message::Status(st) => {
+            if st.version != shh::VERSION {
+                return Err(protocol(format!("shh version {}", st.version)));
+            }
+            remote.pow = st.pow.unwrap_or(0.0);
+            remote.bloom = st.bloom;
+        }
+        Message::PowRequirement(p) => remote.pow = p,
+        Message::Bloom(b) => remote.bloom = Some(b),
+        Message::Messages(envs) => {
+            for env in envs {
+                remote.knows(env.hash());
+                // The pool's rules decide; a refused envelope is the sender's problem,
+                // not a reason to drop a peer that may relay others' traffic.
+                if let Err(e) = me.svc.post_envelope(env).await {
+                    tracing::debug!(error = %e, "devp2p: envelope refused");
+                }
+            }
+        }
+        // Mailserver traffic is the mailserver issue's; everything else is ignored as
+        // geth ignores unknown codes.
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Offers the peer what the pool has that it has not seen and wants.
+async fn gossip(me: &Devp2p, s: &mut Session, remote: &mut Remote) -> Result<(), Devp2pError> {
+    let now = crate::rpc::shh_local::unix_now();
+    let mut batch: Vec<Envelope> = Vec::new();
+    for p in me.node.pool_snapshot() {
+        if p.envelope.expiry > now && remote.wants(&p.envelope, p.pow) && !remote.knows(p.hash) {
+            batch.push(p.envelope.clone());
+        }
+    }
+    if batch.is_empty() {
+        return Ok(());
+    }
+    s.send(
+        BASE_PROTOCOL_LENGTH + shh::MESSAGES,
+        &shh::encode_envelopes(&batch),
+    )
+    .await
+}
