@@ -449,3 +449,90 @@ async fn a_staples_node_peers_with_geth_v1_9_7() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// Bad peers: garbage instead of a handshake is counted and dropped; a frame with a broken
+/// MAC after a good handshake gets geth's "protocol error" (2) back; the node keeps
+/// serving good peers throughout.
+#[tokio::test]
+async fn bad_devp2p_peers_are_dropped_with_reasons_and_the_node_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = staples_e2e::Sidecar::start_whisper_with(
+        &dir.path().join("a"),
+        &["--p2p-addr", "127.0.0.1:0"],
+    );
+    let info = a.ok("admin_nodeInfo", json!([])).await;
+    let enode = info["enode"].as_str().unwrap().to_string();
+    let (id, addr) = enode
+        .trim_start_matches("enode://")
+        .split_once('@')
+        .unwrap();
+    let their_key = staples_protocol::devp2p::handshake::from_node_id(
+        &<[u8; 64]>::try_from(hex::decode(id).unwrap().as_slice()).unwrap(),
+    )
+    .unwrap();
+
+    // Garbage.
+    let mut g = TcpStream::connect(addr).unwrap();
+    g.write_all(&[0x01, 0x00]).unwrap();
+    g.write_all(&[0xab; 256]).unwrap();
+    let mut sink = [0u8; 64];
+    g.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    assert_eq!(
+        g.read(&mut sink).unwrap_or(0),
+        0,
+        "closed without an answer"
+    );
+
+    // A good handshake and Hello, then a frame whose MAC is broken.
+    let ours = PrivateKey::random(&mut OsRng);
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let (init, auth) = Initiator::new(
+        PrivateKey::from_bytes(&ours.to_bytes()).unwrap(),
+        their_key,
+        &mut OsRng,
+    );
+    s.write_all(&auth).unwrap();
+    let mut size = [0u8; 2];
+    s.read_exact(&mut size).unwrap();
+    let mut ack = size.to_vec();
+    ack.resize(2 + usize::from(u16::from_be_bytes(size)), 0);
+    s.read_exact(&mut ack[2..]).unwrap();
+    let (secrets, _) = init.finish(&ack).expect("staples' ack");
+    let mut codec = FrameCodec::new(secrets);
+    let hello = Hello::ours(
+        "bad-peer",
+        vec![Capability {
+            name: "shh".into(),
+            version: 6,
+        }],
+        0,
+        &ours.public_key(),
+    );
+    s.write_all(&codec.write(p2p::HELLO, &hello.encode()).unwrap())
+        .unwrap();
+    let mut buf = Vec::new();
+    let (code, _) = read_message(&mut s, &mut codec, &mut buf);
+    assert_eq!(code, p2p::HELLO);
+    let mut bad = codec.write(p2p::PING, &p2p::EMPTY_LIST).unwrap();
+    bad[20] ^= 0xff;
+    s.write_all(&bad).unwrap();
+    let reason = loop {
+        let (code, payload) = read_message(&mut s, &mut codec, &mut buf);
+        if code == p2p::DISCONNECT {
+            break p2p::disconnect_reason(&payload);
+        }
+    };
+    assert_eq!(reason, Some(2), "geth's protocol-error reason");
+
+    // A good peer still gets through, and the node counted what happened.
+    let b = staples_e2e::Sidecar::start_whisper_with(
+        &dir.path().join("b"),
+        &["--whisper-peer", &enode],
+    );
+    b.status_until_peers(1).await;
+    let info = a.ok("admin_nodeInfo", json!([])).await;
+    let c = &info["staples"]["counters"];
+    assert!(c["handshake_failed"].as_u64() >= Some(1), "{info}");
+    assert!(c["protocol_errors"].as_u64() >= Some(1), "{info}");
+}

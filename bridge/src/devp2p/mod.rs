@@ -40,6 +40,12 @@ pub enum Devp2pError {
     /// The peer broke the protocol.
     #[error("protocol: {0}")]
     Protocol(String),
+    /// Nothing arrived for [`peer::READ_TIMEOUT`].
+    #[error("read timeout")]
+    ReadTimeout,
+    /// The peer said goodbye.
+    #[error("peer disconnected (reason {0:?})")]
+    Disconnected(Option<u64>),
 }
 
 /// A peer's address and key, from its `enode://<id>@<ip>:<port>` URL.
@@ -68,10 +74,11 @@ impl Enode {
     }
 }
 
-/// Sessions, for `net_peerCount` and `admin_peers`.
+/// Sessions, for `net_peerCount` and `admin_peers`, and what happened to them.
 #[derive(Default)]
 pub struct Peers {
     live: Mutex<HashMap<[u8; 64], PeerInfo>>,
+    counters: Mutex<std::collections::BTreeMap<&'static str, u64>>,
 }
 
 /// What `admin_peers` shows of a session.
@@ -91,6 +98,24 @@ impl Peers {
     /// Sessions up now.
     pub fn count(&self) -> usize {
         self.live.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// Counts `what` (`n` times).
+    pub fn count_n(&self, what: &'static str, n: u64) {
+        *self
+            .counters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(what)
+            .or_default() += n;
+    }
+
+    /// The counters.
+    pub fn counters(&self) -> std::collections::BTreeMap<&'static str, u64> {
+        self.counters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Their descriptions.
@@ -159,6 +184,7 @@ impl Devp2p {
                     if let Err(e) = peer::run(self.clone(), stream, Some(peer.key)).await {
                         tracing::info!(peer = %peer.addr, error = %e, "devp2p session ended");
                     }
+                    self.peers.count_n("sessions_ended", 1);
                     // A session that lasted is not a failing peer.
                     if started.elapsed() > MAX_BACKOFF {
                         backoff = FIRST_BACKOFF;
@@ -179,6 +205,9 @@ impl Devp2p {
             "id": hex::encode(staples_protocol::devp2p::handshake::node_id(&self.key.public_key())),
             "name": peer::CLIENT,
             "protocols": {"shh": {"version": "6.0"}},
+            // Not geth's: what Staples' sessions did (handshakes failed, protocol errors,
+            // envelopes in, refused and out).
+            "staples": {"peers": self.peers.count(), "counters": self.peers.counters()},
         })
     }
 
@@ -189,9 +218,10 @@ impl Devp2p {
                 Ok((stream, from)) => {
                     let me = self.clone();
                     tokio::spawn(async move {
-                        if let Err(e) = peer::run(me, stream, None).await {
+                        if let Err(e) = peer::run(me.clone(), stream, None).await {
                             tracing::info!(peer = %from, error = %e, "devp2p session ended");
                         }
+                        me.peers.count_n("sessions_ended", 1);
                     });
                 }
                 Err(e) => {

@@ -24,6 +24,13 @@ pub(super) const CLIENT: &str = concat!("Staples/v", env!("CARGO_PKG_VERSION"));
 const BROADCAST: Duration = Duration::from_millis(300);
 /// A ping this often keeps idle sessions up (geth pings every 15 s).
 const PING: Duration = Duration::from_secs(15);
+/// A session with nothing to read for this long is dropped (geth: 30 s, with a ping
+/// every 15 s).
+pub(super) const READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// geth's disconnect reasons we send.
+const PROTOCOL_ERROR: u64 = 2;
+const USELESS_PEER: u64 = 3;
+const READ_TIMED_OUT: u64 = 11;
 /// How long each handshake step may take.
 const STEP: Duration = Duration::from_secs(10);
 /// Envelope hashes remembered per peer (what it has, or was sent).
@@ -40,9 +47,17 @@ pub(super) async fn run(
     remote: Option<PublicKey>,
 ) -> Result<(), Devp2pError> {
     stream.set_nodelay(true)?;
-    let secrets = tokio::time::timeout(STEP, handshake(&me.key, &mut stream, remote))
-        .await
-        .map_err(|_| protocol("handshake timed out"))??;
+    let secrets = match tokio::time::timeout(STEP, handshake(&me.key, &mut stream, remote)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            me.peers.count_n("handshake_failed", 1);
+            return Err(e);
+        }
+        Err(_) => {
+            me.peers.count_n("handshake_failed", 1);
+            return Err(protocol("handshake timed out"));
+        }
+    };
     let peer_id = node_id(&secrets.remote);
     let mut s = Session {
         codec: FrameCodec::new(secrets),
@@ -74,8 +89,9 @@ pub(super) async fn run(
         .iter()
         .any(|c| c.name == "shh" && c.version == shh::VERSION)
     {
-        // Useless peer (geth's reason 3).
-        let _ = s.send(p2p::DISCONNECT, &p2p::disconnect(3)).await;
+        let _ = s
+            .send(p2p::DISCONNECT, &p2p::disconnect(USELESS_PEER))
+            .await;
         return Err(protocol("peer does not speak shh/6"));
     }
     let pow = me.node.info().min_pow;
@@ -98,7 +114,25 @@ pub(super) async fn run(
         .unwrap_or_else(|p| p.into_inner())
         .insert(peer_id, info);
     tracing::info!(peer = %theirs.client, "devp2p peer up");
+    me.peers.count_n("sessions", 1);
     let r = serve(&me, &mut s).await;
+    // Tell the peer why, as geth does, where it is our decision.
+    let reason = match &r {
+        Err(Devp2pError::Protocol(_)) => Some(PROTOCOL_ERROR),
+        Err(Devp2pError::ReadTimeout) => Some(READ_TIMED_OUT),
+        _ => None,
+    };
+    if let Some(reason) = reason {
+        me.peers.count_n(
+            if reason == READ_TIMED_OUT {
+                "read_timeouts"
+            } else {
+                "protocol_errors"
+            },
+            1,
+        );
+        let _ = s.send(p2p::DISCONNECT, &p2p::disconnect(reason)).await;
+    }
     me.peers
         .live
         .lock()
@@ -236,6 +270,7 @@ async fn serve(me: &Devp2p, s: &mut Session) -> Result<(), Devp2pError> {
     let mut broadcast = tokio::time::interval(BROADCAST);
     let mut ping = tokio::time::interval(PING);
     ping.tick().await;
+    let mut last_read = tokio::time::Instant::now();
     loop {
         // Everything already buffered first.
         while let Some((code, payload)) = s.poll()? {
@@ -248,7 +283,11 @@ async fn serve(me: &Devp2p, s: &mut Session) -> Result<(), Devp2pError> {
                 if n == 0 {
                     return Err(protocol("connection closed"));
                 }
+                last_read = tokio::time::Instant::now();
                 s.buf.extend_from_slice(&chunk[..n]);
+            }
+            _ = tokio::time::sleep_until(last_read + READ_TIMEOUT) => {
+                return Err(Devp2pError::ReadTimeout);
             }
             _ = broadcast.tick() => gossip(me, s, &mut remote).await?,
             _ = ping.tick() => s.send(p2p::PING, &p2p::EMPTY_LIST).await?,
@@ -267,10 +306,8 @@ async fn handle(
         p2p::PING => return s.send(p2p::PONG, &p2p::EMPTY_LIST).await,
         p2p::PONG => return Ok(()),
         p2p::DISCONNECT => {
-            return Err(protocol(format!(
-                "peer disconnected (reason {:?})",
-                p2p::disconnect_reason(payload)
-            )));
+            me.peers.count_n("disconnected_by_peer", 1);
+            return Err(Devp2pError::Disconnected(p2p::disconnect_reason(payload)));
         }
         c if c < BASE_PROTOCOL_LENGTH => return Ok(()),
         _ => {}
@@ -286,11 +323,13 @@ async fn handle(
         Message::PowRequirement(p) => remote.pow = p,
         Message::Bloom(b) => remote.bloom = Some(b),
         Message::Messages(envs) => {
+            me.peers.count_n("envelopes_in", envs.len() as u64);
             for env in envs {
                 remote.knows(env.hash());
                 // The pool's rules decide; a refused envelope is the sender's problem,
                 // not a reason to drop a peer that may relay others' traffic.
                 if let Err(e) = me.svc.post_envelope(env).await {
+                    me.peers.count_n("envelopes_refused", 1);
                     tracing::debug!(error = %e, "devp2p: envelope refused");
                 }
             }
@@ -314,6 +353,7 @@ async fn gossip(me: &Devp2p, s: &mut Session, remote: &mut Remote) -> Result<(),
     if batch.is_empty() {
         return Ok(());
     }
+    me.peers.count_n("envelopes_out", batch.len() as u64);
     s.send(
         BASE_PROTOCOL_LENGTH + shh::MESSAGES,
         &shh::encode_envelopes(&batch),
