@@ -114,7 +114,8 @@ async fn wait_peers(http: &str) -> bool {
     }
 }
 
-struct Geth(Child, tempfile::TempDir);
+/// A geth process and its data dir (removed when dropped).
+struct Geth(Child, #[allow(dead_code)] tempfile::TempDir);
 
 impl Drop for Geth {
     fn drop(&mut self) {
