@@ -115,12 +115,15 @@ async fn wait_peers(http: &str) -> bool {
 }
 
 /// A geth process and its data dir (removed when dropped).
-struct Geth(Child, #[allow(dead_code)] tempfile::TempDir);
+struct Geth {
+    child: Child,
+    _dir: tempfile::TempDir,
+}
 
 impl Drop for Geth {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -160,7 +163,11 @@ fn start_geth(bin: &std::path::Path) -> (Geth, String, u16) {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    (Geth(child, dir), format!("http://127.0.0.1:{rpc}"), p2p)
+    (
+        Geth { child, _dir: dir },
+        format!("http://127.0.0.1:{rpc}"),
+        p2p,
+    )
 }
 
 fn handshakes_per_second() -> f64 {
