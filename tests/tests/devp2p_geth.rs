@@ -45,6 +45,60 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// A geth v1.9.7 node with Whisper on, a known node key, loopback RPC; killed on drop.
+struct Geth {
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+    p2p_port: u16,
+    key: PrivateKey,
+    url: String,
+}
+
+impl Geth {
+    async fn start(bin: &std::path::Path) -> Geth {
+        let dir = tempfile::tempdir().unwrap();
+        let (p2p_port, rpc_port) = (free_port(), free_port());
+        let key = PrivateKey::random(&mut OsRng);
+        let child = Command::new(bin)
+            .args(["--datadir", &dir.path().display().to_string()])
+            .args(["--nodiscover", "--nat", "none", "--maxpeers", "5"])
+            .args(["--networkid", "999", "--nousb", "--shh"])
+            .args(["--port", &p2p_port.to_string()])
+            .args(["--nodekeyhex", &hex::encode(key.to_bytes())])
+            .args(["--rpc", "--rpcaddr", "127.0.0.1"])
+            .args([
+                "--rpcport",
+                &rpc_port.to_string(),
+                "--rpcapi",
+                "admin,shh,net,web3",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("geth starts");
+        let url = format!("http://127.0.0.1:{rpc_port}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while rpc(&url, "admin_nodeInfo", json!([])).await.is_none() {
+            assert!(Instant::now() < deadline, "geth's RPC never came up");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        Geth {
+            child,
+            _dir: dir,
+            p2p_port,
+            key,
+            url,
+        }
+    }
+}
+
+impl Drop for Geth {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 async fn rpc(url: &str, method: &str, params: Value) -> Option<Value> {
     let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
     let v: Value = reqwest::Client::new()
@@ -82,40 +136,8 @@ async fn geth_v1_9_7_accepts_our_rlpx_handshake_hello_and_frames() {
         eprintln!("skipped: no geth v1.9.7 binary (set STAPLES_GETH or build /tmp/geth197/geth)");
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let (p2p_port, rpc_port) = (free_port(), free_port());
-    let node_key = PrivateKey::random(&mut OsRng);
-    let mut child = Command::new(geth)
-        .args(["--datadir", &dir.path().display().to_string()])
-        .args([
-            "--nodiscover",
-            "--maxpeers",
-            "5",
-            "--networkid",
-            "999",
-            "--nousb",
-            "--shh",
-        ])
-        .args(["--port", &p2p_port.to_string()])
-        .args(["--nodekeyhex", &hex::encode(node_key.to_bytes())])
-        .args([
-            "--rpc",
-            "--rpcaddr",
-            "127.0.0.1",
-            "--rpcport",
-            &rpc_port.to_string(),
-        ])
-        .args(["--rpcapi", "admin,shh,net,web3"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("geth starts");
-    let url = format!("http://127.0.0.1:{rpc_port}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while rpc(&url, "admin_nodeInfo", json!([])).await.is_none() {
-        assert!(Instant::now() < deadline, "geth's RPC never came up");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let g = Geth::start(&geth).await;
+    let (p2p_port, node_key, url) = (g.p2p_port, &g.key, g.url.clone());
 
     // Dial, handshake.
     let ours = PrivateKey::random(&mut OsRng);
@@ -310,8 +332,6 @@ async fn geth_v1_9_7_accepts_our_rlpx_handshake_hello_and_frames() {
     }
     s.write_all(&codec.write(p2p::DISCONNECT, &p2p::disconnect(0)).unwrap())
         .unwrap();
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 /// A `whisper`-mode sidecar with devp2p: its app's posts reach the peer's apps and back.
@@ -403,39 +423,8 @@ async fn a_staples_node_peers_with_geth_v1_9_7() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let (p2p_port, rpc_port) = (free_port(), free_port());
-    let node_key = PrivateKey::random(&mut OsRng);
-    let mut child = Command::new(geth)
-        .args(["--datadir", &dir.path().join("geth").display().to_string()])
-        .args([
-            "--nodiscover",
-            "--maxpeers",
-            "5",
-            "--networkid",
-            "999",
-            "--nousb",
-            "--shh",
-        ])
-        .args(["--port", &p2p_port.to_string()])
-        .args(["--nodekeyhex", &hex::encode(node_key.to_bytes())])
-        .args([
-            "--rpc",
-            "--rpcaddr",
-            "127.0.0.1",
-            "--rpcport",
-            &rpc_port.to_string(),
-        ])
-        .args(["--rpcapi", "admin,shh,net,web3"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("geth starts");
-    let url = format!("http://127.0.0.1:{rpc_port}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while rpc(&url, "admin_nodeInfo", json!([])).await.is_none() {
-        assert!(Instant::now() < deadline, "geth's RPC never came up");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let g = Geth::start(&geth).await;
+    let (p2p_port, node_key, url) = (g.p2p_port, &g.key, g.url.clone());
     let enode = format!(
         "enode://{}@127.0.0.1:{p2p_port}",
         hex::encode(node_id(&node_key.public_key()))
@@ -446,8 +435,6 @@ async fn a_staples_node_peers_with_geth_v1_9_7() {
     );
     s.status_until_peers(1).await;
     chat_across(&s, &url, "geth").await;
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 /// Bad peers: garbage instead of a handshake is counted and dropped; a frame with a broken

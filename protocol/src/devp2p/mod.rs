@@ -8,6 +8,18 @@
 //! - [`p2p`]: the base protocol (`Hello`, `Disconnect`, `Ping`, `Pong`).
 //! - [`shh`]: Whisper's `shh/6` messages.
 
+/// `body` (encoded items) as one RLP list.
+fn rlp_list(body: Vec<u8>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len() + 4);
+    alloy_rlp::Header {
+        list: true,
+        payload_length: body.len(),
+    }
+    .encode(&mut out);
+    out.extend(body);
+    out
+}
+
 pub mod frame;
 pub mod handshake;
 pub mod p2p;

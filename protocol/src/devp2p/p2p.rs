@@ -5,6 +5,7 @@
 use alloy_rlp::{Decodable, Encodable, Header};
 
 use super::handshake::node_id;
+use super::rlp_list;
 use crate::crypto::PublicKey;
 
 /// The `p2p` version Staples announces. 5 would switch on snappy compression; 4 keeps
@@ -72,32 +73,15 @@ impl Hello {
             let mut item = Vec::new();
             c.name.as_str().encode(&mut item);
             c.version.encode(&mut item);
-            Header {
-                list: true,
-                payload_length: item.len(),
-            }
-            .encode(&mut caps);
-            caps.extend(item);
+            caps.extend(rlp_list(item));
         }
         let mut body = Vec::new();
         self.version.encode(&mut body);
         self.client.as_str().encode(&mut body);
-        Header {
-            list: true,
-            payload_length: caps.len(),
-        }
-        .encode(&mut body);
-        body.extend(caps);
+        body.extend(rlp_list(caps));
         self.port.encode(&mut body);
         self.id.as_slice().encode(&mut body);
-        let mut out = Vec::new();
-        Header {
-            list: true,
-            payload_length: body.len(),
-        }
-        .encode(&mut out);
-        out.extend(body);
-        out
+        rlp_list(body)
     }
 
     /// Decodes a `Hello` payload; fields after the id are ignored (forward compatible).
@@ -146,14 +130,7 @@ impl Hello {
 pub fn disconnect(reason: u64) -> Vec<u8> {
     let mut body = Vec::new();
     reason.encode(&mut body);
-    let mut out = Vec::new();
-    Header {
-        list: true,
-        payload_length: body.len(),
-    }
-    .encode(&mut out);
-    out.extend(body);
-    out
+    rlp_list(body)
 }
 
 /// The reason of a `Disconnect` payload (geth also sends it bare, not in a list).

@@ -5,6 +5,7 @@
 
 use alloy_rlp::{Decodable, Encodable, Header};
 
+use super::rlp_list;
 use crate::whisper::{Envelope, EnvelopeError};
 
 /// The `shh` version.
@@ -99,19 +100,8 @@ impl Status {
                 self.light.encode(&mut body);
             }
         }
-        list(body)
+        rlp_list(body)
     }
-}
-
-fn list(body: Vec<u8>) -> Vec<u8> {
-    let mut out = Vec::with_capacity(body.len() + 4);
-    Header {
-        list: true,
-        payload_length: body.len(),
-    }
-    .encode(&mut out);
-    out.extend(body);
-    out
 }
 
 /// The items of the RLP list that is all of `payload`.
@@ -152,7 +142,7 @@ pub fn encode_envelopes(envelopes: &[Envelope]) -> Vec<u8> {
     for e in envelopes {
         body.extend(e.encode());
     }
-    list(body)
+    rlp_list(body)
 }
 
 fn envelopes(payload: &[u8], what: &'static str) -> Result<Vec<Envelope>, ShhError> {
@@ -263,7 +253,7 @@ mod tests {
         let s = Status::ours(0.2, [0xff; BLOOM_SIZE], false);
         assert_eq!(decode(STATUS, &s.encode()), Ok(Message::Status(s)));
         // Only the version is required.
-        let bare = list({
+        let bare = super::super::rlp_list({
             let mut b = Vec::new();
             6u64.encode(&mut b);
             b
