@@ -113,6 +113,49 @@ async fn rpc(url: &str, method: &str, params: Value) -> Option<Value> {
     v.get("result").cloned()
 }
 
+/// Dials `addr`, does the RLPx handshake with `their_key` and sends our `Hello` as
+/// `name` (offering `shh/6`); returns the session, its read buffer, our key and the peer's
+/// `Hello` payload (the first message, checked to be one).
+fn dial(
+    addr: impl std::net::ToSocketAddrs,
+    their_key: &staples_protocol::crypto::PublicKey,
+    name: &str,
+) -> (TcpStream, FrameCodec, Vec<u8>, PrivateKey, Vec<u8>) {
+    let ours = PrivateKey::random(&mut OsRng);
+    let mut s = TcpStream::connect(addr).expect("the node listens");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let (init, auth) = Initiator::new(
+        PrivateKey::from_bytes(&ours.to_bytes()).unwrap(),
+        *their_key,
+        &mut OsRng,
+    );
+    s.write_all(&auth).unwrap();
+    let mut size = [0u8; 2];
+    s.read_exact(&mut size).expect("an ack");
+    let mut ack = size.to_vec();
+    ack.resize(2 + usize::from(u16::from_be_bytes(size)), 0);
+    s.read_exact(&mut ack[2..]).unwrap();
+    let (secrets, used) = init.finish(&ack).expect("the ack opens with our key");
+    assert_eq!(used, ack.len());
+    assert_eq!(node_id(&secrets.remote), node_id(their_key));
+    let mut codec = FrameCodec::new(secrets);
+    let hello = Hello::ours(
+        name,
+        vec![Capability {
+            name: "shh".into(),
+            version: 6,
+        }],
+        0,
+        &ours.public_key(),
+    );
+    s.write_all(&codec.write(p2p::HELLO, &hello.encode()).unwrap())
+        .unwrap();
+    let mut buf = Vec::new();
+    let (code, payload) = read_message(&mut s, &mut codec, &mut buf);
+    assert_eq!(code, p2p::HELLO);
+    (s, codec, buf, ours, payload)
+}
+
 /// Reads one whole frame's message from `s` through `codec`.
 fn read_message(s: &mut TcpStream, codec: &mut FrameCodec, buf: &mut Vec<u8>) -> (u64, Vec<u8>) {
     let mut chunk = [0u8; 4096];
@@ -139,41 +182,12 @@ async fn geth_v1_9_7_accepts_our_rlpx_handshake_hello_and_frames() {
     let g = Geth::start(&geth).await;
     let (p2p_port, node_key, url) = (g.p2p_port, &g.key, g.url.clone());
 
-    // Dial, handshake.
-    let ours = PrivateKey::random(&mut OsRng);
-    let mut s = TcpStream::connect(("127.0.0.1", p2p_port)).expect("geth listens");
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let (init, auth) = Initiator::new(
-        PrivateKey::from_bytes(&ours.to_bytes()).unwrap(),
-        node_key.public_key(),
-        &mut OsRng,
-    );
-    s.write_all(&auth).unwrap();
-    let mut size = [0u8; 2];
-    s.read_exact(&mut size).expect("geth answers with ack");
-    let mut ack = size.to_vec();
-    ack.resize(2 + usize::from(u16::from_be_bytes(size)), 0);
-    s.read_exact(&mut ack[2..]).unwrap();
-    let (secrets, used) = init.finish(&ack).expect("geth's ack opens with our key");
-    assert_eq!(used, ack.len());
-    assert_eq!(node_id(&secrets.remote), node_id(&node_key.public_key()));
-    let mut codec = FrameCodec::new(secrets);
-
-    // Hellos both ways.
-    let hello = Hello::ours(
+    // Dial, handshake, Hellos both ways.
+    let (mut s, mut codec, mut buf, ours, payload) = dial(
+        ("127.0.0.1", p2p_port),
+        &node_key.public_key(),
         "Staples/e2e",
-        vec![Capability {
-            name: "shh".into(),
-            version: 6,
-        }],
-        0,
-        &ours.public_key(),
     );
-    s.write_all(&codec.write(p2p::HELLO, &hello.encode()).unwrap())
-        .unwrap();
-    let mut buf = Vec::new();
-    let (code, payload) = read_message(&mut s, &mut codec, &mut buf);
-    assert_eq!(code, p2p::HELLO);
     let theirs = Hello::decode(&payload).expect("geth's Hello decodes");
     assert!(theirs.client.starts_with("Geth/"), "{theirs:?}");
     assert!(
@@ -471,36 +485,7 @@ async fn bad_devp2p_peers_are_dropped_with_reasons_and_the_node_goes_on() {
     );
 
     // A good handshake and Hello, then a frame whose MAC is broken.
-    let ours = PrivateKey::random(&mut OsRng);
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let (init, auth) = Initiator::new(
-        PrivateKey::from_bytes(&ours.to_bytes()).unwrap(),
-        their_key,
-        &mut OsRng,
-    );
-    s.write_all(&auth).unwrap();
-    let mut size = [0u8; 2];
-    s.read_exact(&mut size).unwrap();
-    let mut ack = size.to_vec();
-    ack.resize(2 + usize::from(u16::from_be_bytes(size)), 0);
-    s.read_exact(&mut ack[2..]).unwrap();
-    let (secrets, _) = init.finish(&ack).expect("staples' ack");
-    let mut codec = FrameCodec::new(secrets);
-    let hello = Hello::ours(
-        "bad-peer",
-        vec![Capability {
-            name: "shh".into(),
-            version: 6,
-        }],
-        0,
-        &ours.public_key(),
-    );
-    s.write_all(&codec.write(p2p::HELLO, &hello.encode()).unwrap())
-        .unwrap();
-    let mut buf = Vec::new();
-    let (code, _) = read_message(&mut s, &mut codec, &mut buf);
-    assert_eq!(code, p2p::HELLO);
+    let (mut s, mut codec, mut buf, _, _) = dial(addr, &their_key, "bad-peer");
     let mut bad = codec.write(p2p::PING, &p2p::EMPTY_LIST).unwrap();
     bad[20] ^= 0xff;
     s.write_all(&bad).unwrap();
