@@ -1,7 +1,6 @@
 //! One devp2p session: the RLPx handshake (as initiator or recipient), `Hello`s, the `shh/6`
 //! status exchange, then envelopes both ways until either side leaves.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -227,22 +226,13 @@ impl Session {
 struct Remote {
     pow: f64,
     bloom: Option<[u8; BLOOM_SIZE]>,
-    known: HashSet<EnvelopeHash>,
-    order: std::collections::VecDeque<EnvelopeHash>,
+    known: crate::recent::Recent<KNOWN>,
 }
 
 impl Remote {
+    /// Whether the peer has `h` already; from now on it does.
     fn knows(&mut self, h: EnvelopeHash) -> bool {
-        if !self.known.insert(h) {
-            return true;
-        }
-        self.order.push_back(h);
-        if self.order.len() > KNOWN
-            && let Some(old) = self.order.pop_front()
-        {
-            self.known.remove(&old);
-        }
-        false
+        !self.known.insert(h.0)
     }
 
     /// Whether the peer wants an envelope (geth's `bloomMatch` and PoW check).
@@ -264,8 +254,7 @@ async fn serve(me: &Devp2p, s: &mut Session) -> Result<(), Devp2pError> {
     let mut remote = Remote {
         pow: 0.0,
         bloom: None,
-        known: HashSet::new(),
-        order: Default::default(),
+        known: Default::default(),
     };
     let mut broadcast = tokio::time::interval(BROADCAST);
     let mut ping = tokio::time::interval(PING);

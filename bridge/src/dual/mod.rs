@@ -101,7 +101,7 @@ pub struct WhisperSide {
     /// The upstream's `net_peerCount`, last read (its Whisper peers).
     upstream_peers: std::sync::atomic::AtomicU64,
     /// Hashes of the paddings of our recent posts upstream: their copies coming back.
-    echoes: std::sync::Mutex<crate::recent::Recent>,
+    echoes: std::sync::Mutex<crate::recent::Recent<{ mirror::ECHOES }>>,
     last_nudge: std::sync::Mutex<Option<std::time::Instant>>,
     /// Set in a relay: legacy messages are bridged, not delivered.
     bridge: std::sync::OnceLock<Arc<dyn Bridge>>,
@@ -134,7 +134,7 @@ impl WhisperSide {
             mirrors: std::sync::Mutex::new(HashMap::new()),
             counters: std::sync::Mutex::new(BTreeMap::new()),
             upstream_peers: std::sync::atomic::AtomicU64::new(0),
-            echoes: std::sync::Mutex::new(crate::recent::Recent::new(mirror::ECHOES)),
+            echoes: std::sync::Mutex::default(),
             bridge: std::sync::OnceLock::new(),
             last_nudge: std::sync::Mutex::new(None),
         })

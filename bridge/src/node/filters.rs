@@ -179,9 +179,8 @@ struct Queue {
     hashes: HashSet<EnvelopeHash>,
     bytes: usize,
     overflowed: bool,
-    /// Legacy messages handed to this filter (queued or taken), oldest first.
-    legacy: HashSet<EnvelopeHash>,
-    legacy_order: VecDeque<EnvelopeHash>,
+    /// Legacy messages handed to this filter (queued or taken), by envelope hash.
+    legacy: crate::recent::Recent<MAX_LEGACY_SEEN>,
 }
 
 impl Queue {
@@ -199,19 +198,12 @@ impl Queue {
     }
 
     fn saw_legacy(&mut self, hash: EnvelopeHash) {
-        if self.legacy.insert(hash) {
-            self.legacy_order.push_back(hash);
-            if self.legacy_order.len() > MAX_LEGACY_SEEN
-                && let Some(old) = self.legacy_order.pop_front()
-            {
-                self.legacy.remove(&old);
-            }
-        }
+        self.legacy.insert(hash.0);
     }
 
     /// A legacy message this filter already had (by the other path).
     fn repeat(&self, msg: &Delivered) -> bool {
-        msg.legacy && self.legacy.contains(&msg.message.hash)
+        msg.legacy && self.legacy.contains(&msg.message.hash.0)
     }
 
     fn take_all(&mut self) -> Vec<Queued> {

@@ -106,7 +106,7 @@ pub struct Relay {
     counters: Mutex<BTreeMap<&'static str, u64>>,
     /// Padding hashes of Staples messages recently seen as Whisper copies: already on
     /// Whisper, not posted again.
-    on_whisper: Mutex<crate::recent::Recent>,
+    on_whisper: Mutex<crate::recent::Recent<ON_WHISPER>>,
     wake: tokio::sync::Notify,
 }
 
@@ -127,7 +127,7 @@ impl Relay {
             store,
             chats: std::sync::OnceLock::new(),
             counters: Mutex::new(BTreeMap::new()),
-            on_whisper: Mutex::new(crate::recent::Recent::new(ON_WHISPER)),
+            on_whisper: Mutex::default(),
             wake: tokio::sync::Notify::new(),
         });
         side.set_bridge(relay.clone());
