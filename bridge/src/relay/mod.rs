@@ -34,7 +34,7 @@ use staples_protocol::whisper::Topic;
 
 use crate::dual::WhisperSide;
 use crate::keystore::Keystore;
-use crate::node::LocalNode;
+use crate::node::{LocalNode, Node};
 use crate::rpc::shh::{CriteriaReq, ShhApi, ShhError};
 use crate::rpc::shh_local::ShhService;
 use crate::store::{Store, StoreError};
@@ -202,7 +202,7 @@ async fn chat_filter(
     if let Some(bytes) = crate::engine::db::meta(store, meta.clone()).await?
         && let Ok(s) = serde_json::from_slice::<Stored>(&bytes)
         && shh.has_sym_key(&s.key)
-        && shh.has_filter(&s.filter)
+        && shh.node().has_filter(&s.filter)
     {
         return Ok((s.key, s.filter));
     }

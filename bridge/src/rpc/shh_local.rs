@@ -247,19 +247,9 @@ impl<N: Node, K: Keys> ShhService<N, K> {
         self.engine.as_ref()
     }
 
-    /// Whether symmetric key `id` exists.
-    pub fn knows_sym_key(&self, id: &str) -> bool {
-        self.keys.sym_key(id).is_some()
-    }
-
     /// The node this service delivers into.
     pub fn node(&self) -> &Arc<N> {
         &self.node
-    }
-
-    /// Whether filter `id` is installed.
-    pub fn has_filter(&self, id: &str) -> bool {
-        self.node.has_filter(id)
     }
 
     /// A service over `node` and `keys`; `store` (if any) keeps filters and the outbox.

@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 
 use super::errors::RpcError;
 use super::params::{self, GoError, Params, Place};
-use super::shh::to_raw;
+use super::shh::{ShhApi, to_raw};
 use super::shh_local::{ShhService, unix_now};
 use crate::engine::history::{Cursor, HistoryQuery, MAX_LIMIT, MAX_WINDOW_SECS};
 use crate::keystore::Keys;
@@ -339,7 +339,7 @@ fn check<N: Node, K: Keys>(
         super::shh_local::enode_id(&r.mail_server_peer)
             .map_err(|e| RpcError::server(format!("invalid mailServerPeer value: {e}")))?;
     }
-    if !r.sym_key_id.is_empty() && !shh.knows_sym_key(&r.sym_key_id) {
+    if !r.sym_key_id.is_empty() && !shh.has_sym_key(&r.sym_key_id) {
         return Err(RpcError::server(
             "invalid symKeyID value: non-existent key ID",
         ));
