@@ -51,6 +51,9 @@ mod tests {
         }
         assert!(!r.insert(key(3)), "a repeat is not new");
         assert!(!r.contains(&key(0)), "the oldest went");
-        assert!((1..=3).all(|i| r.contains(&key(i))), "a repeat did not push one out");
+        assert!(
+            (1..=3).all(|i| r.contains(&key(i))),
+            "a repeat did not push one out"
+        );
     }
 }

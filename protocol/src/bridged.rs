@@ -64,11 +64,23 @@ pub struct Bridged {
 /// The record of a message seen on Whisper, from the JSON its Whisper node reported.
 /// Checked as [`decode`] checks it, so a relay never publishes what receivers refuse.
 pub fn encode(json: &str) -> Result<Vec<u8>, BridgedError> {
-    decode_json(json.as_bytes())?;
-    let mut out = Vec::with_capacity(MAGIC.len() + json.len());
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(json.as_bytes());
-    Ok(out)
+    record(json).map(|b| b.body())
+}
+
+/// The checked record of `json`, for a relay that also needs what it says (its hash,
+/// its TTL) before publishing [`Bridged::body`].
+pub fn record(json: &str) -> Result<Bridged, BridgedError> {
+    decode_json(json.as_bytes())
+}
+
+impl Bridged {
+    /// The body that carries it: `MAGIC ‖ json`.
+    pub fn body(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(MAGIC.len() + self.json.len());
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(self.json.as_bytes());
+        out
+    }
 }
 
 /// The record in a body, if the body is one (`None`: an ordinary message).

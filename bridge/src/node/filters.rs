@@ -484,6 +484,15 @@ impl FilterSet {
         self.keep_envelopes = true;
     }
 
+    /// Whether filter `id` has (or had) the legacy message with envelope hash `hash`,
+    /// queued or taken.
+    pub fn had_legacy(&self, id: &str, hash: &EnvelopeHash) -> bool {
+        self.filters.get(id).is_some_and(|f| {
+            let q = f.queue();
+            q.hashes.contains(hash) || q.legacy.contains(&hash.0)
+        })
+    }
+
     /// Restores the legacy messages filter `id` was handed (start-up).
     pub fn restore_legacy(&self, id: &str, hashes: impl IntoIterator<Item = [u8; 32]>) {
         if let Some(f) = self.filters.get(id) {

@@ -280,6 +280,12 @@ impl LocalNode {
         (queued, boxes, set.shed())
     }
 
+    /// Whether filter `filter` was handed the legacy message with envelope hash `hash`
+    /// (a relay asks before bridging it). Changes nothing, counts nothing.
+    pub fn had_legacy(&self, filter: &str, hash: &staples_protocol::whisper::EnvelopeHash) -> bool {
+        self.shared.filters().had_legacy(filter, hash)
+    }
+
     /// Every pooled envelope, for gossip to devp2p peers.
     pub fn pool_snapshot(&self) -> Vec<Arc<Pooled>> {
         self.pool().snapshot()
@@ -387,8 +393,12 @@ impl Node for LocalNode {
         if routes.is_empty() {
             return Routed::default();
         }
-        self.shared
-            .numbered(routes, Arc::new(pooled.envelope.encode()))
+        // A relay's node kept the envelope's bytes while opening it: the rows share them.
+        let stored = routes
+            .iter()
+            .find_map(|r| r.msg.envelope.clone())
+            .unwrap_or_else(|| Arc::new(pooled.envelope.encode()));
+        self.shared.numbered(routes, stored)
     }
 
     fn route_to(&self, filter: &str, msg: Arc<Delivered>) -> Routed {

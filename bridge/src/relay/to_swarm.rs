@@ -1,13 +1,10 @@
 //! Whisper → Swarm: legacy messages polled from the Whisper node are republished on Swarm
 //! as bridged records (specs/relay.md §3).
 
-use std::sync::Arc;
-
 use futures_util::future::BoxFuture;
 
 use super::{Relay, lock};
 use crate::dual::Bridge;
-use crate::node::{Delivered, Node};
 use crate::rpc::shh::NewMessage;
 
 impl Bridge for Relay {
@@ -27,7 +24,7 @@ impl Relay {
         let Some(chat) = chats.by_filter.get(filter).map(|&i| &chats.list[i]) else {
             return;
         };
-        let record = match staples_protocol::bridged::encode(json) {
+        let record = match staples_protocol::bridged::record(json) {
             Ok(r) => r,
             Err(e) => {
                 tracing::debug!(error = %e, "relay: a Whisper message cannot be bridged");
@@ -35,14 +32,9 @@ impl Relay {
                 return;
             }
         };
-        let Some(msg) = Delivered::from_geth_json(json) else {
-            self.count("relay_refused");
-            return;
-        };
         // Already bridged (by us before a restart, or by another relay whose record
         // reached our filter first): the filter's legacy record says so.
-        let mut routed = self.shh.node().route_to(filter, Arc::new(msg));
-        if routed.take_rows().envelope().is_none() {
+        if self.shh.node().had_legacy(filter, &record.message.hash) {
             self.count("relay_repeats");
             return;
         }
@@ -50,16 +42,11 @@ impl Relay {
             self.count("relay_shed");
             return;
         }
-        let ttl = serde_json::from_str::<serde_json::Value>(json)
-            .ok()
-            .and_then(|v| v["ttl"].as_u64())
-            .and_then(|t| u32::try_from(t).ok())
-            .unwrap_or(0);
         let post = NewMessage {
             sym_key_id: chat.key_id.clone(),
             topic: chat.topic,
-            payload: record,
-            ttl,
+            payload: record.body(),
+            ttl: record.message.ttl,
             ..NewMessage::default()
         };
         // Swarm only: the message is on Whisper already. Our own filter takes the record
