@@ -144,22 +144,15 @@ impl WhisperSide {
             self.count("whisper_bad_message");
             return;
         };
-        let bridge = self.bridge.get();
-        match classify(&d.message.plaintext.padding) {
-            Kind::Copy if bridge.is_some() => {
+        match (classify(&d.message.plaintext.padding), self.bridge.get()) {
+            (Kind::Copy, Some(b)) => {
                 // A relay notes which Staples messages are on Whisper already, so it does
                 // not post them again (specs/relay.md §4).
-                if let Some(b) = bridge {
-                    b.copy_seen(keccak256(&d.message.plaintext.padding));
-                }
+                b.copy_seen(keccak256(&d.message.plaintext.padding));
                 self.count("whisper_staples_copies");
             }
-            Kind::Legacy if bridge.is_some() => {
-                if let Some(b) = bridge {
-                    b.legacy(filter, json).await;
-                }
-            }
-            Kind::Copy => {
+            (Kind::Legacy, Some(b)) => b.legacy(filter, json).await,
+            (Kind::Copy, None) => {
                 // On Swarm too: the engine delivers it (once, in causal order). Our own
                 // posts come back too; they need no sync. Others wake it, at most twice a
                 // second (a burst of copies is one pass).
@@ -180,11 +173,11 @@ impl WhisperSide {
                     }
                 }
             }
-            Kind::Refused(why) => {
+            (Kind::Refused(why), _) => {
                 tracing::debug!(why, "whisper side: a Staples header was refused");
                 self.count(why);
             }
-            Kind::Legacy => {
+            (Kind::Legacy, None) => {
                 let mut routed = self.node.route_to(filter, Arc::new(d));
                 let rows = routed.take_rows();
                 // Durable before the app can see it (specs/transport-pss.md §7).
