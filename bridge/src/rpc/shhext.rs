@@ -235,90 +235,81 @@ impl<N: Node, K: Keys> History<N, K> {
     }
 }
 
+/// The methods [`History`] answers.
+const METHODS: [&str; 3] = [
+    "shhext_requestMessages",
+    "shhext_requestMessagesSync",
+    "staples_requestCompleted",
+];
+
 impl<N: Node, K: Keys> HistoryApi for History<N, K> {
     fn call<'a>(
         &'a self,
         method: &'a str,
         raw: Option<&'a RawValue>,
     ) -> Option<BoxFuture<'a, Result<Box<RawValue>, RpcError>>> {
-        if !matches!(
-            method,
-            "shhext_requestMessages" | "shhext_requestMessagesSync" | "staples_requestCompleted"
-        ) {
-            return None;
-        }
-        Some(Box::pin(async move {
-            call(&self.shh, &self.requests, method, raw)
-                .await
-                .unwrap_or_else(|| Err(RpcError::method_not_found(method)))
-        }))
+        METHODS.contains(&method).then(|| {
+            Box::pin(answer(&self.shh, &self.requests, method, raw))
+                as BoxFuture<'a, Result<Box<RawValue>, RpcError>>
+        })
     }
 }
 
-/// The `shhext_*` calls and `staples_requestCompleted`; `None` for any other method.
-async fn call<N: Node, K: Keys>(
+/// Answers one of [`METHODS`].
+async fn answer<N: Node, K: Keys>(
     shh: &Arc<ShhService<N, K>>,
     requests: &Arc<Requests>,
     method: &str,
     raw: Option<&RawValue>,
-) -> Option<Result<Box<RawValue>, RpcError>> {
+) -> Result<Box<RawValue>, RpcError> {
     let p = |max| Params::parse(raw, max);
-    Some(match method {
+    match method {
         "shhext_requestMessages" => {
-            async {
-                let r = p(1)?.arg(0, MessagesRequest::decode)?;
-                let checked = check(shh, requests, r)?;
-                let id = hex0x(&rand::random::<[u8; 32]>());
-                let (shh, requests, rid) = (shh.clone(), requests.clone(), id.clone());
-                tokio::spawn(async move {
-                    let event = run(&shh, &rid, checked).await;
-                    requests.finish(&rid, event);
-                });
-                to_raw(&id)
-            }
-            .await
+            let r = p(1)?.arg(0, MessagesRequest::decode)?;
+            let checked = check(shh, requests, r)?;
+            let id = hex0x(&rand::random::<[u8; 32]>());
+            let (shh, requests, rid) = (shh.clone(), requests.clone(), id.clone());
+            tokio::spawn(async move {
+                let event = run(&shh, &rid, checked).await;
+                requests.finish(&rid, event);
+            });
+            to_raw(&id)
         }
         "shhext_requestMessagesSync" => {
-            async {
-                let p = p(2)?;
-                let retry = p.arg(0, RetryConfig::decode)?;
-                let mut r = p.arg(1, MessagesRequest::decode)?;
-                // Every attempt's timeout, whole seconds (status-go truncates; 0 means 10).
-                let attempts = retry.max_retries.saturating_add(1);
-                let total: Duration = (0..attempts)
-                    .map(|k| {
-                        let t = (retry.base + retry.step * k).as_secs();
-                        Duration::from_secs(if t == 0 { 10 } else { t })
-                    })
-                    .sum();
-                r.timeout = u32::try_from(total.as_secs()).unwrap_or(u32::MAX);
-                let checked = check(shh, requests, r)?;
-                let id = hex0x(&rand::random::<[u8; 32]>());
-                let event = run(shh, &id, checked).await;
-                requests.finish(&id, event.clone());
-                if event.get("errorMessage").is_none() {
-                    // Expired: status-go gives up after its retries.
-                    return Err(RpcError::server(format!(
-                        "failed to request messages after {attempts} retries"
-                    )));
-                }
-                let error = match event["errorMessage"].as_str() {
-                    Some("") | None => Value::Null,
-                    Some(e) => e.into(),
-                };
-                to_raw(&json!({"cursor": event["cursor"], "error": error}))
+            let p = p(2)?;
+            let retry = p.arg(0, RetryConfig::decode)?;
+            let mut r = p.arg(1, MessagesRequest::decode)?;
+            // Every attempt's timeout, whole seconds (status-go truncates; 0 means 10).
+            let attempts = retry.max_retries.saturating_add(1);
+            let total: Duration = (0..attempts)
+                .map(|k| {
+                    let t = (retry.base + retry.step * k).as_secs();
+                    Duration::from_secs(if t == 0 { 10 } else { t })
+                })
+                .sum();
+            r.timeout = u32::try_from(total.as_secs()).unwrap_or(u32::MAX);
+            let checked = check(shh, requests, r)?;
+            let id = hex0x(&rand::random::<[u8; 32]>());
+            let event = run(shh, &id, checked).await;
+            requests.finish(&id, event.clone());
+            if event.get("errorMessage").is_none() {
+                // Expired: status-go gives up after its retries.
+                return Err(RpcError::server(format!(
+                    "failed to request messages after {attempts} retries"
+                )));
             }
-            .await
+            let error = match event["errorMessage"].as_str() {
+                Some("") | None => Value::Null,
+                Some(e) => e.into(),
+            };
+            to_raw(&json!({"cursor": event["cursor"], "error": error}))
         }
         "staples_requestCompleted" => {
-            async {
-                let id = p(1)?.arg(0, params::string)?;
-                to_raw(&requests.completed(&id.to_lowercase()))
-            }
-            .await
+            let id = p(1)?.arg(0, params::string)?;
+            to_raw(&requests.completed(&id.to_lowercase()))
         }
-        _ => return None,
-    })
+        _ => Err(RpcError::method_not_found(method)),
+    }
 }
 
 /// status-go's client-side checks, in its order, with its texts.
@@ -429,10 +420,8 @@ async fn run<N: Node, K: Keys>(shh: &ShhService<N, K>, id: &str, c: Checked) -> 
     let walk = async {
         let page = engine.history_page(&c.query).await?;
         let last = page.envelopes.last().map(|e| e.hash().0);
-        shh.deliver_history(page.envelopes).await.map_err(|e| {
-            crate::engine::EngineError::Swarm(crate::swarm::SwarmError::Invalid(e.to_string()))
-        })?;
-        Ok::<_, crate::engine::EngineError>((last, page.cursor))
+        shh.deliver_history(page.envelopes).await?;
+        Ok::<_, super::shh::ShhError>((last, page.cursor))
     };
     match tokio::time::timeout(c.timeout, walk).await {
         Ok(Ok((last, cursor))) => completed(last, cursor, ""),
