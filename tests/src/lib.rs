@@ -282,6 +282,40 @@ const SWARM_TUNING: &[&str] = &[
     "4",
 ];
 
+/// A delivered message's payload as text (the scenarios post UTF-8).
+pub fn text(m: &Value) -> String {
+    let h = m["payload"]
+        .as_str()
+        .unwrap_or("0x")
+        .trim_start_matches("0x");
+    String::from_utf8(hex::decode(h).unwrap_or_default()).unwrap_or_default()
+}
+
+/// The payloads of `ms` as text.
+pub fn texts(ms: &[Value]) -> Vec<String> {
+    ms.iter().map(text).collect()
+}
+
+/// Polls filter `filter` on `p` until `want` messages arrived in all (40 s at most, then
+/// panics with what came and `staples_status`).
+pub async fn collect(p: &Sidecar, filter: &str, got: &mut Vec<Value>, want: usize) {
+    let start = Instant::now();
+    while got.len() < want {
+        if start.elapsed() > Duration::from_secs(40) {
+            let status = p
+                .call("staples_status", json!([]), Duration::from_secs(2))
+                .await;
+            panic!(
+                "got {:?}, want {want}; staples_status {status:?}",
+                texts(got)
+            );
+        }
+        let ms = p.ok("shh_getFilterMessages", json!([filter])).await;
+        got.extend(ms.as_array().into_iter().flatten().cloned());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// The keystore passphrase the scenarios' sidecars use.
 pub const PASSWORD: &str = "e2e-passphrase";
 

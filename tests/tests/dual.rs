@@ -11,38 +11,13 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use staples_e2e::{DevNode, Identity, Sidecar, hex0x};
+use staples_e2e::{DevNode, Identity, Sidecar, collect, hex0x, text, texts};
 
 const TOPIC: &str = "0x0d0e0a0d";
 const GROUP_TOPIC: &str = "0x0d0e0a0e";
 
-/// Polls `filter` on `p` until `want` messages arrived in total; returns them all.
-async fn collect(p: &Sidecar, filter: &str, got: &mut Vec<Value>, want: usize) {
-    let start = Instant::now();
-    while got.len() < want {
-        if start.elapsed() > Duration::from_secs(40) {
-            let status = p
-                .call("staples_status", json!([]), Duration::from_secs(2))
-                .await;
-            panic!("got {got:?}, want {want}; staples_status {status:?}");
-        }
-        let ms = p.ok("shh_getFilterMessages", json!([filter])).await;
-        got.extend(ms.as_array().unwrap().iter().cloned());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 async fn post(p: &Sidecar, body: Value) {
     p.ok("shh_post", json!([body])).await;
-}
-
-fn text(m: &Value) -> String {
-    let h = m["payload"].as_str().unwrap().trim_start_matches("0x");
-    String::from_utf8(hex::decode(h).unwrap()).unwrap()
-}
-
-fn texts(ms: &[Value]) -> Vec<String> {
-    ms.iter().map(text).collect()
 }
 
 /// Waits (up to 15 s: counts are read every 5 s) until `p`'s `net_peerCount` is `want`.

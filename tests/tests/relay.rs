@@ -9,7 +9,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use staples_e2e::{DevNode, Sidecar, hex0x};
+use staples_e2e::{DevNode, Sidecar, hex0x, text, texts};
 use staples_protocol::whisper::Topic;
 
 const CHAT: &str = "staples-relay-e2e";
@@ -38,36 +38,13 @@ async fn say(p: &Sidecar, key: &Value, text: &str) {
     .await;
 }
 
-fn text(m: &Value) -> String {
-    let h = m["payload"].as_str().unwrap().trim_start_matches("0x");
-    String::from_utf8(hex::decode(h).unwrap()).unwrap()
-}
-
-/// Polls `filter` until `want` messages arrived, then `settle` longer for any repeat.
+/// [`staples_e2e::collect`], then a few seconds more: anything delivered twice would show
+/// up within a few sync passes and hold-offs.
 async fn collect(p: &Sidecar, filter: &str, got: &mut Vec<Value>, want: usize) {
-    let start = Instant::now();
-    while got.len() < want {
-        if start.elapsed() > Duration::from_secs(40) {
-            let status = p
-                .call("staples_status", json!([]), Duration::from_secs(2))
-                .await;
-            panic!(
-                "got {:?}, want {want}; staples_status {status:?}",
-                got.iter().map(text).collect::<Vec<_>>()
-            );
-        }
-        let ms = p.ok("shh_getFilterMessages", json!([filter])).await;
-        got.extend(ms.as_array().unwrap().iter().cloned());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    // Anything twice would show up within a few sync passes and hold-offs.
+    staples_e2e::collect(p, filter, got, want).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let ms = p.ok("shh_getFilterMessages", json!([filter])).await;
-    got.extend(ms.as_array().unwrap().iter().cloned());
-}
-
-fn texts(ms: &[Value]) -> Vec<String> {
-    ms.iter().map(text).collect()
+    got.extend(ms.as_array().into_iter().flatten().cloned());
 }
 
 /// Each of `want` exactly once (own posts and bridged ones race, so order is not fixed).
