@@ -88,6 +88,12 @@ async fn inbox_refs(
     refs
 }
 
+/// A sidecar's node key, from its `staples_status`.
+fn node_key_of(status: &Value) -> PublicKey {
+    let hex = status["nodeKey"].as_str().unwrap().trim_start_matches("0x");
+    PublicKey::from_bytes(&hex::decode(hex).unwrap()).unwrap()
+}
+
 /// The proof of concept's walk: one sequential fetch per message, timed on a sample of
 /// `refs`; the time per message and the sample size.
 async fn sequential_fetch(bee: &BeeSwarm, refs: &[[u8; 32]]) -> (Duration, usize) {
@@ -142,16 +148,7 @@ async fn catch_up(n: usize) {
     }
     let published = t.elapsed();
     let alice_status = status(&alice).await;
-    let alice_node_key = PublicKey::from_bytes(
-        &hex::decode(
-            alice_status["nodeKey"]
-                .as_str()
-                .unwrap()
-                .trim_start_matches("0x"),
-        )
-        .unwrap(),
-    )
-    .unwrap();
+    let alice_node_key = node_key_of(&alice_status);
 
     // From here on, every request to the dev node waits 20 ms.
     net.net()
@@ -474,16 +471,7 @@ async fn history() {
     // Baseline: one sequential fetch per message from Alice's inbox, same latency.
     let bee = BeeSwarm::new(&urls[1], BeeOptions::default()).unwrap();
     let alice_status = status(&alice).await;
-    let alice_node = PublicKey::from_bytes(
-        &hex::decode(
-            alice_status["nodeKey"]
-                .as_str()
-                .unwrap()
-                .trim_start_matches("0x"),
-        )
-        .unwrap(),
-    )
-    .unwrap();
+    let alice_node = node_key_of(&alice_status);
     let sym = staples_protocol::whisper::SymKey::from_password(CHAT);
     let chat = Chat::Symmetric {
         key: *sym.as_bytes(),
