@@ -178,6 +178,13 @@ pub async fn run(
                 }
                 _ => None,
             };
+            // The local Whisper node as a devp2p peer of other Whisper nodes.
+            let p2p_peers = (cfg.transport == Transport::Whisper
+                && (cfg.p2p_addr.is_some() || !cfg.whisper_peers.is_empty()))
+            .then(|| Arc::new(crate::devp2p::Peers::default()));
+            if let Some(p) = &p2p_peers {
+                service = service.with_peers(p.clone());
+            }
             let shh = Arc::new(service);
             // A relay takes over what the Whisper side polls before any mirror starts,
             // and its node keeps the envelopes it posts on to Whisper.
@@ -225,11 +232,8 @@ pub async fn run(
                 "local Whisper node ready"
             );
             let janitor = tokio::spawn(janitor(node.clone(), store.clone()));
-            // The local Whisper node as a devp2p peer of other Whisper nodes.
             let mut devp2p = None;
-            if cfg.transport == Transport::Whisper
-                && (cfg.p2p_addr.is_some() || !cfg.whisper_peers.is_empty())
-            {
+            if let Some(peers) = p2p_peers {
                 let key = stored_key(&keys, &store, "devp2p_key_id").await?;
                 let listener = match cfg.p2p_addr {
                     Some(a) => Some(
@@ -240,7 +244,7 @@ pub async fn run(
                     None => None,
                 };
                 let at = listener.as_ref().and_then(|l| l.local_addr().ok());
-                let d = crate::devp2p::Devp2p::new(key, shh.clone(), node.clone(), at);
+                let d = crate::devp2p::Devp2p::new(key, shh.clone(), node.clone(), peers, at);
                 if let Some(l) = listener {
                     if let Ok(a) = l.local_addr() {
                         tracing::info!(enode = %d.enode(a), "devp2p: listening");

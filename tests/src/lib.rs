@@ -251,19 +251,18 @@ impl Sidecar {
 
     /// A JSON-RPC call that must succeed; returns its result.
     pub async fn ok(&self, method: &str, params: Value) -> Value {
-        let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
-        let resp: Value = reqwest::Client::new()
-            .post(&self.http)
-            .header("content-type", "application/json")
-            .body(body.to_string())
-            .send()
-            .await
-            .expect("sidecar reachable")
-            .json()
-            .await
-            .expect("JSON answer");
-        assert!(resp.get("error").is_none(), "{method}: {resp}");
-        resp["result"].clone()
+        match self.call(method, params, Duration::from_secs(60)).await {
+            Ok(v) => v,
+            Err(e) => panic!("{method}: {e}"),
+        }
+    }
+
+    /// A JSON-RPC call that must fail with an error object; returns its message.
+    pub async fn err(&self, method: &str, params: Value) -> String {
+        match self.call(method, params, Duration::from_secs(60)).await {
+            Err(CallError::Rpc(e)) => e["message"].as_str().unwrap_or_default().to_string(),
+            other => panic!("{method} should fail: {other:?}"),
+        }
     }
 }
 

@@ -508,3 +508,160 @@ async fn bad_devp2p_peers_are_dropped_with_reasons_and_the_node_goes_on() {
     assert!(c["handshake_failed"].as_u64() >= Some(1), "{info}");
     assert!(c["protocol_errors"].as_u64() >= Some(1), "{info}");
 }
+
+/// Polls `filter` on `http` until a payload `want` arrives; returns every payload seen.
+async fn payloads_until(http: &str, filter: &Value, want: &str) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut seen = Vec::new();
+    loop {
+        let ms = rpc(http, "shh_getFilterMessages", json!([filter]))
+            .await
+            .unwrap_or_default();
+        for m in ms.as_array().into_iter().flatten() {
+            let p = m["payload"].as_str().unwrap_or("0x");
+            seen.push(String::from_utf8(hex::decode(&p[2..]).unwrap()).unwrap());
+        }
+        if seen.iter().any(|s| s == want) {
+            return seen;
+        }
+        assert!(Instant::now() < deadline, "{want} never arrived: {seen:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Two filters for one key and topic on `http`: one that takes peer-to-peer messages and
+/// one that does not.
+async fn p2p_filters(http: &str) -> (Value, Value, Value) {
+    let key = rpc(http, "shh_generateSymKeyFromPassword", json!([CHAT]))
+        .await
+        .unwrap();
+    let mut f = Vec::new();
+    for allow in [true, false] {
+        f.push(
+            rpc(
+                http,
+                "shh_newMessageFilter",
+                json!([{"symKeyID": key, "topics": [hex0x(&TOPIC)], "allowP2P": allow}]),
+            )
+            .await
+            .unwrap(),
+        );
+    }
+    (key, f.remove(0), f.remove(0))
+}
+
+fn direct(key: &Value, to: &str, text: &str) -> Value {
+    // No PoW: geth skips its PoW check for a target peer.
+    json!([{"symKeyID": key, "topic": hex0x(&TOPIC), "ttl": 60, "powTarget": 0.0,
+            "powTime": 1, "payload": hex0x(text.as_bytes()), "targetPeer": to}])
+}
+
+/// `shh_post` with `targetPeer` and `shh_markTrustedPeer` between two Staples nodes: a
+/// direct message from an untrusted peer is skipped (and counted); once trusted, it
+/// reaches only the filters with `allowP2P`, and it is not gossiped on.
+#[tokio::test]
+async fn direct_messages_reach_a_trusting_peer_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = staples_e2e::Sidecar::start_whisper_with(
+        &dir.path().join("a"),
+        &["--p2p-addr", "127.0.0.1:0"],
+    );
+    let a_enode = a.ok("admin_nodeInfo", json!([])).await["enode"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let b = staples_e2e::Sidecar::start_whisper_with(
+        &dir.path().join("b"),
+        &["--whisper-peer", &a_enode],
+    );
+    a.status_until_peers(1).await;
+    let b_enode = a.ok("admin_peers", json!([])).await[0]["enode"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (_, allow, deny) = p2p_filters(&a.http).await;
+    let (key_b, _, _) = p2p_filters(&b.http).await;
+
+    // Unknown peers are refused with geth's error.
+    let stranger = hex::encode(node_id(&PrivateKey::random(&mut OsRng).public_key()));
+    let err = b
+        .err(
+            "shh_post",
+            direct(&key_b, &format!("enode://{stranger}@127.0.0.1:1"), "x"),
+        )
+        .await;
+    assert!(err.starts_with("Could not find peer with ID: "), "{err}");
+    let err = a
+        .err(
+            "shh_markTrustedPeer",
+            json!([format!("enode://{stranger}@127.0.0.1:1")]),
+        )
+        .await;
+    assert!(err.starts_with("Could not find peer with ID: "), "{err}");
+
+    // Not trusted yet: skipped.
+    b.ok("shh_post", direct(&key_b, &a_enode, "too early"))
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while a.ok("admin_nodeInfo", json!([])).await["staples"]["counters"]["direct_untrusted"]
+        .as_u64()
+        .is_none()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the untrusted message never arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(a.ok("shh_markTrustedPeer", json!([b_enode])).await, true);
+    let hash = b.ok("shh_post", direct(&key_b, &a_enode, "direct")).await;
+    assert_eq!(hash.as_str().map(str::len), Some(66), "{hash}");
+    let seen = payloads_until(&a.http, &allow, "direct").await;
+    assert_eq!(seen, ["direct"], "the untrusted one stayed out");
+    let denied = a.ok("shh_getFilterMessages", json!([deny])).await;
+    assert_eq!(denied, json!([]), "a filter without allowP2P");
+    // Not pooled, so not gossiped back or on.
+    assert_eq!(
+        a.ok("shh_getFilterMessages", json!([allow])).await,
+        json!([])
+    );
+}
+
+/// The same against geth v1.9.7, both ways.
+#[tokio::test]
+async fn direct_messages_cross_between_geth_and_staples() {
+    let Some(geth) = geth() else {
+        eprintln!("skipped: no geth v1.9.7 binary (set STAPLES_GETH or build /tmp/geth197/geth)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let g = Geth::start(&geth).await;
+    let g_enode = format!(
+        "enode://{}@127.0.0.1:{}",
+        hex::encode(node_id(&g.key.public_key())),
+        g.p2p_port
+    );
+    let s = staples_e2e::Sidecar::start_whisper_with(
+        &dir.path().join("s"),
+        &["--whisper-peer", &g_enode],
+    );
+    s.status_until_peers(1).await;
+    let s_enode = rpc(&g.url, "admin_peers", json!([])).await.unwrap()[0]["enode"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (key_g, allow_g, _) = p2p_filters(&g.url).await;
+    let (key_s, allow_s, _) = p2p_filters(&s.http).await;
+    assert_eq!(
+        rpc(&g.url, "shh_markTrustedPeer", json!([s_enode])).await,
+        Some(json!(true))
+    );
+    assert_eq!(s.ok("shh_markTrustedPeer", json!([g_enode])).await, true);
+    rpc(&g.url, "shh_post", direct(&key_g, &s_enode, "geth direct"))
+        .await
+        .expect("geth sends");
+    s.ok("shh_post", direct(&key_s, &g_enode, "staples direct"))
+        .await;
+    payloads_until(&s.http, &allow_s, "geth direct").await;
+    payloads_until(&g.url, &allow_g, "staples direct").await;
+}

@@ -15,11 +15,15 @@ mod peer;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use staples_protocol::crypto::{PrivateKey, PublicKey};
+use tokio::sync::mpsc;
+
+use staples_protocol::crypto::{PrivateKey, PublicKey, keccak256};
 use staples_protocol::devp2p::handshake::from_node_id;
+use staples_protocol::whisper::Envelope;
 
 use crate::keystore::Keystore;
 use crate::node::LocalNode;
@@ -77,13 +81,29 @@ impl Enode {
 /// Sessions, for `net_peerCount` and `admin_peers`, and what happened to them.
 #[derive(Default)]
 pub struct Peers {
-    live: Mutex<HashMap<[u8; 64], PeerInfo>>,
+    live: Mutex<HashMap<[u8; 64], Live>>,
     counters: Mutex<std::collections::BTreeMap<&'static str, u64>>,
 }
+
+/// A session as the rest of the node reaches it.
+struct Live {
+    info: PeerInfo,
+    /// geth's `Peer.trusted`: its peer-to-peer messages (code 127) reach our filters.
+    trusted: Arc<AtomicBool>,
+    /// Envelopes to send it directly (code 127, `shh_post` with `targetPeer`).
+    direct: mpsc::Sender<Envelope>,
+}
+
+/// Why a direct send or a trust mark found no session (geth's error, with its id).
+#[derive(Debug, thiserror::Error)]
+#[error("Could not find peer with ID: {0}")]
+pub struct NoPeer(pub String);
 
 /// What `admin_peers` shows of a session.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct PeerInfo {
+    /// geth's id for it: keccak256 of its node key, hex.
+    pub id: String,
     /// Its `enode://` URL.
     pub enode: String,
     /// Its client name.
@@ -124,17 +144,68 @@ impl Peers {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .values()
-            .cloned()
+            .map(|l| l.info.clone())
             .collect()
     }
+
+    /// The session with peer `id` (hex keccak256 of its node key, geth's `enode.ID`).
+    fn find<T>(&self, id: &str, f: impl FnOnce(&Live) -> T) -> Result<T, NoPeer> {
+        let live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        live.iter()
+            .find(|(key, _)| hex::encode(keccak256(key.as_slice())) == id)
+            .map(|(_, l)| f(l))
+            .ok_or_else(|| NoPeer(id.to_string()))
+    }
+
+    /// `shh_markTrustedPeer`: peer `id` may send us peer-to-peer messages from now on
+    /// (until its session ends, as in geth).
+    pub fn mark_trusted(&self, id: &str) -> Result<(), NoPeer> {
+        self.find(id, |l| l.trusted.store(true, Ordering::Relaxed))
+    }
+
+    /// `shh_post` with `targetPeer`: `env` goes to peer `id` alone, as a peer-to-peer
+    /// message (no PoW or expiry check; it is not pooled). Queued for its session; a
+    /// session whose queue is full drops it, as a slow TCP peer would have.
+    pub fn send_direct(&self, id: &str, env: Envelope) -> Result<(), NoPeer> {
+        let sent = self.find(id, |l| l.direct.try_send(env).is_ok())?;
+        if !sent {
+            self.count_n("direct_dropped", 1);
+        }
+        Ok(())
+    }
+
+    /// Registers a session that is up.
+    fn up(&self, id: [u8; 64], info: PeerInfo) -> (Arc<AtomicBool>, mpsc::Receiver<Envelope>) {
+        let trusted = Arc::new(AtomicBool::new(false));
+        let (direct, rx) = mpsc::channel(DIRECT_QUEUE);
+        self.live.lock().unwrap_or_else(|p| p.into_inner()).insert(
+            id,
+            Live {
+                info,
+                trusted: trusted.clone(),
+                direct,
+            },
+        );
+        (trusted, rx)
+    }
+
+    fn down(&self, id: &[u8; 64]) {
+        self.live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+    }
 }
+
+/// Direct envelopes waiting for one session.
+const DIRECT_QUEUE: usize = 1024;
 
 /// The devp2p side of a sidecar.
 pub struct Devp2p {
     key: Arc<PrivateKey>,
     svc: Arc<Service>,
     node: Arc<LocalNode>,
-    /// Live sessions.
+    /// Live sessions (shared with the `shh` service, for `targetPeer` and trust marks).
     pub peers: Arc<Peers>,
     port: u16,
     /// Where we listen, if we do.
@@ -147,18 +218,19 @@ const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
 impl Devp2p {
     /// The devp2p side over `svc` and its `node`, with node key `key`, listening at
-    /// `listening` (announced in `Hello`) if at all.
+    /// `listening` (announced in `Hello`) if at all; its sessions register in `peers`.
     pub fn new(
         key: Arc<PrivateKey>,
         svc: Arc<Service>,
         node: Arc<LocalNode>,
+        peers: Arc<Peers>,
         listening: Option<SocketAddr>,
     ) -> Arc<Self> {
         Arc::new(Devp2p {
             key,
             svc,
             node,
-            peers: Arc::default(),
+            peers,
             port: listening.map_or(0, |a| a.port()),
             listening: Mutex::new(listening),
         })
@@ -202,7 +274,8 @@ impl Devp2p {
         let addr = *self.listening.lock().unwrap_or_else(|p| p.into_inner());
         serde_json::json!({
             "enode": addr.map(|a| self.enode(a)),
-            "id": hex::encode(staples_protocol::devp2p::handshake::node_id(&self.key.public_key())),
+            // geth's enode.ID: keccak256 of the node key.
+            "id": hex::encode(keccak256(&staples_protocol::devp2p::handshake::node_id(&self.key.public_key()))),
             "name": peer::CLIENT,
             "protocols": {"shh": {"version": "6.0"}},
             // Not geth's: what Staples' sessions did (handshakes failed, protocol errors,

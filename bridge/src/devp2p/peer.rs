@@ -2,6 +2,7 @@
 //! status exchange, then envelopes both ways until either side leaves.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -98,6 +99,7 @@ pub(super) async fn run(
     s.send(BASE_PROTOCOL_LENGTH + shh::STATUS, &status.encode())
         .await?;
     let info = PeerInfo {
+        id: hex::encode(staples_protocol::crypto::keccak256(&peer_id)),
         enode: format!("enode://{}@{}", hex::encode(peer_id), s.stream.peer_addr()?),
         name: theirs.client.clone(),
         caps: theirs
@@ -107,14 +109,17 @@ pub(super) async fn run(
             .collect(),
         inbound: remote.is_none(),
     };
-    me.peers
-        .live
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(peer_id, info);
+    let (trusted, direct) = me.peers.up(peer_id, info);
     tracing::info!(peer = %theirs.client, "devp2p peer up");
     me.peers.count_n("sessions", 1);
-    let r = serve(&me, &mut s).await;
+    let mut remote = Remote {
+        pow: 0.0,
+        bloom: None,
+        known: Default::default(),
+        trusted,
+        direct,
+    };
+    let r = serve(&me, &mut s, &mut remote).await;
     // Tell the peer why, as geth does, where it is our decision.
     let reason = match &r {
         Err(Devp2pError::Protocol(_)) => Some(PROTOCOL_ERROR),
@@ -132,11 +137,7 @@ pub(super) async fn run(
         );
         let _ = s.send(p2p::DISCONNECT, &p2p::disconnect(reason)).await;
     }
-    me.peers
-        .live
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .remove(&peer_id);
+    me.peers.down(&peer_id);
     r
 }
 
@@ -227,6 +228,10 @@ struct Remote {
     pow: f64,
     bloom: Option<[u8; BLOOM_SIZE]>,
     known: crate::recent::Recent<KNOWN>,
+    /// Set by `shh_markTrustedPeer`.
+    trusted: Arc<AtomicBool>,
+    /// `shh_post` with `targetPeer` to this peer.
+    direct: tokio::sync::mpsc::Receiver<Envelope>,
 }
 
 impl Remote {
@@ -250,12 +255,7 @@ impl Remote {
     }
 }
 
-async fn serve(me: &Devp2p, s: &mut Session) -> Result<(), Devp2pError> {
-    let mut remote = Remote {
-        pow: 0.0,
-        bloom: None,
-        known: Default::default(),
-    };
+async fn serve(me: &Devp2p, s: &mut Session, remote: &mut Remote) -> Result<(), Devp2pError> {
     let mut broadcast = tokio::time::interval(BROADCAST);
     let mut ping = tokio::time::interval(PING);
     ping.tick().await;
@@ -263,7 +263,7 @@ async fn serve(me: &Devp2p, s: &mut Session) -> Result<(), Devp2pError> {
     loop {
         // Everything already buffered first.
         while let Some((code, payload)) = s.poll()? {
-            handle(me, s, &mut remote, code, &payload).await?;
+            handle(me, s, remote, code, &payload).await?;
         }
         let mut chunk = [0u8; 16 * 1024];
         tokio::select! {
@@ -278,7 +278,12 @@ async fn serve(me: &Devp2p, s: &mut Session) -> Result<(), Devp2pError> {
             _ = tokio::time::sleep_until(last_read + READ_TIMEOUT) => {
                 return Err(Devp2pError::ReadTimeout);
             }
-            _ = broadcast.tick() => gossip(me, s, &mut remote).await?,
+            _ = broadcast.tick() => gossip(me, s, remote).await?,
+            Some(env) = remote.direct.recv() => {
+                // geth's SendP2PDirect: one envelope, not a list.
+                me.peers.count_n("direct_out", 1);
+                s.send(BASE_PROTOCOL_LENGTH + shh::P2P_MESSAGE, &env.encode()).await?;
+            }
             _ = ping.tick() => s.send(p2p::PING, &p2p::EMPTY_LIST).await?,
         }
     }
@@ -299,6 +304,15 @@ async fn handle(
             return Err(Devp2pError::Disconnected(p2p::disconnect_reason(payload)));
         }
         c if c < BASE_PROTOCOL_LENGTH => return Ok(()),
+        // geth reads peer-to-peer messages only from a trusted peer, and requests only
+        // with a mailserver; otherwise they are skipped undecoded.
+        c if c == BASE_PROTOCOL_LENGTH + shh::P2P_MESSAGE
+            && !remote.trusted.load(Ordering::Relaxed) =>
+        {
+            me.peers.count_n("direct_untrusted", 1);
+            return Ok(());
+        }
+        c if c == BASE_PROTOCOL_LENGTH + shh::P2P_REQUEST => return Ok(()),
         _ => {}
     }
     match shh::decode(code - BASE_PROTOCOL_LENGTH, payload).map_err(protocol)? {
@@ -323,8 +337,15 @@ async fn handle(
                 }
             }
         }
-        // Mailserver traffic is the mailserver issue's; everything else is ignored as
-        // geth ignores unknown codes.
+        Message::P2pMessage(envs) => {
+            // Straight to the filters that allow peer-to-peer messages, not pooled and
+            // not forwarded (geth's postEvent(…, true)).
+            me.peers.count_n("direct_in", envs.len() as u64);
+            if let Err(e) = me.svc.deliver_history(envs).await {
+                tracing::warn!(error = %e, "devp2p: a direct message could not be queued");
+            }
+        }
+        // Everything else is ignored as geth ignores unknown codes.
         _ => {}
     }
     Ok(())

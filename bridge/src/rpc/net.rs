@@ -222,7 +222,7 @@ impl<S: ShhApi> Handler for LocalHandler<S> {
                         .list()
                         .into_iter()
                         .map(|p| {
-                            serde_json::json!({"enode": p.enode, "name": p.name, "caps": p.caps,
+                            serde_json::json!({"id": p.id, "enode": p.enode, "name": p.name, "caps": p.caps,
                                 "network": {"inbound": p.inbound}})
                         })
                         .collect();

@@ -37,6 +37,8 @@ pub struct ShhService<N, K> {
     engine: Option<Arc<dyn Hook>>,
     /// Dual mode: the Whisper side (posts go out there too; filters are mirrored there).
     whisper_side: Option<Arc<crate::dual::WhisperSide>>,
+    /// devp2p sessions, for `targetPeer` and `shh_markTrustedPeer`.
+    peers: Option<Arc<crate::devp2p::Peers>>,
 }
 
 /// Unix seconds now.
@@ -117,9 +119,17 @@ impl<N: Node, K: Keys> ShhService<N, K> {
         if m.pow_target != 0.0 {
             env = seal(env, m.pow_target, m.pow_time).await?;
         }
+        // geth sends to a target peer before (and instead of) its PoW check.
         if !m.target_peer.is_empty() {
             let id = enode_id(&m.target_peer).map_err(ShhError::TargetPeer)?;
-            return Err(ShhError::NoPeer(id));
+            let hash = env.hash();
+            return match &self.peers {
+                Some(peers) => peers
+                    .send_direct(&id, env)
+                    .map(|()| hash)
+                    .map_err(|e| ShhError::NoPeer(e.0)),
+                None => Err(ShhError::NoPeer(id)),
+            };
         }
         if m.pow_target < self.node.info().min_pow {
             return Err(ShhError::TooLowPow);
@@ -262,7 +272,15 @@ impl<N: Node, K: Keys> ShhService<N, K> {
             light_client: AtomicBool::new(false),
             engine: None,
             whisper_side: None,
+            peers: None,
         }
+    }
+
+    /// A node with devp2p sessions ([`crate::devp2p`]): `targetPeer` and
+    /// `shh_markTrustedPeer` name them.
+    pub fn with_peers(mut self, peers: Arc<crate::devp2p::Peers>) -> Self {
+        self.peers = Some(peers);
+        self
     }
 
     /// Carries posts over the PSS transport (`--transport=pss`): each post gets its DAG
@@ -476,8 +494,14 @@ impl<N: Node, K: Keys> ShhApi for ShhService<N, K> {
 
     fn mark_trusted_peer(&self, enode: String) -> Result<bool, ShhError> {
         let id = enode_id(&enode).map_err(ShhError::Enode)?;
-        // The local node has no devp2p peers, so no peer can be marked.
-        Err(ShhError::NoPeer(id))
+        match &self.peers {
+            Some(peers) => peers
+                .mark_trusted(&id)
+                .map(|()| true)
+                .map_err(|e| ShhError::NoPeer(e.0)),
+            // Without devp2p the node has no peers to mark.
+            None => Err(ShhError::NoPeer(id)),
+        }
     }
 
     fn make_light_client(&self) -> bool {
