@@ -275,7 +275,7 @@ impl Devp2p {
         serde_json::json!({
             "enode": addr.map(|a| self.enode(a)),
             // geth's enode.ID: keccak256 of the node key.
-            "id": hex::encode(keccak256(&staples_protocol::devp2p::handshake::node_id(&self.key.public_key()))),
+            "id": hex::encode(keccak256(staples_protocol::devp2p::handshake::node_id(&self.key.public_key()))),
             "name": peer::CLIENT,
             "protocols": {"shh": {"version": "6.0"}},
             // Not geth's: what Staples' sessions did (handshakes failed, protocol errors,

@@ -99,7 +99,7 @@ pub(super) async fn run(
     s.send(BASE_PROTOCOL_LENGTH + shh::STATUS, &status.encode())
         .await?;
     let info = PeerInfo {
-        id: hex::encode(staples_protocol::crypto::keccak256(&peer_id)),
+        id: hex::encode(staples_protocol::crypto::keccak256(peer_id)),
         enode: format!("enode://{}@{}", hex::encode(peer_id), s.stream.peer_addr()?),
         name: theirs.client.clone(),
         caps: theirs
