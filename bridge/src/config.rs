@@ -107,12 +107,14 @@ pub struct RunArgs {
     /// children are delivered (R7), in milliseconds [default: 300000].
     #[arg(long, env = "STAPLES_GAP_DEADLINE_MS")]
     pub gap_deadline_ms: Option<u64>,
-    /// whisper (local node): listen for devp2p Whisper peers (RLPx + shh/6) here, e.g.
-    /// 127.0.0.1:30303 [default: not listening].
+    /// whisper (local node) and dual/relay without --whisper-rpc (their own Whisper
+    /// node): listen for devp2p Whisper peers (RLPx + shh/6) here, e.g. 127.0.0.1:30303
+    /// [default: not listening].
     #[arg(long, env = "STAPLES_P2P_ADDR")]
     pub p2p_addr: Option<SocketAddr>,
-    /// whisper (local node): a static devp2p Whisper peer, `enode://<id>@<ip>:<port>`
-    /// (repeat or comma-separate); dialled and redialled with backoff.
+    /// whisper (local node) and dual/relay without --whisper-rpc: a static devp2p Whisper
+    /// peer, `enode://<id>@<ip>:<port>` (repeat or comma-separate); dialled and redialled
+    /// with backoff.
     #[arg(long, env = "STAPLES_WHISPER_PEERS", value_delimiter = ',')]
     pub whisper_peer: Vec<String>,
 }
@@ -155,7 +157,8 @@ struct RelayFile {
 /// `staples relay`: the sidecar options, plus what to bridge.
 #[derive(Args, Debug)]
 pub struct RelayArgs {
-    /// Sidecar options (`--whisper-rpc` is required; the transport is `dual`).
+    /// Sidecar options (the transport is `dual`; the Whisper network is reached through
+    /// `--whisper-rpc`, or through `--whisper-peer` / `--p2p-addr` on devp2p).
     #[command(flatten)]
     pub run: RunArgs,
     /// A public chat to bridge, by name (repeat or comma-separate; `[relay] chats`).
@@ -168,7 +171,7 @@ pub struct RelayArgs {
 }
 
 impl RelayArgs {
-    /// The sidecar's settings for a relay: `dual` over `--whisper-rpc`, with the chats.
+    /// The sidecar's settings for a relay: `dual` over a Whisper node, with the chats.
     pub fn resolve(self) -> Result<Config, ConfigError> {
         let file = match &self.run.config {
             Some(path) => {
@@ -188,9 +191,9 @@ impl RelayArgs {
             ));
         }
         cfg.transport = Transport::Dual;
-        if cfg.whisper_rpc.is_none() {
+        if cfg.whisper_rpc.is_none() && cfg.p2p_addr.is_none() && cfg.whisper_peers.is_empty() {
             return Err(ConfigError::Relay(
-                "a relay needs --whisper-rpc: the Whisper node whose network it bridges",
+                "a relay needs a Whisper network to bridge: --whisper-rpc (a Whisper node), or --whisper-peer / --p2p-addr (its own node on devp2p)",
             ));
         }
         let chats = if self.chats.is_empty() {

@@ -28,6 +28,9 @@ pub enum SidecarError {
     /// The PSS transport could not start.
     #[error("pss transport: {0}")]
     Pss(String),
+    /// The devp2p side could not start (a bad `enode://` URL, a refused bind).
+    #[error("devp2p: {0}")]
+    Devp2p(String),
     /// A relay could not set its chats up.
     #[error("relay: {0}")]
     Relay(String),
@@ -158,12 +161,38 @@ pub async fn run(
                 service = service.with_engine(started.engine.clone());
                 pss = Some(started);
             }
-            // Dual with an upstream Whisper node: posts also go out there. Without one,
-            // this node's own pool is the Whisper side (sidecars sharing it are peers).
-            let whisper_side = match (&cfg.whisper_rpc, cfg.transport, &pss) {
-                (Some(url), Transport::Dual, Some(p)) => {
+            // Dual with a Whisper node (upstream, or our own on devp2p): posts also go out
+            // there. Without one, this node's own pool is the Whisper side (sidecars
+            // sharing it are peers).
+            let devp2p_wanted = cfg.p2p_addr.is_some() || !cfg.whisper_peers.is_empty();
+            let mut embedded = None;
+            let whisper_node = match (&cfg.whisper_rpc, cfg.transport) {
+                (Some(url), Transport::Dual) => {
+                    tracing::info!(upstream = %url, "dual: the Whisper side is the upstream node");
+                    Some(Arc::new(Upstream::keeping_carrier(url)?))
+                }
+                (None, Transport::Dual) if devp2p_wanted => {
+                    let key = stored_key(&keys, &store, "devp2p_key_id").await?;
+                    let e = crate::devp2p::embedded::EmbeddedWhisper::start(
+                        &cfg.data_dir,
+                        cfg.min_pow,
+                        key,
+                        cfg.p2p_addr,
+                        &cfg.whisper_peers,
+                    )
+                    .await
+                    .map_err(|e| SidecarError::Devp2p(e.to_string()))?;
+                    crate::dual::forget_keys(&store).await?;
+                    tracing::info!("dual: the Whisper side is our own node, on devp2p");
+                    let up = e.upstream.clone();
+                    embedded = Some(e);
+                    Some(up)
+                }
+                _ => None,
+            };
+            let whisper_side = match (whisper_node, &pss) {
+                (Some(upstream), Some(p)) => {
                     crate::dual::check_cursor(&store).await?;
-                    let upstream = Arc::new(Upstream::keeping_carrier(url)?);
                     crate::upstream::forget_stale_polls(upstream.clone(), store.clone()).await;
                     let side = crate::dual::WhisperSide::new(
                         upstream,
@@ -173,15 +202,13 @@ pub async fn run(
                         p.engine.clone(),
                     );
                     service = service.with_whisper_side(side.clone());
-                    tracing::info!(upstream = %url, "dual: the Whisper side is the upstream node");
                     Some(side)
                 }
                 _ => None,
             };
             // The local Whisper node as a devp2p peer of other Whisper nodes.
-            let p2p_peers = (cfg.transport == Transport::Whisper
-                && (cfg.p2p_addr.is_some() || !cfg.whisper_peers.is_empty()))
-            .then(|| Arc::new(crate::devp2p::Peers::default()));
+            let p2p_peers = (cfg.transport == Transport::Whisper && devp2p_wanted)
+                .then(|| Arc::new(crate::devp2p::Peers::default()));
             if let Some(p) = &p2p_peers {
                 service = service.with_peers(p.clone());
             }
@@ -235,27 +262,16 @@ pub async fn run(
             let mut devp2p = None;
             if let Some(peers) = p2p_peers {
                 let key = stored_key(&keys, &store, "devp2p_key_id").await?;
-                let listener = match cfg.p2p_addr {
-                    Some(a) => Some(
-                        tokio::net::TcpListener::bind(a)
-                            .await
-                            .map_err(SidecarError::Serve)?,
-                    ),
-                    None => None,
-                };
-                let at = listener.as_ref().and_then(|l| l.local_addr().ok());
-                let d = crate::devp2p::Devp2p::new(key, shh.clone(), node.clone(), peers, at);
-                if let Some(l) = listener {
-                    if let Ok(a) = l.local_addr() {
-                        tracing::info!(enode = %d.enode(a), "devp2p: listening");
-                    }
-                    whisper_tasks.push(tokio::spawn(d.clone().listen(l)));
-                }
-                for url in &cfg.whisper_peers {
-                    let peer = crate::devp2p::Enode::parse(url)
-                        .map_err(|e| SidecarError::Pss(e.to_string()))?;
-                    whisper_tasks.push(tokio::spawn(d.clone().dial_forever(peer)));
-                }
+                let (d, tasks) = crate::devp2p::Devp2p::start(
+                    key,
+                    shh.clone(),
+                    peers,
+                    cfg.p2p_addr,
+                    &cfg.whisper_peers,
+                )
+                .await
+                .map_err(|e| SidecarError::Devp2p(e.to_string()))?;
+                whisper_tasks.extend(tasks);
                 devp2p = Some(d);
             }
             // Sidecars using this node as their upstream are its peers (net_peerCount).
@@ -278,6 +294,12 @@ pub async fn run(
             if let Some(d) = devp2p {
                 handler = handler.with_devp2p(d);
             }
+            let mut embedded_store = None;
+            if let Some(e) = embedded {
+                handler = handler.with_devp2p(e.devp2p);
+                whisper_tasks.extend(e.tasks);
+                embedded_store = Some(e.store);
+            }
             let r = server::serve(listeners, Arc::new(handler), scfg, shutdown).await;
             janitor.abort();
             for t in whisper_tasks {
@@ -288,6 +310,9 @@ pub async fn run(
             }
             // Removals of rows the app has taken reach the store before it closes.
             node.acks().flush().await;
+            if let Some(s) = embedded_store {
+                s.close().await;
+            }
             r
         }
     };
@@ -434,7 +459,9 @@ async fn start_pss(
 
 /// Purges expired envelopes every second (geth's expiry cycle) and expired outbox rows
 /// every ten.
-async fn janitor(node: Arc<LocalNode>, store: Store) {
+/// Purges expired envelopes from `node`'s pool every second and from `store`'s outbox
+/// every ten.
+pub(crate) async fn janitor(node: Arc<LocalNode>, store: Store) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut n: u64 = 0;
     loop {

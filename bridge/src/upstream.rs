@@ -66,6 +66,8 @@ struct WsClient {
 
 /// The upstream node.
 pub struct Upstream {
+    /// An in-process node (dual mode's devp2p Whisper node) instead of a remote one.
+    local: Option<Arc<dyn InProcess>>,
     http: Option<(reqwest::Client, String)>,
     ws_url: String,
     ws: AsyncMutex<Option<Arc<WsClient>>>,
@@ -95,6 +97,26 @@ struct Frame {
 struct NotifParams {
     subscription: String,
     result: Box<RawValue>,
+}
+
+/// A JSON-RPC handler in this process, behind a boxed future so [`Upstream`] can hold
+/// one of any type.
+trait InProcess: Send + Sync {
+    fn call<'a>(
+        &'a self,
+        method: &'a str,
+        params: Option<&'a RawValue>,
+    ) -> futures_util::future::BoxFuture<'a, Result<Box<RawValue>, RpcError>>;
+}
+
+impl<H: Handler> InProcess for (Arc<H>, Arc<Conn>) {
+    fn call<'a>(
+        &'a self,
+        method: &'a str,
+        params: Option<&'a RawValue>,
+    ) -> futures_util::future::BoxFuture<'a, Result<Box<RawValue>, RpcError>> {
+        Box::pin(self.0.call(method, params, &self.1))
+    }
 }
 
 #[derive(Deserialize)]
@@ -148,6 +170,7 @@ impl Upstream {
             None
         };
         Ok(Upstream {
+            local: None,
             http,
             ws_url,
             ws: AsyncMutex::new(None),
@@ -157,12 +180,29 @@ impl Upstream {
         })
     }
 
+    /// An upstream that is a node in this process: calls go to `handler` as from a
+    /// sidecar (the DAG carrier stays in padding), without a socket or JSON framing.
+    pub fn in_process<H: Handler>(handler: Arc<H>) -> Self {
+        Upstream {
+            local: Some(Arc::new((handler, Conn::http_from(true)))),
+            http: None,
+            ws_url: String::new(),
+            ws: AsyncMutex::new(None),
+            next_id: AtomicU64::new(1),
+            node_id: String::new(),
+            keep_carrier: true,
+        }
+    }
+
     /// Calls `method` upstream and returns its result or its error unchanged.
     pub async fn call(
         &self,
         method: &str,
         params: Option<&RawValue>,
     ) -> Result<Box<RawValue>, RpcError> {
+        if let Some(local) = &self.local {
+            return local.call(method, params).await;
+        }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let body = request(id, method, params);
         match &self.http {
@@ -187,9 +227,9 @@ impl Upstream {
         }
     }
 
-    /// True when calls go over HTTP (no notifications: subscriptions poll).
+    /// True when there are no notifications (HTTP, or in process): subscriptions poll.
     pub fn is_http(&self) -> bool {
-        self.http.is_some()
+        self.http.is_some() || self.local.is_some()
     }
 
     /// `shh_subscribe` upstream; returns the upstream subscription id and its notifications.

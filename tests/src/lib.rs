@@ -7,6 +7,8 @@
 //! running this crate alone needs `cargo build -p staples-bridge -p staples-devnode --bins`
 //! first, and says so rather than starting a nested cargo.
 
+pub mod geth;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -328,7 +330,13 @@ impl Sidecar {
     /// A `--transport=dual` sidecar tuned as [`Sidecar::start_pss`], whose Whisper side is
     /// the node at `whisper_rpc`.
     pub fn start_dual(dir: &Path, bee: &str, whisper_rpc: &str) -> Sidecar {
-        Sidecar::start_swarm("dual", dir, bee, &["--whisper-rpc", whisper_rpc])
+        Sidecar::start_dual_over(dir, bee, &["--whisper-rpc", whisper_rpc])
+    }
+
+    /// [`Sidecar::start_dual`] whose Whisper side is given by `whisper` (e.g.
+    /// `--whisper-peer enode://…` for its own node on devp2p).
+    pub fn start_dual_over(dir: &Path, bee: &str, whisper: &[&str]) -> Sidecar {
+        Sidecar::start_swarm("dual", dir, bee, whisper)
     }
 
     /// A plain `--transport=whisper` sidecar (its own Whisper node) keeping its data in
@@ -357,18 +365,23 @@ impl Sidecar {
     /// `staples relay` for public chat `chat` between the Whisper node at `whisper_rpc`
     /// and `bee`, tuned as [`Sidecar::start_pss`].
     pub fn start_relay(dir: &Path, bee: &str, whisper_rpc: &str, chat: &str) -> Sidecar {
+        Sidecar::start_relay_over(dir, bee, chat, &["--whisper-rpc", whisper_rpc])
+    }
+
+    /// [`Sidecar::start_relay`] reaching Whisper as `whisper` says (e.g. `--whisper-peer
+    /// enode://…`: its own node on devp2p).
+    pub fn start_relay_over(dir: &Path, bee: &str, chat: &str, whisper: &[&str]) -> Sidecar {
         let data = dir.display().to_string();
         let mut args = vec![
             "relay",
             "--chat",
             chat,
-            "--whisper-rpc",
-            whisper_rpc,
             "--bee-api",
             bee,
             "--data-dir",
             &data,
         ];
+        args.extend_from_slice(whisper);
         args.extend_from_slice(SWARM_TUNING);
         Sidecar::start(&args, PASSWORD)
     }

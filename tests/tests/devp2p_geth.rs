@@ -11,7 +11,6 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rand::rngs::OsRng;
@@ -30,88 +29,7 @@ fn hex0x(b: &[u8]) -> String {
     format!("0x{}", hex::encode(b))
 }
 
-fn geth() -> Option<std::path::PathBuf> {
-    let p = std::env::var_os("STAPLES_GETH")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| "/tmp/geth197/geth".into());
-    p.exists().then_some(p)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A geth v1.9.7 node with Whisper on, a known node key, loopback RPC; killed on drop.
-struct Geth {
-    child: std::process::Child,
-    _dir: tempfile::TempDir,
-    p2p_port: u16,
-    key: PrivateKey,
-    url: String,
-}
-
-impl Geth {
-    async fn start(bin: &std::path::Path) -> Geth {
-        let dir = tempfile::tempdir().unwrap();
-        let (p2p_port, rpc_port) = (free_port(), free_port());
-        let key = PrivateKey::random(&mut OsRng);
-        let child = Command::new(bin)
-            .args(["--datadir", &dir.path().display().to_string()])
-            .args(["--nodiscover", "--nat", "none", "--maxpeers", "5"])
-            .args(["--networkid", "999", "--nousb", "--shh"])
-            .args(["--port", &p2p_port.to_string()])
-            .args(["--nodekeyhex", &hex::encode(key.to_bytes())])
-            .args(["--rpc", "--rpcaddr", "127.0.0.1"])
-            .args([
-                "--rpcport",
-                &rpc_port.to_string(),
-                "--rpcapi",
-                "admin,shh,net,web3",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("geth starts");
-        let url = format!("http://127.0.0.1:{rpc_port}");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while rpc(&url, "admin_nodeInfo", json!([])).await.is_none() {
-            assert!(Instant::now() < deadline, "geth's RPC never came up");
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        Geth {
-            child,
-            _dir: dir,
-            p2p_port,
-            key,
-            url,
-        }
-    }
-}
-
-impl Drop for Geth {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn rpc(url: &str, method: &str, params: Value) -> Option<Value> {
-    let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
-    let v: Value = reqwest::Client::new()
-        .post(url)
-        .json(&body)
-        .send()
-        .await
-        .ok()?
-        .json()
-        .await
-        .ok()?;
-    v.get("result").cloned()
-}
+use staples_e2e::geth::{Geth, geth, rpc};
 
 /// Dials `addr`, does the RLPx handshake with `their_key` and sends our `Hello` as
 /// `name` (offering `shh/6`); returns the session, its read buffer, our key and the peer's
@@ -176,7 +94,7 @@ fn read_message(s: &mut TcpStream, codec: &mut FrameCodec, buf: &mut Vec<u8>) ->
 #[tokio::test]
 async fn geth_v1_9_7_accepts_our_rlpx_handshake_hello_and_frames() {
     let Some(geth) = geth() else {
-        eprintln!("skipped: no geth v1.9.7 binary (set STAPLES_GETH or build /tmp/geth197/geth)");
+        eprintln!("{}", staples_e2e::geth::SKIPPED);
         return;
     };
     let g = Geth::start(&geth).await;
@@ -433,7 +351,7 @@ async fn two_staples_nodes_gossip_envelopes_over_devp2p() {
 #[tokio::test]
 async fn a_staples_node_peers_with_geth_v1_9_7() {
     let Some(geth) = geth() else {
-        eprintln!("skipped: no geth v1.9.7 binary (set STAPLES_GETH or build /tmp/geth197/geth)");
+        eprintln!("{}", staples_e2e::geth::SKIPPED);
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -631,7 +549,7 @@ async fn direct_messages_reach_a_trusting_peer_only() {
 #[tokio::test]
 async fn direct_messages_cross_between_geth_and_staples() {
     let Some(geth) = geth() else {
-        eprintln!("skipped: no geth v1.9.7 binary (set STAPLES_GETH or build /tmp/geth197/geth)");
+        eprintln!("{}", staples_e2e::geth::SKIPPED);
         return;
     };
     let dir = tempfile::tempdir().unwrap();

@@ -11,6 +11,7 @@
 //!
 //! Available with the local Whisper node (`--transport=whisper` without `--whisper-rpc`).
 
+pub mod embedded;
 mod peer;
 
 use std::collections::HashMap;
@@ -234,6 +235,38 @@ impl Devp2p {
             port: listening.map_or(0, |a| a.port()),
             listening: Mutex::new(listening),
         })
+    }
+
+    /// Starts the devp2p side: listens at `listen` (if given) and dials each of `peers`
+    /// (`enode://` URLs) forever; returns it and its tasks. Bad URLs and a refused bind
+    /// fail here, before anything runs.
+    pub async fn start(
+        key: Arc<PrivateKey>,
+        svc: Arc<Service>,
+        peers: Arc<Peers>,
+        listen: Option<SocketAddr>,
+        dial: &[String],
+    ) -> Result<(Arc<Self>, Vec<tokio::task::JoinHandle<()>>), Devp2pError> {
+        let static_peers = dial
+            .iter()
+            .map(|url| Enode::parse(url))
+            .collect::<Result<Vec<_>, _>>()?;
+        let listener = match listen {
+            Some(a) => Some(tokio::net::TcpListener::bind(a).await?),
+            None => None,
+        };
+        let at = listener.as_ref().and_then(|l| l.local_addr().ok());
+        let node = svc.node().clone();
+        let d = Devp2p::new(key, svc, node, peers, at);
+        let mut tasks = Vec::new();
+        if let (Some(l), Some(a)) = (listener, at) {
+            tracing::info!(enode = %d.enode(a), "devp2p: listening");
+            tasks.push(tokio::spawn(d.clone().listen(l)));
+        }
+        for peer in static_peers {
+            tasks.push(tokio::spawn(d.clone().dial_forever(peer)));
+        }
+        Ok((d, tasks))
     }
 
     /// Our `enode://` URL at `addr`.

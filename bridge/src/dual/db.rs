@@ -70,6 +70,17 @@ pub(super) async fn move_cursor(store: &Store, seq: i64) -> Result<(), StoreErro
     Ok(())
 }
 
+/// Forgets every key mapping: the Whisper node starts without the keys (an in-process
+/// node, whose imported keys live in memory), so each is imported again on first use.
+pub async fn forget_keys(store: &Store) -> Result<(), StoreError> {
+    store
+        .run(|t| {
+            t.execute("DELETE FROM upstream_keys", [])?;
+            Ok(())
+        })
+        .await
+}
+
 pub(super) async fn mapped_key(store: &Store, local: &str) -> Result<Option<String>, StoreError> {
     let local = local.to_string();
     store

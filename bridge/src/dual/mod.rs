@@ -44,7 +44,7 @@ use crate::rpc::RpcError;
 use crate::store::{Store, StoreError};
 use crate::upstream::Upstream;
 
-pub use db::{backlog, check_cursor};
+pub use db::{backlog, check_cursor, forget_keys};
 pub use send::WhisperPost;
 
 /// What a relay ([`crate::relay`]) does with what the Whisper side polls, instead of

@@ -115,9 +115,13 @@ impl<S: ShhApi> LocalHandler<S> {
             .as_ref()
             .map_or(0, |s| s.count(std::time::Instant::now()) as u64);
         let swarm = self.engine.as_ref().map_or(0, |e| e.peer_count());
-        let whisper = self.whisper_side.as_ref().map_or(0, |w| w.peer_count());
-        let devp2p = self.devp2p.as_ref().map_or(0, |d| d.peers.count() as u64);
-        sidecars + swarm + whisper + devp2p
+        // In dual, the Whisper side's peers are the devp2p sessions when it is our own node.
+        let whisper = match (&self.whisper_side, &self.devp2p) {
+            (Some(w), _) => w.peer_count(),
+            (None, Some(d)) => d.peers.count() as u64,
+            (None, None) => 0,
+        };
+        sidecars + swarm + whisper
     }
 
     /// Serves `shhext_requestMessages(Sync)` from Swarm (`pss` and `dual`).
