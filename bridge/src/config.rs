@@ -117,6 +117,12 @@ pub struct RunArgs {
     /// with backoff.
     #[arg(long, env = "STAPLES_WHISPER_PEERS", value_delimiter = ',')]
     pub whisper_peer: Vec<String>,
+    /// devp2p: envelopes per second one peer may send us (bursts of five seconds' worth
+    /// pass); beyond it envelopes are dropped and counted, and a peer that keeps
+    /// exceeding it is disconnected (status-go's rate limiter); 0 for no limit
+    /// [default: 1000].
+    #[arg(long, env = "STAPLES_P2P_ENVELOPE_RATE")]
+    pub p2p_envelope_rate: Option<u32>,
 }
 
 /// The `--config` file.
@@ -144,6 +150,7 @@ struct FileConfig {
     relay: Option<RelayFile>,
     p2p_addr: Option<SocketAddr>,
     whisper_peer: Option<Vec<String>>,
+    p2p_envelope_rate: Option<u32>,
 }
 
 /// The `[relay]` section of the `--config` file (read by `staples relay`).
@@ -293,6 +300,8 @@ pub struct Config {
     pub p2p_addr: Option<SocketAddr>,
     /// Static devp2p peers (`enode://` URLs).
     pub whisper_peers: Vec<String>,
+    /// Envelopes per second a devp2p peer may send (0: no limit).
+    pub p2p_envelope_rate: u32,
 }
 
 /// A bearer token; never printed.
@@ -411,6 +420,10 @@ impl RunArgs {
             relay: None,
             p2p_addr: self.p2p_addr.or(file.p2p_addr),
             whisper_peers: or_file(self.whisper_peer, file.whisper_peer),
+            p2p_envelope_rate: self
+                .p2p_envelope_rate
+                .or(file.p2p_envelope_rate)
+                .unwrap_or(crate::devp2p::DEFAULT_ENVELOPE_RATE),
         })
     }
 }

@@ -64,6 +64,7 @@ impl Peer {
             gap_deadline: Duration::from_secs(300),
             relay: None,
             p2p_addr: None,
+            p2p_envelope_rate: crate::devp2p::DEFAULT_ENVELOPE_RATE,
             whisper_peers: Vec::new(),
         };
         let (tx, rx) = oneshot::channel::<()>();

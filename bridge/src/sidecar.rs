@@ -173,15 +173,9 @@ pub async fn run(
                 }
                 (None, Transport::Dual) if devp2p_wanted => {
                     let key = stored_key(&keys, &store, "devp2p_key_id").await?;
-                    let e = crate::devp2p::embedded::EmbeddedWhisper::start(
-                        &cfg.data_dir,
-                        cfg.min_pow,
-                        key,
-                        cfg.p2p_addr,
-                        &cfg.whisper_peers,
-                    )
-                    .await
-                    .map_err(|e| SidecarError::Devp2p(e.to_string()))?;
+                    let e = crate::devp2p::embedded::EmbeddedWhisper::start(&cfg, key)
+                        .await
+                        .map_err(|e| SidecarError::Devp2p(e.to_string()))?;
                     crate::dual::forget_keys(&store).await?;
                     tracing::info!("dual: the Whisper side is our own node, on devp2p");
                     let up = e.upstream.clone();
@@ -268,6 +262,7 @@ pub async fn run(
                     peers,
                     cfg.p2p_addr,
                     &cfg.whisper_peers,
+                    cfg.p2p_envelope_rate,
                 )
                 .await
                 .map_err(|e| SidecarError::Devp2p(e.to_string()))?;

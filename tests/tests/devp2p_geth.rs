@@ -583,3 +583,116 @@ async fn direct_messages_cross_between_geth_and_staples() {
     payloads_until(&s.http, &allow_s, "geth direct").await;
     payloads_until(&g.url, &allow_g, "staples direct").await;
 }
+
+/// The enode of sidecar `a` and its node key, for dialling it by hand.
+async fn listening(a: &staples_e2e::Sidecar) -> (String, staples_protocol::crypto::PublicKey) {
+    let enode = a.ok("admin_nodeInfo", json!([])).await["enode"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let id = enode
+        .trim_start_matches("enode://")
+        .split('@')
+        .next()
+        .unwrap();
+    let key = staples_protocol::devp2p::handshake::from_node_id(
+        &<[u8; 64]>::try_from(hex::decode(id).unwrap().as_slice()).unwrap(),
+    )
+    .unwrap();
+    (enode, key)
+}
+
+/// Reads until a disconnect; its reason.
+fn disconnect_reason(s: &mut TcpStream, codec: &mut FrameCodec, buf: &mut Vec<u8>) -> Option<u64> {
+    loop {
+        let (code, payload) = read_message(s, codec, buf);
+        if code == p2p::DISCONNECT {
+            return p2p::disconnect_reason(&payload);
+        }
+    }
+}
+
+/// A peer that floods (batches over `--p2p-envelope-rate`, again and again) and one that
+/// sends a message over the node's maximum size are dropped with status-go's and geth's
+/// "subprotocol error" (0x10) and counted; what the node had pooled stays, and a good
+/// peer still gets it.
+#[tokio::test]
+async fn flooding_and_oversized_peers_are_dropped_and_the_pool_stays() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = staples_e2e::Sidecar::start_whisper_with(
+        &dir.path().join("a"),
+        &["--p2p-addr", "127.0.0.1:0", "--p2p-envelope-rate", "10"],
+    );
+    let (enode, key) = listening(&a).await;
+    let addr = enode.split('@').nth(1).unwrap().to_string();
+    // Something already pooled, posted by A's app.
+    let sym_id = a.ok("shh_generateSymKeyFromPassword", json!([CHAT])).await;
+    a.ok(
+        "shh_post",
+        json!([{"symKeyID": sym_id, "topic": hex0x(&TOPIC), "ttl": 120,
+                "payload": hex0x(b"pooled before the flood")}]),
+    )
+    .await;
+
+    // 100 envelopes a batch against a burst of 50 and 10 a second.
+    let sym = SymKey::from_password(CHAT);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as u32;
+    let batch: Vec<_> = (0..100u32)
+        .map(|i| {
+            let text = format!("flood {i}");
+            let draft = Draft {
+                topic: Topic(TOPIC),
+                payload: text.as_bytes(),
+                padding: None,
+                signer: None,
+                ttl: 60,
+                to: Recipient::Symmetric(&sym),
+            };
+            wrap(&draft, now, &mut OsRng).unwrap()
+        })
+        .collect();
+    let messages = p2p::BASE_PROTOCOL_LENGTH + shh::MESSAGES;
+    let (mut s, mut codec, mut buf, _, _) = dial(addr.as_str(), &key, "flooder");
+    for _ in 0..12 {
+        let frame = codec
+            .write(messages, &shh::encode_envelopes(&batch))
+            .unwrap();
+        if s.write_all(&frame).is_err() {
+            break;
+        }
+    }
+    assert_eq!(disconnect_reason(&mut s, &mut codec, &mut buf), Some(0x10));
+
+    // Oversized: one message over the node's 1 MiB maximum (geth's default); the size is
+    // checked before anything is decoded.
+    let (mut s, mut codec, mut buf, _, _) = dial(addr.as_str(), &key, "oversized");
+    let big = vec![0xc0; 1024 * 1024 + 16];
+    s.write_all(&codec.write(messages, &big).unwrap()).unwrap();
+    assert_eq!(disconnect_reason(&mut s, &mut codec, &mut buf), Some(0x10));
+
+    let info = a.ok("admin_nodeInfo", json!([])).await;
+    let c = &info["staples"]["counters"];
+    assert_eq!(c["flood_disconnects"], 1, "{info}");
+    assert!(c["envelopes_over_rate"].as_u64() >= Some(500), "{info}");
+    assert_eq!(c["shh_errors"], 2, "{info}");
+
+    // The pool is intact: a good peer that joins now (its filter first: a filter sees
+    // only what arrives after it) gets what A's app posted.
+    let b = staples_e2e::Sidecar::start_whisper_with(
+        &dir.path().join("b"),
+        &["--p2p-addr", "127.0.0.1:0"],
+    );
+    let kb = b.ok("shh_generateSymKeyFromPassword", json!([CHAT])).await;
+    let fb = b
+        .ok(
+            "shh_newMessageFilter",
+            json!([{"symKeyID": kb, "topics": [hex0x(&TOPIC)]}]),
+        )
+        .await;
+    assert_eq!(b.ok("admin_addPeer", json!([enode])).await, true);
+    let seen = payloads_until(&b.http, &fb, "pooled before the flood").await;
+    assert!(seen.len() <= 51, "at most the burst got in: {}", seen.len());
+}

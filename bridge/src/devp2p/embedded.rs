@@ -15,13 +15,12 @@
 //! live in its memory only, like keys imported into geth; its filters are mirrors the dual
 //! side makes again after a restart, so stored ones are dropped at start.
 
-use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 
 use staples_protocol::crypto::PrivateKey;
 
 use super::{Devp2p, Devp2pError, Peers};
+use crate::config::Config;
 use crate::keystore::Keystore;
 use crate::node::LocalNode;
 use crate::rpc::{LocalHandler, NetInfo, ShhService};
@@ -55,21 +54,15 @@ pub enum EmbeddedError {
 }
 
 impl EmbeddedWhisper {
-    /// Starts it in `data_dir` with PoW floor `min_pow`, node key `key`, listening at
-    /// `listen` and dialling `peers`.
-    pub async fn start(
-        data_dir: &Path,
-        min_pow: f64,
-        key: Arc<PrivateKey>,
-        listen: Option<SocketAddr>,
-        peers: &[String],
-    ) -> Result<Self, EmbeddedError> {
-        let store = Store::open(&data_dir.join("whisper-node.sqlite"))?;
+    /// Starts it in the sidecar's data dir with its PoW floor and devp2p settings
+    /// (listener, static peers, envelope rate), with node key `key`.
+    pub async fn start(cfg: &Config, key: Arc<PrivateKey>) -> Result<Self, EmbeddedError> {
+        let store = Store::open(&cfg.data_dir.join("whisper-node.sqlite"))?;
         for f in store.filters_of(Origin::Local).await? {
             store.delete_filter(f.id).await?;
         }
         let node = Arc::new(LocalNode::with_acks(
-            min_pow,
+            cfg.min_pow,
             crate::node::Acks::new(Some(store.clone())),
         ));
         let sessions = Arc::new(Peers::default());
@@ -86,7 +79,15 @@ impl EmbeddedWhisper {
         if pooled > 0 {
             tracing::info!(pooled, "whisper node: unexpired posts back in the pool");
         }
-        let (devp2p, mut tasks) = Devp2p::start(key, svc.clone(), sessions, listen, peers).await?;
+        let (devp2p, mut tasks) = Devp2p::start(
+            key,
+            svc.clone(),
+            sessions,
+            cfg.p2p_addr,
+            &cfg.whisper_peers,
+            cfg.p2p_envelope_rate,
+        )
+        .await?;
         tasks.push(tokio::spawn(crate::sidecar::janitor(node, store.clone())));
         let handler = LocalHandler::new(svc, NetInfo::default()).with_devp2p(devp2p.clone());
         Ok(EmbeddedWhisper {

@@ -42,9 +42,13 @@ pub enum Devp2pError {
     /// The socket failed.
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
-    /// The peer broke the protocol.
+    /// The peer broke the protocol (handshake, frames, `p2p` messages).
     #[error("protocol: {0}")]
     Protocol(String),
+    /// The peer broke `shh/6` (a malformed or oversized message, a flood): geth and
+    /// status-go drop it with "subprotocol error".
+    #[error("shh: {0}")]
+    Subprotocol(String),
     /// Nothing arrived for [`peer::READ_TIMEOUT`].
     #[error("read timeout")]
     ReadTimeout,
@@ -209,9 +213,14 @@ pub struct Devp2p {
     /// Live sessions (shared with the `shh` service, for `targetPeer` and trust marks).
     pub peers: Arc<Peers>,
     port: u16,
+    /// Envelopes per second one peer may send (0: no limit).
+    envelope_rate: u32,
     /// Where we listen, if we do.
     listening: Mutex<Option<SocketAddr>>,
 }
+
+/// Envelopes per second a peer may send by default (`--p2p-envelope-rate`).
+pub const DEFAULT_ENVELOPE_RATE: u32 = 1000;
 
 /// First wait before redialling a static peer; doubles to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
@@ -226,26 +235,30 @@ impl Devp2p {
         node: Arc<LocalNode>,
         peers: Arc<Peers>,
         listening: Option<SocketAddr>,
+        envelope_rate: u32,
     ) -> Arc<Self> {
         Arc::new(Devp2p {
             key,
             svc,
             node,
             peers,
+            envelope_rate,
             port: listening.map_or(0, |a| a.port()),
             listening: Mutex::new(listening),
         })
     }
 
     /// Starts the devp2p side: listens at `listen` (if given) and dials each of `peers`
-    /// (`enode://` URLs) forever; returns it and its tasks. Bad URLs and a refused bind
-    /// fail here, before anything runs.
+    /// (`enode://` URLs) forever, taking at most `envelope_rate` envelopes per second
+    /// from each peer; returns it and its tasks. Bad URLs and a refused bind fail here,
+    /// before anything runs.
     pub async fn start(
         key: Arc<PrivateKey>,
         svc: Arc<Service>,
         peers: Arc<Peers>,
         listen: Option<SocketAddr>,
         dial: &[String],
+        envelope_rate: u32,
     ) -> Result<(Arc<Self>, Vec<tokio::task::JoinHandle<()>>), Devp2pError> {
         let static_peers = dial
             .iter()
@@ -257,7 +270,7 @@ impl Devp2p {
         };
         let at = listener.as_ref().and_then(|l| l.local_addr().ok());
         let node = svc.node().clone();
-        let d = Devp2p::new(key, svc, node, peers, at);
+        let d = Devp2p::new(key, svc, node, peers, at, envelope_rate);
         let mut tasks = Vec::new();
         if let (Some(l), Some(a)) = (listener, at) {
             tracing::info!(enode = %d.enode(a), "devp2p: listening");

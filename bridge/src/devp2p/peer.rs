@@ -31,6 +31,12 @@ pub(super) const READ_TIMEOUT: Duration = Duration::from_secs(30);
 const PROTOCOL_ERROR: u64 = 2;
 const USELESS_PEER: u64 = 3;
 const READ_TIMED_OUT: u64 = 11;
+const SUBPROTOCOL_ERROR: u64 = 0x10;
+/// Batches over the envelope rate a peer may send before it is dropped (status-go's
+/// `RateLimitTolerance`).
+const FLOOD_TOLERANCE: u32 = 10;
+/// Seconds of the envelope rate a peer may send at once.
+const BURST_SECONDS: f64 = 5.0;
 /// How long each handshake step may take.
 const STEP: Duration = Duration::from_secs(10);
 /// Envelope hashes remembered per peer (what it has, or was sent).
@@ -118,23 +124,19 @@ pub(super) async fn run(
         known: Default::default(),
         trusted,
         direct,
+        budget: Budget::new(me.envelope_rate),
+        floods: 0,
     };
     let r = serve(&me, &mut s, &mut remote).await;
     // Tell the peer why, as geth does, where it is our decision.
     let reason = match &r {
-        Err(Devp2pError::Protocol(_)) => Some(PROTOCOL_ERROR),
-        Err(Devp2pError::ReadTimeout) => Some(READ_TIMED_OUT),
+        Err(Devp2pError::Protocol(_)) => Some((PROTOCOL_ERROR, "protocol_errors")),
+        Err(Devp2pError::Subprotocol(_)) => Some((SUBPROTOCOL_ERROR, "shh_errors")),
+        Err(Devp2pError::ReadTimeout) => Some((READ_TIMED_OUT, "read_timeouts")),
         _ => None,
     };
-    if let Some(reason) = reason {
-        me.peers.count_n(
-            if reason == READ_TIMED_OUT {
-                "read_timeouts"
-            } else {
-                "protocol_errors"
-            },
-            1,
-        );
+    if let Some((reason, counter)) = reason {
+        me.peers.count_n(counter, 1);
         let _ = s.send(p2p::DISCONNECT, &p2p::disconnect(reason)).await;
     }
     me.peers.down(&peer_id);
@@ -232,6 +234,42 @@ struct Remote {
     trusted: Arc<AtomicBool>,
     /// `shh_post` with `targetPeer` to this peer.
     direct: tokio::sync::mpsc::Receiver<Envelope>,
+    /// Envelopes it may still send now.
+    budget: Budget,
+    /// Batches that went over the budget.
+    floods: u32,
+}
+
+/// A token bucket of envelopes: `rate` per second, up to [`BURST_SECONDS`] of them.
+struct Budget {
+    rate: f64,
+    tokens: f64,
+    at: tokio::time::Instant,
+}
+
+impl Budget {
+    fn new(rate: u32) -> Self {
+        let rate = f64::from(rate);
+        Budget {
+            rate,
+            tokens: rate * BURST_SECONDS,
+            at: tokio::time::Instant::now(),
+        }
+    }
+
+    /// How many of `n` envelopes arriving now fit (all of them without a limit).
+    fn take(&mut self, n: usize) -> usize {
+        if self.rate == 0.0 {
+            return n;
+        }
+        let now = tokio::time::Instant::now();
+        let refill = now.duration_since(self.at).as_secs_f64() * self.rate;
+        self.tokens = (self.tokens + refill).min(self.rate * BURST_SECONDS);
+        self.at = now;
+        let fit = (self.tokens.floor() as usize).min(n);
+        self.tokens -= fit as f64;
+        fit
+    }
 }
 
 impl Remote {
@@ -315,7 +353,17 @@ async fn handle(
         c if c == BASE_PROTOCOL_LENGTH + shh::P2P_REQUEST => return Ok(()),
         _ => {}
     }
-    match shh::decode(code - BASE_PROTOCOL_LENGTH, payload).map_err(protocol)? {
+    // geth's MaxMessageSize check, before decoding.
+    let max = me.node.info().max_message_size as usize;
+    if payload.len() > max {
+        return Err(Devp2pError::Subprotocol(format!(
+            "oversized message received ({} > {max} bytes)",
+            payload.len()
+        )));
+    }
+    let message = shh::decode(code - BASE_PROTOCOL_LENGTH, payload)
+        .map_err(|e| Devp2pError::Subprotocol(e.to_string()))?;
+    match message {
         Message::Status(st) => {
             if st.version != shh::VERSION {
                 return Err(protocol(format!("shh version {}", st.version)));
@@ -325,8 +373,21 @@ async fn handle(
         }
         Message::PowRequirement(p) => remote.pow = p,
         Message::Bloom(b) => remote.bloom = Some(b),
-        Message::Messages(envs) => {
+        Message::Messages(mut envs) => {
             me.peers.count_n("envelopes_in", envs.len() as u64);
+            let fit = remote.budget.take(envs.len());
+            if fit < envs.len() {
+                // Over the rate: the excess is dropped (the sender's gossip offers it
+                // again later if it still matters); a peer that keeps at it is dropped.
+                me.peers
+                    .count_n("envelopes_over_rate", (envs.len() - fit) as u64);
+                envs.truncate(fit);
+                remote.floods += 1;
+                if remote.floods >= FLOOD_TOLERANCE {
+                    me.peers.count_n("flood_disconnects", 1);
+                    return Err(Devp2pError::Subprotocol("rate limit exceeded".into()));
+                }
+            }
             for env in envs {
                 remote.knows(env.hash());
                 // The pool's rules decide; a refused envelope is the sender's problem,
