@@ -123,6 +123,12 @@ pub struct RunArgs {
     /// [default: 1000].
     #[arg(long, env = "STAPLES_P2P_ENVELOPE_RATE")]
     pub p2p_envelope_rate: Option<u32>,
+    /// pss/dual: during a migration, put every post's envelope on its topic's log on Swarm
+    /// and read the logs of the app's filter topics, so Whisper-only peers reach this one
+    /// in one-to-one and private group chats through a relay bridging those topics
+    /// (`staples relay --topic`; specs/topic-log.md) [default: off].
+    #[arg(long, env = "STAPLES_TOPIC_LOGS")]
+    pub topic_logs: bool,
 }
 
 /// The `--config` file.
@@ -151,6 +157,7 @@ struct FileConfig {
     p2p_addr: Option<SocketAddr>,
     whisper_peer: Option<Vec<String>>,
     p2p_envelope_rate: Option<u32>,
+    topic_logs: Option<bool>,
 }
 
 /// The `[relay]` section of the `--config` file (read by `staples relay`).
@@ -159,6 +166,7 @@ struct FileConfig {
 struct RelayFile {
     chats: Option<Vec<String>>,
     per_second: Option<u32>,
+    topics: Option<Vec<String>>,
 }
 
 /// `staples relay`: the sidecar options, plus what to bridge.
@@ -175,6 +183,12 @@ pub struct RelayArgs {
     /// shed and counted [default: 50].
     #[arg(long, env = "STAPLES_RELAY_PER_SECOND")]
     pub per_second: Option<u32>,
+    /// A Whisper topic (`0x` + 8 hex digits) whose raw envelopes are bridged both ways
+    /// through its topic log on Swarm: one-to-one and private group traffic the relay
+    /// cannot open (repeat or comma-separate; `[relay] topics`). Needs the relay's own
+    /// Whisper node (--whisper-peer / --p2p-addr).
+    #[arg(long = "topic", env = "STAPLES_RELAY_TOPICS", value_delimiter = ',')]
+    pub topics: Vec<String>,
 }
 
 impl RelayArgs {
@@ -208,11 +222,34 @@ impl RelayArgs {
         } else {
             self.chats
         };
-        if chats.is_empty() {
-            return Err(ConfigError::Relay("a relay needs at least one --chat NAME"));
+        let topic_names = if self.topics.is_empty() {
+            file.topics.unwrap_or_default()
+        } else {
+            self.topics
+        };
+        let mut topics = Vec::new();
+        for t in &topic_names {
+            let bytes = hex::decode(t.trim_start_matches("0x"))
+                .ok()
+                .and_then(|b| <[u8; 4]>::try_from(b.as_slice()).ok())
+                .ok_or(ConfigError::Relay(
+                    "--topic takes a Whisper topic: 0x and 8 hex digits",
+                ))?;
+            topics.push(bytes);
+        }
+        if chats.is_empty() && topics.is_empty() {
+            return Err(ConfigError::Relay(
+                "a relay needs at least one --chat NAME or --topic 0x…",
+            ));
+        }
+        if !topics.is_empty() && cfg.whisper_rpc.is_some() {
+            return Err(ConfigError::Relay(
+                "--topic bridges raw envelopes, which needs the relay's own Whisper node (--whisper-peer / --p2p-addr), not --whisper-rpc",
+            ));
         }
         cfg.relay = Some(crate::relay::RelayConfig {
             chats,
+            topics,
             per_second: self
                 .per_second
                 .or(file.per_second)
@@ -302,6 +339,8 @@ pub struct Config {
     pub whisper_peers: Vec<String>,
     /// Envelopes per second a devp2p peer may send (0: no limit).
     pub p2p_envelope_rate: u32,
+    /// pss/dual: topic logs on ([`crate::engine::topic_log`]).
+    pub topic_logs: bool,
 }
 
 /// A bearer token; never printed.
@@ -424,6 +463,7 @@ impl RunArgs {
                 .p2p_envelope_rate
                 .or(file.p2p_envelope_rate)
                 .unwrap_or(crate::devp2p::DEFAULT_ENVELOPE_RATE),
+            topic_logs: self.topic_logs || file.topic_logs.unwrap_or(false),
         })
     }
 }

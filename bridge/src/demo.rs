@@ -65,6 +65,7 @@ impl Peer {
             relay: None,
             p2p_addr: None,
             p2p_envelope_rate: crate::devp2p::DEFAULT_ENVELOPE_RATE,
+            topic_logs: false,
             whisper_peers: Vec::new(),
         };
         let (tx, rx) = oneshot::channel::<()>();

@@ -242,6 +242,16 @@ pub async fn run(
                         .await
                         .map_err(|e| SidecarError::Relay(e.to_string()))?,
                 );
+                // Raw envelopes by topic, between its own Whisper node and topic logs.
+                if let (Some(e), Some(p), Some(rc)) = (&embedded, &pss, &cfg.relay)
+                    && !rc.topics.is_empty()
+                {
+                    whisper_tasks.push(crate::relay::raw::RawBridge::start(
+                        r.clone(),
+                        p.engine.clone(),
+                        e.svc.clone(),
+                    ));
+                }
             }
             tracing::info!(
                 transport = ?cfg.transport,
@@ -432,6 +442,7 @@ async fn start_pss(
             gap_deadline_ms: u64::try_from(cfg.gap_deadline.as_millis()).unwrap_or(u64::MAX),
             ..Default::default()
         },
+        topic_logs: cfg.topic_logs,
         ..Default::default()
     };
     let engine = crate::engine::Engine::open(

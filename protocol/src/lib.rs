@@ -20,6 +20,7 @@
 //! - [`mvds`]: MVDS message ids and status-go one-to-one group ids.
 //! - [`bridged`]: a relay's record of a legacy Whisper message on Swarm, and the legacy id
 //!   that collapses copies of it.
+//! - [`topic_log`]: raw Whisper envelopes on a shared Swarm feed per topic.
 #![warn(missing_docs)]
 
 pub mod bridged;
@@ -31,6 +32,7 @@ pub mod inbox;
 pub mod mvds;
 pub mod status;
 pub mod swarm;
+pub mod topic_log;
 pub mod whisper;
 
 #[cfg(test)]

@@ -327,6 +327,11 @@ impl Sidecar {
         Sidecar::start_swarm("pss", dir, bee, &[])
     }
 
+    /// [`Sidecar::start_pss`] with `extra` arguments (e.g. `--topic-logs`).
+    pub fn start_pss_with(dir: &Path, bee: &str, extra: &[&str]) -> Sidecar {
+        Sidecar::start_swarm("pss", dir, bee, extra)
+    }
+
     /// A `--transport=dual` sidecar tuned as [`Sidecar::start_pss`], whose Whisper side is
     /// the node at `whisper_rpc`.
     pub fn start_dual(dir: &Path, bee: &str, whisper_rpc: &str) -> Sidecar {

@@ -234,3 +234,140 @@ async fn a_relay_on_devp2p_bridges_geth_v1_9_7_and_swarm() {
         "the author's envelope, byte for byte"
     );
 }
+
+const GROUP_TOPIC: &str = "0x6a6a0001";
+const DM_TOPIC: &str = "0x6a6a0002";
+
+/// A filter on `topic` with the sym key `sym_id` or the key pair `pair_id`.
+async fn filter_on(p: &Sidecar, crit: Value) -> String {
+    p.ok("shh_newMessageFilter", json!([crit]))
+        .await
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// The migration window in full (issue "dual", Done-when): a plain Whisper peer, a `dual`
+/// peer and a `pss` peer share a public chat, a private group (a random symmetric key)
+/// and one-to-one chats between each pair. A relay bridges the public chat by its key and
+/// the group and one-to-one topics raw, through topic logs; the `pss` peer runs with
+/// `--topic-logs`. Every message reaches every peer it is for exactly once, with the
+/// exact payload.
+#[tokio::test]
+async fn whisper_dual_and_pss_peers_share_public_group_and_one_to_one_chats() {
+    let net = DevNode::start(3);
+    let dir = tempfile::tempdir().unwrap();
+    let (w, enode) = whisper_network(&dir.path().join("whisper")).await;
+    let r = Sidecar::start_relay_over(
+        &dir.path().join("relay"),
+        &net.urls[0],
+        CHAT,
+        &[
+            "--whisper-peer",
+            &enode,
+            "--topic",
+            GROUP_TOPIC,
+            "--topic",
+            DM_TOPIC,
+        ],
+    );
+    let d = Sidecar::start_dual_over(
+        &dir.path().join("dual"),
+        &net.urls[1],
+        &["--whisper-peer", &enode],
+    );
+    let s = Sidecar::start_pss_with(&dir.path().join("pss"), &net.urls[2], &["--topic-logs"]);
+    let peers = [("whisper", &w), ("dual", &d), ("pss", &s)];
+
+    // Public chat.
+    let mut public = Vec::new();
+    for (_, p) in peers {
+        public.push(join(p).await);
+    }
+    // Private group: a random key the members share out of band.
+    let graw = hex0x(&rand::random::<[u8; 32]>());
+    let mut group = Vec::new();
+    for (_, p) in peers {
+        let id = p.ok("shh_addSymKey", json!([graw])).await;
+        let f = filter_on(p, json!({"symKeyID": id, "topics": [GROUP_TOPIC]})).await;
+        group.push((id, f));
+    }
+    // One-to-one: a key pair each, a filter on it.
+    let mut dm = Vec::new();
+    for (_, p) in peers {
+        let pair = p.ok("shh_newKeyPair", json!([])).await;
+        let public_key = p.ok("shh_getPublicKey", json!([pair])).await;
+        let f = filter_on(p, json!({"privateKeyID": pair, "topics": [DM_TOPIC]})).await;
+        dm.push((pair, public_key, f));
+    }
+
+    // Everyone is listening: the relay and the dual peer have their Whisper node's
+    // mirrors open and a devp2p session.
+    r.status_until_peers(1).await;
+    d.status_until_peers(1).await;
+    r.status_until("relay not ready", Duration::from_secs(20), |st| {
+        st["whisper"]["mirrorsOpen"] == 1
+    })
+    .await;
+    d.status_until("dual mirrors not open", Duration::from_secs(20), |st| {
+        st["whisper"]["mirrorsOpen"] == 3
+    })
+    .await;
+
+    for (i, (name, p)) in peers.iter().enumerate() {
+        say(p, &public[i].0, &format!("public from {name}")).await;
+        p.ok(
+            "shh_post",
+            json!([{"symKeyID": group[i].0, "topic": GROUP_TOPIC, "ttl": 120,
+                    "payload": hex0x(format!("group from {name}").as_bytes())}]),
+        )
+        .await;
+        for (j, (to, _)) in peers.iter().enumerate() {
+            if i == j {
+                continue;
+            }
+            p.ok(
+                "shh_post",
+                json!([{"pubKey": dm[j].1, "sig": dm[i].0, "topic": DM_TOPIC, "ttl": 120,
+                        "payload": hex0x(format!("{name} to {to}").as_bytes())}]),
+            )
+            .await;
+        }
+    }
+
+    let names: Vec<&str> = peers.iter().map(|(n, _)| *n).collect();
+    for (i, (name, p)) in peers.iter().enumerate() {
+        let mut got = Vec::new();
+        collect(p, &public[i].1, &mut got, 3).await;
+        let want: Vec<String> = names.iter().map(|n| format!("public from {n}")).collect();
+        assert_eq!(sorted(&got), sorted_strings(want), "{name}: public chat");
+
+        let mut got = Vec::new();
+        collect(p, &group[i].1, &mut got, 3).await;
+        let want: Vec<String> = names.iter().map(|n| format!("group from {n}")).collect();
+        assert_eq!(sorted(&got), sorted_strings(want), "{name}: group");
+
+        let mut got = Vec::new();
+        collect(p, &dm[i].2, &mut got, 2).await;
+        let want: Vec<String> = names
+            .iter()
+            .filter(|n| *n != name)
+            .map(|n| format!("{n} to {name}"))
+            .collect();
+        assert_eq!(sorted(&got), sorted_strings(want), "{name}: one-to-one");
+    }
+    let st = r.ok("staples_status", json!([])).await;
+    assert!(
+        st["relay"]["counters"]["relay_raw_to_swarm"].as_u64() >= Some(2),
+        "{st}"
+    );
+    assert!(
+        st["relay"]["counters"]["relay_raw_to_whisper"].as_u64() >= Some(2),
+        "{st}"
+    );
+}
+
+fn sorted_strings(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}

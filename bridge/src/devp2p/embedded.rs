@@ -33,6 +33,8 @@ pub struct EmbeddedWhisper {
     pub upstream: Arc<Upstream>,
     /// Its devp2p sessions (`admin_peers`, `admin_nodeInfo`, `admin_addPeer`).
     pub devp2p: Arc<Devp2p>,
+    /// Its `shh` service (a relay bridging raw envelopes posts into it).
+    pub svc: Arc<super::Service>,
     /// Its sessions, listener and janitor.
     pub tasks: Vec<tokio::task::JoinHandle<()>>,
     /// Its store, to close on shutdown.
@@ -89,10 +91,12 @@ impl EmbeddedWhisper {
         )
         .await?;
         tasks.push(tokio::spawn(crate::sidecar::janitor(node, store.clone())));
-        let handler = LocalHandler::new(svc, NetInfo::default()).with_devp2p(devp2p.clone());
+        let handler =
+            LocalHandler::new(svc.clone(), NetInfo::default()).with_devp2p(devp2p.clone());
         Ok(EmbeddedWhisper {
             upstream: Arc::new(Upstream::in_process(Arc::new(handler))),
             devp2p,
+            svc,
             tasks,
             store,
         })

@@ -19,6 +19,7 @@ pub mod db;
 pub mod history;
 pub mod send;
 pub mod sync;
+pub mod topic_log;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -60,6 +61,11 @@ pub trait Release: Send + Sync + 'static {
     /// Which filters take a released envelope (no expiry or PoW gate: it may be hours old
     /// when an offline inbox is caught up). Changes nothing yet.
     fn route(&self, envelope: Envelope) -> crate::node::Routed;
+    /// Which filters take an envelope read from a topic log, as a legacy Whisper arrival
+    /// ([`topic_log`]). Changes nothing yet.
+    fn route_logged(&self, pooled: &crate::node::Pooled) -> crate::node::Routed;
+    /// The node's minimum PoW (what a topic log's envelope must meet).
+    fn min_pow(&self) -> f64;
     /// Queues what was routed, after the commit.
     fn enqueue(&self, routed: crate::node::Routed);
     /// For `staples_status`: entries waiting for the app, detached subscription
@@ -77,7 +83,8 @@ pub trait KeyLookup: Send + Sync + 'static {
     fn pair(&self, id: &str) -> Option<Arc<PrivateKey>>;
 }
 
-type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+/// A boxed future, for the object-safe traits here.
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 
 /// What the `shh` service needs from the engine, object-safe so the service does not
 /// carry the engine's Swarm type.
@@ -128,6 +135,16 @@ pub trait Hook: Send + Sync + 'static {
         &'a self,
         q: &'a history::HistoryQuery,
     ) -> BoxFuture<'a, Result<history::HistoryPage, EngineError>>;
+    /// [`Engine::follow_topics`].
+    fn follow_topics(&self, topics: &[[u8; 4]]);
+    /// [`Engine::follow_topic_into`].
+    fn follow_topic_into(
+        &self,
+        topic: staples_protocol::whisper::Topic,
+        sink: Arc<dyn topic_log::TopicSink>,
+    );
+    /// [`Engine::topic_log_append`].
+    fn topic_log_append<'a>(&'a self, env: &'a Envelope) -> BoxFuture<'a, Result<(), EngineError>>;
 }
 
 impl<S: Swarm> Hook for Engine<S> {
@@ -191,6 +208,19 @@ impl<S: Swarm> Hook for Engine<S> {
     fn nudge_sync(&self) {
         self.inner.wake_sync.notify_one();
     }
+    fn follow_topics(&self, topics: &[[u8; 4]]) {
+        Engine::follow_topics(self, topics);
+    }
+    fn follow_topic_into(
+        &self,
+        topic: staples_protocol::whisper::Topic,
+        sink: Arc<dyn topic_log::TopicSink>,
+    ) {
+        Engine::follow_topic_into(self, topic, sink);
+    }
+    fn topic_log_append<'a>(&'a self, env: &'a Envelope) -> BoxFuture<'a, Result<(), EngineError>> {
+        Box::pin(Engine::topic_log_append(self, env))
+    }
 }
 
 /// How often the Bee node's peer count is read for `net_peerCount`.
@@ -210,6 +240,9 @@ pub struct EngineConfig {
     pub pss_target_bytes: usize,
     /// Live PSS sends in flight at once (each is mined by Bee).
     pub live_parallelism: usize,
+    /// `--topic-logs`: append every post's envelope to its topic's log, and read the logs
+    /// of the filters' topics ([`topic_log`]).
+    pub topic_logs: bool,
 }
 
 impl Default for EngineConfig {
@@ -220,6 +253,7 @@ impl Default for EngineConfig {
             limits: Limits::default(),
             pss_target_bytes: 2,
             live_parallelism: 16,
+            topic_logs: false,
         }
     }
 }
@@ -297,6 +331,8 @@ struct Inner<S> {
     identities: Mutex<BTreeMap<String, Arc<PrivateKey>>>,
     /// Next drop-box index to read, by drop-box owner (in memory: a restart re-reads).
     drop_box_next: Mutex<HashMap<[u8; 20], u64>>,
+    /// Followed topic logs.
+    topic_logs: Mutex<topic_log::Follows>,
     counters: Mutex<BTreeMap<&'static str, u64>>,
     bee_ok: AtomicBool,
     /// Bee's connected peers, last read.
@@ -362,6 +398,7 @@ impl<S: Swarm> Engine<S> {
                 turns: Mutex::new(HashMap::new()),
                 identities: Mutex::new(BTreeMap::new()),
                 drop_box_next: Mutex::new(HashMap::new()),
+                topic_logs: Mutex::new(HashMap::new()),
                 counters: Mutex::new(BTreeMap::new()),
                 bee_ok: AtomicBool::new(false),
                 bee_peers: std::sync::atomic::AtomicU64::new(0),

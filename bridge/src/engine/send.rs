@@ -145,6 +145,9 @@ async fn send_row<S: Swarm>(engine: &Engine<S>, mut row: db::OutboxRow) -> Resul
         row.page_index = Some(page.index());
     }
     let address = publish_page(engine, &row.chat, &page, &page_key).await?;
+    if inner.cfg.topic_logs {
+        append_to_topic_log(engine, &row.envelope).await?;
+    }
     {
         let mut chats = lock(&inner.chats);
         if let Some(w) = chats.get_mut(&row.chat).and_then(|st| st.writer.as_mut()) {
@@ -152,6 +155,26 @@ async fn send_row<S: Swarm>(engine: &Engine<S>, mut row: db::OutboxRow) -> Resul
         }
     }
     finish_row(engine, &row, Some(reference)).await
+}
+
+/// `--topic-logs`: the post's envelope on its topic's log, for Whisper peers a relay
+/// bridges by topic. Before the row is marked published, so a failure retries it (a
+/// repeat entry is one readers drop by envelope hash). An envelope too large for an
+/// entry is left out and counted.
+async fn append_to_topic_log<S: Swarm>(engine: &Engine<S>, rlp: &[u8]) -> Result<(), SwarmError> {
+    let Ok(env) = staples_protocol::whisper::Envelope::decode(rlp) else {
+        return Ok(());
+    };
+    if let Err(e) = staples_protocol::topic_log::encode(&env) {
+        engine.count("topic_log_too_large");
+        tracing::debug!(error = %e, "post left out of its topic log");
+        return Ok(());
+    }
+    match engine.topic_log_append(&env).await {
+        Ok(()) => Ok(()),
+        Err(super::EngineError::Swarm(e)) => Err(e),
+        Err(e) => Err(SwarmError::Invalid(e.to_string())),
+    }
 }
 
 /// Marks the row published and sends it live.
@@ -354,18 +377,42 @@ async fn announce<S: Swarm>(
             ecies::encrypt(recipient, &eph, &iv, &entry)
         }
     };
-    let rk = chat.rendezvous_key();
-    let owner = rk.public_key().eth_address();
-    let topic = keys::rendezvous_topic();
-    let mut index = engine
-        .inner
-        .swarm
-        .feed_latest_index(&owner, &topic, None)
-        .await?
-        .map_or(0, |i| i.saturating_add(1));
-    let cac = Cac::new(&sealed).map_err(|e| SwarmError::Invalid(e.to_string()))?;
+    let index = append_shared(
+        engine,
+        &chat.rendezvous_key(),
+        &keys::rendezvous_topic(),
+        &sealed,
+        None,
+    )
+    .await?;
+    Ok((index, sealed))
+}
+
+/// Writes `payload` at the first free index of the feed that `key` owns with topic
+/// `topic`, a feed anyone who derives `key` may write (a rendezvous roster, a topic log),
+/// searching from `from` (else Bee's newest index) and reading each write back: a writer
+/// whose upload landed first at an index wins it, and we move on to the next. Returns the
+/// index our payload holds.
+pub(super) async fn append_shared<S: Swarm>(
+    engine: &Engine<S>,
+    key: &PrivateKey,
+    topic: &feed::FeedTopic,
+    payload: &[u8],
+    from: Option<u64>,
+) -> Result<u64, SwarmError> {
+    let owner = key.public_key().eth_address();
+    let mut index = match from {
+        Some(i) => i,
+        None => engine
+            .inner
+            .swarm
+            .feed_latest_index(&owner, topic, None)
+            .await?
+            .map_or(0, |i| i.saturating_add(1)),
+    };
+    let cac = Cac::new(payload).map_err(|e| SwarmError::Invalid(e.to_string()))?;
     for _ in 0..64 {
-        let address = feed::update_address(&owner, &topic, index);
+        let address = feed::update_address(&owner, topic, index);
         match engine.inner.swarm.download_soc(&address).await {
             Ok(_) => {
                 index += 1;
@@ -374,19 +421,17 @@ async fn announce<S: Swarm>(
             Err(SwarmError::NotFound) => {}
             Err(e) => return Err(e),
         }
-        let soc = SingleOwnerChunk::sign(&rk, feed::identifier(&topic, index), cac.clone());
+        let soc = SingleOwnerChunk::sign(key, feed::identifier(topic, index), cac.clone());
         engine.inner.swarm.upload_soc(&soc).await?;
         match engine.inner.swarm.download_soc(&address).await {
-            Ok(back) if back.wrapped().payload() == sealed.as_slice() => {
-                return Ok((index, sealed));
-            }
+            Ok(back) if back.wrapped().payload() == payload => return Ok(index),
             Ok(_) | Err(SwarmError::NotFound) => index += 1,
             Err(e) => return Err(e),
         }
     }
-    Err(SwarmError::Invalid(
-        "rendezvous feed: no free index in 64 tries".into(),
-    ))
+    Err(SwarmError::Invalid(format!(
+        "shared feed {topic}: no free index in 64 tries"
+    )))
 }
 
 /// Re-reads the roster entries we wrote in the last [`OWN_ENTRY_RECHECK`]; one that was

@@ -101,7 +101,7 @@ async fn pass<S: Swarm>(
     }
     persist_members(engine).await;
     fetch_wanted(engine).await;
-    Ok(())
+    super::topic_log::read_all(engine).await
 }
 
 /// Why reading one inbox stopped.

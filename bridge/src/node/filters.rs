@@ -454,6 +454,7 @@ impl FilterSet {
             pooled,
             &self.filters.get(id)?.criteria.key,
             self.keep_envelopes,
+            false,
         )
     }
 
@@ -518,6 +519,18 @@ impl FilterSet {
     /// anything: a full queue or a hash already queued is left out here, so every route
     /// the caller persists is one [`FilterSet::enqueue`] will keep.
     pub fn route(&self, pooled: &Pooled, p2p: bool) -> Vec<Route> {
+        self.route_with(pooled, p2p, false)
+    }
+
+    /// [`FilterSet::route`] for an envelope read from a topic log: only a legacy message
+    /// (no Staples DAG carrier: those come by the DAG path) is taken, and as a legacy
+    /// message, so each filter takes its envelope hash once ever, whichever path brought
+    /// it.
+    pub fn route_logged(&self, pooled: &Pooled) -> Vec<Route> {
+        self.route_with(pooled, false, true)
+    }
+
+    fn route_with(&self, pooled: &Pooled, p2p: bool, logged: bool) -> Vec<Route> {
         let mut opened: HashMap<[u8; 32], Option<Arc<Delivered>>> = HashMap::new();
         let mut out = Vec::new();
         let topical = self.by_topic.get(&pooled.envelope.topic);
@@ -541,7 +554,7 @@ impl FilterSet {
             };
             let msg = opened
                 .entry(cache_key)
-                .or_insert_with(|| open_for(pooled, &c.key, self.keep_envelopes))
+                .or_insert_with(|| open_for(pooled, &c.key, self.keep_envelopes, logged))
                 .clone();
             let Some(msg) = msg else { continue };
             if let Some(src) = &c.src {
@@ -654,13 +667,25 @@ fn pump(id: &FilterId, f: &Filter, receipt: MakeReceipt<'_>) -> Option<Push> {
     None
 }
 
-fn open_for(pooled: &Pooled, key: &FilterKey, keep: bool) -> Option<Arc<Delivered>> {
+fn open_for(pooled: &Pooled, key: &FilterKey, keep: bool, logged: bool) -> Option<Arc<Delivered>> {
     let key = match key {
         FilterKey::Symmetric(k) => OpenKey::Symmetric(k),
         FilterKey::Asymmetric(k) => OpenKey::Asymmetric(k),
     };
     // geth reports the PoW computed on entry (adjusted for clock skew), not a fresh one.
     let message = open_known(&pooled.envelope, key, pooled.hash, pooled.pow).ok()?;
+    if logged {
+        if staples_protocol::dag::app_padding(&message.plaintext.padding).is_some() {
+            return None;
+        }
+        let json = app_json(&message);
+        return Some(Arc::new(Delivered {
+            message,
+            json,
+            legacy: true,
+            envelope: None,
+        }));
+    }
     if let Some(bridged) = bridged_record(&message) {
         return bridged.map(Arc::new);
     }
@@ -1139,6 +1164,79 @@ mod tests {
         let other = json.replacen(&hex0x(&hash), &hex0x(&[9; 32]), 1);
         let mut moved = bridged_envelope(&other, 4, &key);
         moved.envelope.topic = Topic([9, 9, 9, 9]);
-        assert!(open_for(&moved, &FilterKey::Symmetric(key), false).is_none());
+        assert!(open_for(&moved, &FilterKey::Symmetric(key), false, false).is_none());
+    }
+
+    /// From a topic log, a plain envelope is a legacy arrival (its hash taken once ever
+    /// per filter, so the relay's record of it is refused after it) and a Staples message
+    /// (DAG carrier) is nobody's: the DAG path brings it.
+    #[test]
+    fn logged_envelopes_are_legacy_arrivals_and_staples_copies_are_skipped() {
+        let key = Arc::new(SymKey::from_password("topic log test"));
+        let topic = Topic([1, 2, 3, 4]);
+        let draft = Draft {
+            topic,
+            payload: b"from a plain Whisper peer",
+            padding: None,
+            signer: None,
+            ttl: 50,
+            to: Recipient::Symmetric(&key),
+        };
+        let envelope = wrap(&draft, 1000, &mut StdRng::seed_from_u64(9)).expect("wraps");
+        let plain = Pooled {
+            hash: envelope.hash(),
+            pow: 0.5,
+            envelope,
+        };
+        let mut set = FilterSet::default();
+        set.install_poll(
+            "f".into(),
+            crit(FilterKey::Symmetric(key.clone()), vec![topic]),
+        );
+        let routes = set.route_logged(&plain);
+        assert_eq!(routes.len(), 1);
+        assert!(routes[0].msg.legacy);
+        let items = routes.into_iter().map(|r| (r, 1)).collect();
+        set.enqueue(items, &no_receipt);
+        assert_eq!(set.retrieve("f").expect("f").len(), 1);
+        assert!(set.had_legacy("f", &plain.hash), "remembered by hash");
+        assert!(
+            set.route_logged(&plain).is_empty(),
+            "a repeat entry is dropped"
+        );
+
+        // A Staples message read from a log: skipped, whoever wrote it.
+        use staples_protocol::dag::{ChatId, Draft as DagDraft, encode_padding_with};
+        let m = DagDraft {
+            chat_id: ChatId::new([3; 32]),
+            clock: 1,
+            timestamp: 1,
+            parents: vec![],
+            ephemeral: false,
+            body: b"from a Staples peer".to_vec(),
+        }
+        .sign(&PrivateKey::from_bytes(&[5; 32]).expect("key"))
+        .expect("signs");
+        let padding = encode_padding_with(m.header(), &[]);
+        let draft = Draft {
+            topic,
+            payload: b"from a Staples peer",
+            padding: Some(&padding),
+            signer: None,
+            ttl: 50,
+            to: Recipient::Symmetric(&key),
+        };
+        let envelope = wrap(&draft, 1000, &mut StdRng::seed_from_u64(5)).expect("wraps");
+        let carrier = Pooled {
+            hash: envelope.hash(),
+            pow: 0.5,
+            envelope,
+        };
+        assert_eq!(
+            set.route(&carrier, false).len(),
+            1,
+            "it opens for the filter"
+        );
+        assert!(set.route_logged(&carrier).is_empty());
     }
 }

@@ -166,6 +166,17 @@ impl crate::engine::Release for LocalNode {
     fn route(&self, envelope: Envelope) -> Routed {
         self.route_released(envelope)
     }
+    fn route_logged(&self, pooled: &Pooled) -> Routed {
+        let routes = self.shared.filters().route_logged(pooled);
+        if routes.is_empty() {
+            return Routed::default();
+        }
+        self.shared
+            .numbered(routes, Arc::new(pooled.envelope.encode()))
+    }
+    fn min_pow(&self) -> f64 {
+        self.info().min_pow
+    }
     fn enqueue(&self, routed: Routed) {
         Node::enqueue(self, routed);
     }

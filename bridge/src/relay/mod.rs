@@ -23,6 +23,7 @@
 //! `node::queue` `legacy_seen`), on Whisper by the envelope hash (every relay injects the
 //! same bytes, and Whisper pools drop a hash they hold).
 
+pub mod raw;
 mod to_swarm;
 mod to_whisper;
 
@@ -60,8 +61,8 @@ pub enum RelayError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// No chat to bridge.
-    #[error("a relay needs at least one --chat")]
+    /// Nothing to bridge.
+    #[error("a relay needs at least one --chat or --topic")]
     NoChats,
 }
 
@@ -70,8 +71,10 @@ pub enum RelayError {
 pub struct RelayConfig {
     /// Public chat names.
     pub chats: Vec<String>,
-    /// Legacy messages bridged per second and chat.
+    /// Legacy messages bridged per second and chat (and raw envelopes per topic).
     pub per_second: u32,
+    /// Whisper topics bridged raw through their topic logs ([`raw`]).
+    pub topics: Vec<[u8; 4]>,
 }
 
 /// One bridged chat.
@@ -138,7 +141,7 @@ impl Relay {
     /// service restored its filters) and starts the relay's tasks: polling its filters
     /// (Swarm → Whisper) and posting to Whisper.
     pub async fn start(self: &Arc<Self>) -> Result<Vec<tokio::task::JoinHandle<()>>, RelayError> {
-        if self.cfg.chats.is_empty() {
+        if self.cfg.chats.is_empty() && self.cfg.topics.is_empty() {
             return Err(RelayError::NoChats);
         }
         let mut list = Vec::new();
@@ -176,7 +179,11 @@ impl Relay {
     }
 
     fn count(&self, name: &'static str) {
-        *lock(&self.counters).entry(name).or_default() += 1;
+        self.count_n(name, 1);
+    }
+
+    fn count_n(&self, name: &'static str, n: u64) {
+        *lock(&self.counters).entry(name).or_default() += n;
     }
 
     /// For `staples_status.relay`: the chats, messages waiting for Whisper, counters.
@@ -185,6 +192,7 @@ impl Relay {
         let counters = lock(&self.counters).clone();
         serde_json::json!({
             "chats": &self.cfg.chats,
+            "topics": self.cfg.topics.iter().map(|t| format!("0x{}", hex::encode(t))).collect::<Vec<_>>(),
             "toWhisperBacklog": backlog,
             "counters": counters,
         })

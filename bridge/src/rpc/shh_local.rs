@@ -309,6 +309,7 @@ impl<N: Node, K: Keys> ShhService<N, K> {
         let Some(engine) = &self.engine else {
             return;
         };
+        engine.follow_topics(&c.topics);
         if !c.sym_key_id.is_empty() {
             if let Some(raw) = self.keys.sym_key(&c.sym_key_id) {
                 engine.follow_symmetric(&c.sym_key_id, raw.0, &c.topics);

@@ -106,7 +106,7 @@ pub fn asymmetric_page_key(shared_x: &[u8; 32], topic: &[u8; 4]) -> [u8; 32] {
 
 /// A valid secp256k1 secret from 32 seed bytes: the seed itself, or (with probability
 /// about 2⁻¹²⁸) the hash of the seed with a counter.
-fn key_from_seed(seed: [u8; 32]) -> PrivateKey {
+pub(crate) fn key_from_seed(seed: [u8; 32]) -> PrivateKey {
     let mut candidate = seed;
     let mut counter: u8 = 0;
     loop {
