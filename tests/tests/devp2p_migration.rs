@@ -271,10 +271,12 @@ async fn whisper_dual_and_pss_peers_share_public_group_and_one_to_one_chats() {
             DM_TOPIC,
         ],
     );
+    // The dual peer runs with --topic-logs too: after a crash it catches up on what
+    // Whisper-only peers said meanwhile from the logs (Whisper keeps no history).
     let d = Sidecar::start_dual_over(
         &dir.path().join("dual"),
         &net.urls[1],
-        &["--whisper-peer", &enode],
+        &["--whisper-peer", &enode, "--topic-logs"],
     );
     let s = Sidecar::start_pss_with(&dir.path().join("pss"), &net.urls[2], &["--topic-logs"]);
     let peers = [("whisper", &w), ("dual", &d), ("pss", &s)];
@@ -316,45 +318,38 @@ async fn whisper_dual_and_pss_peers_share_public_group_and_one_to_one_chats() {
 
     for (i, (name, p)) in peers.iter().enumerate() {
         say(p, &public[i].0, &format!("public from {name}")).await;
-        p.ok(
-            "shh_post",
-            json!([{"symKeyID": group[i].0, "topic": GROUP_TOPIC, "ttl": 120,
-                    "payload": hex0x(format!("group from {name}").as_bytes())}]),
-        )
-        .await;
+        post_sym(p, &group[i].0, GROUP_TOPIC, &format!("group from {name}")).await;
         for (j, (to, _)) in peers.iter().enumerate() {
-            if i == j {
-                continue;
+            if i != j {
+                post_dm(p, &dm[i].0, &dm[j].1, &format!("{name} to {to}")).await;
             }
-            p.ok(
-                "shh_post",
-                json!([{"pubKey": dm[j].1, "sig": dm[i].0, "topic": DM_TOPIC, "ttl": 120,
-                        "payload": hex0x(format!("{name} to {to}").as_bytes())}]),
-            )
-            .await;
         }
     }
 
     let names: Vec<&str> = peers.iter().map(|(n, _)| *n).collect();
+    let mut group_got = vec![Vec::new(), Vec::new(), Vec::new()];
+    let mut dm_got = vec![Vec::new(), Vec::new(), Vec::new()];
     for (i, (name, p)) in peers.iter().enumerate() {
         let mut got = Vec::new();
         collect(p, &public[i].1, &mut got, 3).await;
         let want: Vec<String> = names.iter().map(|n| format!("public from {n}")).collect();
         assert_eq!(sorted(&got), sorted_strings(want), "{name}: public chat");
 
-        let mut got = Vec::new();
-        collect(p, &group[i].1, &mut got, 3).await;
+        collect(p, &group[i].1, &mut group_got[i], 3).await;
         let want: Vec<String> = names.iter().map(|n| format!("group from {n}")).collect();
-        assert_eq!(sorted(&got), sorted_strings(want), "{name}: group");
+        assert_eq!(sorted(&group_got[i]), sorted_strings(want), "{name}: group");
 
-        let mut got = Vec::new();
-        collect(p, &dm[i].2, &mut got, 2).await;
+        collect(p, &dm[i].2, &mut dm_got[i], 2).await;
         let want: Vec<String> = names
             .iter()
             .filter(|n| *n != name)
             .map(|n| format!("{n} to {name}"))
             .collect();
-        assert_eq!(sorted(&got), sorted_strings(want), "{name}: one-to-one");
+        assert_eq!(
+            sorted(&dm_got[i]),
+            sorted_strings(want),
+            "{name}: one-to-one"
+        );
     }
     let st = r.ok("staples_status", json!([])).await;
     assert!(
@@ -365,6 +360,71 @@ async fn whisper_dual_and_pss_peers_share_public_group_and_one_to_one_chats() {
         st["relay"]["counters"]["relay_raw_to_whisper"].as_u64() >= Some(2),
         "{st}"
     );
+
+    // The dual peer is killed (SIGKILL) mid-conversation; the others go on. Back on its
+    // data dir it gets what it missed (Staples messages from Swarm, the Whisper peer's
+    // from the topic logs: it runs with --topic-logs), repeats nothing, and speaks again.
+    d.process.kill();
+    post_sym(&w, &group[0].0, GROUP_TOPIC, "round 2 from whisper").await;
+    post_sym(&s, &group[2].0, GROUP_TOPIC, "round 2 from pss").await;
+    post_dm(&w, &dm[0].0, &dm[1].1, "whisper to dual, while it was down").await;
+    post_dm(&s, &dm[2].0, &dm[1].1, "pss to dual, while it was down").await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let d = Sidecar::start_dual_over(
+        &dir.path().join("dual"),
+        &net.urls[1],
+        &["--whisper-peer", &enode, "--topic-logs"],
+    );
+    d.status_until_peers(1).await;
+    post_sym(&d, &group[1].0, GROUP_TOPIC, "round 2 from dual").await;
+
+    let round2: Vec<String> = names.iter().map(|n| format!("round 2 from {n}")).collect();
+    for (i, (name, p)) in [("whisper", &w), ("dual", &d), ("pss", &s)]
+        .iter()
+        .enumerate()
+    {
+        collect(p, &group[i].1, &mut group_got[i], 6).await;
+        let mut want: Vec<String> = names.iter().map(|n| format!("group from {n}")).collect();
+        want.extend(round2.iter().cloned());
+        assert_eq!(
+            sorted(&group_got[i]),
+            sorted_strings(want),
+            "{name}: group, round 2"
+        );
+    }
+    collect(&d, &dm[1].2, &mut dm_got[1], 4).await;
+    assert_eq!(
+        sorted(&dm_got[1]),
+        sorted_strings(
+            [
+                "whisper to dual",
+                "pss to dual",
+                "whisper to dual, while it was down",
+                "pss to dual, while it was down"
+            ]
+            .map(String::from)
+            .to_vec()
+        ),
+        "dual: one-to-one across its crash"
+    );
+}
+
+async fn post_sym(p: &Sidecar, key: &Value, topic: &str, text: &str) {
+    p.ok(
+        "shh_post",
+        json!([{"symKeyID": key, "topic": topic, "ttl": 120, "payload": hex0x(text.as_bytes())}]),
+    )
+    .await;
+}
+
+/// A one-to-one post signed with key pair `sig` to public key `to`.
+async fn post_dm(p: &Sidecar, sig: &Value, to: &Value, text: &str) {
+    p.ok(
+        "shh_post",
+        json!([{"pubKey": to, "sig": sig, "topic": DM_TOPIC, "ttl": 120,
+                "payload": hex0x(text.as_bytes())}]),
+    )
+    .await;
 }
 
 fn sorted_strings(mut v: Vec<String>) -> Vec<String> {

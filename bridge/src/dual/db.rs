@@ -10,16 +10,19 @@ const CURSOR: &str = "whisper_cursor";
 /// Rows read per pass.
 const BATCH: i64 = 64;
 
-/// Rows after the cursor that go to Whisper, oldest first: `(seq, post JSON)`.
-pub(super) async fn pending(store: &Store) -> Result<Vec<(i64, String)>, StoreError> {
+/// Rows after the cursor that go to Whisper, oldest first: `(seq, post JSON, the
+/// envelope as the engine sealed it)`.
+pub(super) async fn pending(store: &Store) -> Result<Vec<(i64, String, Vec<u8>)>, StoreError> {
     store
         .run(|t| {
             let cursor = cursor_of(t)?;
             let mut st = t.prepare_cached(
-                "SELECT seq, whisper FROM pss_outbox
+                "SELECT seq, whisper, envelope FROM pss_outbox
                  WHERE seq > ?1 AND whisper IS NOT NULL ORDER BY seq LIMIT ?2",
             )?;
-            let rows = st.query_map(params![cursor, BATCH], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            let rows = st.query_map(params![cursor, BATCH], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
         .await

@@ -13,9 +13,11 @@
 //!
 //! The one repeat: if the sidecar dies after the upstream accepted a post and before the
 //! cursor's move past it committed (moves are not waited for, so the last few), the post
-//! goes out again after the restart. The upstream seals it anew (another envelope hash);
-//! Staples receivers collapse it by DAG id, and Status apps drop it by their own message
-//! id.
+//! goes out again after the restart. On a `staples` Whisper node the post is the envelope
+//! the engine sealed for Swarm, byte for byte (`staples_postEnvelope`), so a repeat is the
+//! same envelope, which Whisper pools drop; geth and status-go seal it anew (another
+//! envelope hash), and Staples receivers collapse it by DAG id, Status apps by their own
+//! message id.
 //!
 //! Receiving ([`WhisperSide::mirror`]): each app filter gets an upstream filter with the
 //! same criteria (upstream key ids), polled every [`crate::upstream::POLL_INTERVAL`]. A
@@ -94,6 +96,9 @@ pub struct WhisperSide {
     engine: Arc<dyn Hook>,
     wake: Arc<Notify>,
     ok: AtomicBool,
+    /// Whether the Whisper node takes raw envelopes (`staples_postEnvelope`: a `staples`
+    /// node); cleared the first time it says it does not.
+    raw: AtomicBool,
     last_error: std::sync::Mutex<Option<String>>,
     /// Mirrored app filters: their pollers and current upstream filter ids.
     mirrors: std::sync::Mutex<HashMap<String, Mirrored>>,
@@ -130,6 +135,7 @@ impl WhisperSide {
             engine,
             wake: Arc::new(Notify::new()),
             ok: AtomicBool::new(true),
+            raw: AtomicBool::new(true),
             last_error: std::sync::Mutex::new(None),
             mirrors: std::sync::Mutex::new(HashMap::new()),
             counters: std::sync::Mutex::new(BTreeMap::new()),

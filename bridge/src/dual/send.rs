@@ -124,7 +124,7 @@ impl WhisperSide {
     async fn pass(&self) -> Result<usize, DualError> {
         let rows = pending(&self.store).await?;
         let n = rows.len();
-        for (seq, json) in rows {
+        for (seq, json, envelope) in rows {
             let post: WhisperPost =
                 serde_json::from_str(&json).map_err(|e| DualError::BadRow(e.to_string()))?;
             if post.expiry <= crate::rpc::shh_local::unix_now() {
@@ -134,7 +134,7 @@ impl WhisperSide {
                 move_cursor(&self.store, seq).await?;
                 continue;
             }
-            match self.send(&post).await {
+            match self.send_envelope(&post, &envelope).await {
                 Ok(()) => {}
                 // A key the app deleted since: the post cannot go out on Whisper any more
                 // (it did on Swarm). Skipped, with a warning, rather than blocking the rest.
@@ -147,6 +147,51 @@ impl WhisperSide {
             self.note(None);
         }
         Ok(n)
+    }
+
+    /// Posts the envelope the engine sealed for Swarm, byte for byte, where the Whisper
+    /// node takes raw envelopes (a `staples` node, our own devp2p node included): then the
+    /// post is one envelope on both networks, and a relay's copy of it from Swarm is the
+    /// same envelope, which every Whisper pool drops as a repeat. Elsewhere (geth,
+    /// status-go), or when the node refuses the envelope (expired after an outage, PoW
+    /// below its minimum), the post is sealed again by the node from `post`.
+    async fn send_envelope(&self, post: &WhisperPost, envelope: &[u8]) -> Result<(), DualError> {
+        if self.raw.load(Ordering::Relaxed) {
+            let params = RawValue::from_string(serde_json::json!([hex0x(envelope)]).to_string())
+                .map_err(|e| DualError::BadRow(e.to_string()))?;
+            match self
+                .upstream
+                .call("staples_postEnvelope", Some(&params))
+                .await
+            {
+                Ok(_) => {
+                    self.remember_echo(post);
+                    return Ok(());
+                }
+                Err(e) if e.code == -32601 => {
+                    tracing::info!(
+                        "whisper side: the Whisper node takes no raw envelopes; posting with shh_post (re-sealed)"
+                    );
+                    self.raw.store(false, Ordering::Relaxed);
+                }
+                // Refused (expired, PoW): sealed afresh below.
+                Err(e) if e.code == -32000 => {
+                    tracing::debug!(error = %e.message, "whisper side: raw envelope refused; re-sealing");
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.send(post).await
+    }
+
+    /// Our post's copy will come back through our mirrors: recognised by its padding.
+    fn remember_echo(&self, post: &WhisperPost) {
+        if let Ok(p) = hex::decode(post.padding.trim_start_matches("0x")) {
+            self.echoes
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(keccak256(&p));
+        }
     }
 
     pub(super) async fn send(&self, post: &WhisperPost) -> Result<(), DualError> {
@@ -179,13 +224,7 @@ impl WhisperSide {
             .map_err(|e| DualError::BadRow(e.to_string()))?;
         match self.upstream.call("shh_post", Some(&params)).await {
             Ok(_) => {
-                // Its copy will come back through our mirrors: recognised by its padding.
-                if let Ok(p) = hex::decode(post.padding.trim_start_matches("0x")) {
-                    self.echoes
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .insert(keccak256(&p));
-                }
+                self.remember_echo(post);
                 Ok(())
             }
             Err(e) => {
