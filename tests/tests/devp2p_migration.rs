@@ -327,8 +327,8 @@ async fn whisper_dual_and_pss_peers_share_public_group_and_one_to_one_chats() {
     }
 
     let names: Vec<&str> = peers.iter().map(|(n, _)| *n).collect();
-    let mut group_got = vec![Vec::new(), Vec::new(), Vec::new()];
-    let mut dm_got = vec![Vec::new(), Vec::new(), Vec::new()];
+    let mut group_got: [Vec<Value>; 3] = Default::default();
+    let mut dm_got: [Vec<Value>; 3] = Default::default();
     for (i, (name, p)) in peers.iter().enumerate() {
         let mut got = Vec::new();
         collect(p, &public[i].1, &mut got, 3).await;
