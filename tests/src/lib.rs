@@ -317,6 +317,45 @@ pub async fn collect(p: &Sidecar, filter: &str, got: &mut Vec<Value>, want: usiz
     }
 }
 
+/// The Whisper topic of Status public chat `chat`, as `0x` hex.
+pub fn public_topic(chat: &str) -> String {
+    hex0x(&staples_protocol::whisper::Topic::from_name(chat).0)
+}
+
+/// Joins Status public chat `chat` on `p` as its app would: the key (PBKDF2 of the name)
+/// and a filter on the chat's topic; returns the key id and the filter id.
+pub async fn join_public(p: &Sidecar, chat: &str) -> (Value, String) {
+    let key = p.ok("shh_generateSymKeyFromPassword", json!([chat])).await;
+    let f = p
+        .ok(
+            "shh_newMessageFilter",
+            json!([{"symKeyID": key, "topics": [public_topic(chat)]}]),
+        )
+        .await;
+    (key, f.as_str().unwrap_or_default().to_string())
+}
+
+/// Posts `text` in public chat `chat` with key `key`; returns the envelope hash.
+pub async fn say_public(p: &Sidecar, key: &Value, chat: &str, text: &str) -> Value {
+    p.ok(
+        "shh_post",
+        json!([{"symKeyID": key, "topic": public_topic(chat), "ttl": 120,
+                "payload": hex0x(text.as_bytes())}]),
+    )
+    .await
+}
+
+impl Sidecar {
+    /// Waits until the Whisper side (dual, relay) has `n` mirrored filters open on its
+    /// Whisper node: a Whisper filter sees only what arrives after it was made.
+    pub async fn mirrors_open(&self, n: u64) {
+        self.status_until("Whisper mirrors not open", Duration::from_secs(20), |st| {
+            st["whisper"]["mirrorsOpen"] == n
+        })
+        .await;
+    }
+}
+
 /// The keystore passphrase the scenarios' sidecars use.
 pub const PASSWORD: &str = "e2e-passphrase";
 

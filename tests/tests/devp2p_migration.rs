@@ -8,32 +8,20 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use staples_e2e::{DevNode, Sidecar, hex0x, text, texts};
-use staples_protocol::whisper::Topic;
 
 const CHAT: &str = "staples-devp2p-migration";
 
 fn topic() -> String {
-    hex0x(&Topic::from_name(CHAT).0)
+    staples_e2e::public_topic(CHAT)
 }
 
 /// The app's filter on the chat (key = PBKDF2 of the name, Status's topic).
 async fn join(p: &Sidecar) -> (Value, String) {
-    let key = p.ok("shh_generateSymKeyFromPassword", json!([CHAT])).await;
-    let f = p
-        .ok(
-            "shh_newMessageFilter",
-            json!([{"symKeyID": key, "topics": [topic()]}]),
-        )
-        .await;
-    (key, f.as_str().unwrap().to_string())
+    staples_e2e::join_public(p, CHAT).await
 }
 
 async fn say(p: &Sidecar, key: &Value, text: &str) -> Value {
-    p.ok(
-        "shh_post",
-        json!([{"symKeyID": key, "topic": topic(), "ttl": 120, "payload": hex0x(text.as_bytes())}]),
-    )
-    .await
+    staples_e2e::say_public(p, key, CHAT, text).await
 }
 
 /// [`staples_e2e::collect`], then a little more: a repeat would show up meanwhile.
@@ -81,10 +69,7 @@ async fn a_dual_peer_on_devp2p_chats_with_whisper_and_pss_peers() {
     let peers = d.ok("admin_peers", json!([])).await;
     assert_eq!(peers.as_array().map(Vec::len), Some(1), "{peers}");
     // The Whisper side polls its node's mirrors before anything is said.
-    d.status_until("dual mirror not open", Duration::from_secs(20), |st| {
-        st["whisper"]["mirrorsOpen"] == 1
-    })
-    .await;
+    d.mirrors_open(1).await;
 
     say(&d, &dkey, "from dual").await;
     say(&w, &wkey, "from whisper").await;
@@ -127,10 +112,7 @@ async fn a_relay_on_devp2p_bridges_a_public_chat_both_ways() {
         &["--whisper-peer", &enode],
     );
     r.status_until_peers(1).await;
-    r.status_until("relay not ready", Duration::from_secs(20), |st| {
-        st["whisper"]["mirrorsOpen"] == 1
-    })
-    .await;
+    r.mirrors_open(1).await;
 
     say(&w, &wkey, "hello from whisper").await;
     let mut sgot = Vec::new();
@@ -182,10 +164,7 @@ async fn a_relay_on_devp2p_bridges_geth_v1_9_7_and_swarm() {
         &["--whisper-peer", &g.enode()],
     );
     r.status_until_peers(1).await;
-    r.status_until("relay not ready", Duration::from_secs(20), |st| {
-        st["whisper"]["mirrorsOpen"] == 1
-    })
-    .await;
+    r.mirrors_open(1).await;
 
     // geth's default minimum PoW is 0.2: its app posts with enough.
     rpc(
@@ -307,14 +286,8 @@ async fn whisper_dual_and_pss_peers_share_public_group_and_one_to_one_chats() {
     // mirrors open and a devp2p session.
     r.status_until_peers(1).await;
     d.status_until_peers(1).await;
-    r.status_until("relay not ready", Duration::from_secs(20), |st| {
-        st["whisper"]["mirrorsOpen"] == 1
-    })
-    .await;
-    d.status_until("dual mirrors not open", Duration::from_secs(20), |st| {
-        st["whisper"]["mirrorsOpen"] == 3
-    })
-    .await;
+    r.mirrors_open(1).await;
+    d.mirrors_open(3).await;
 
     for (i, (name, p)) in peers.iter().enumerate() {
         say(p, &public[i].0, &format!("public from {name}")).await;

@@ -9,33 +9,21 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use staples_e2e::{DevNode, Sidecar, hex0x, text, texts};
-use staples_protocol::whisper::Topic;
+use staples_e2e::{DevNode, Sidecar, text, texts};
 
 const CHAT: &str = "staples-relay-e2e";
 
 fn topic() -> String {
-    hex0x(&Topic::from_name(CHAT).0)
+    staples_e2e::public_topic(CHAT)
 }
 
 /// The app's filter on the chat (key = PBKDF2 of the name, Status's topic).
 async fn join(p: &Sidecar) -> (Value, String) {
-    let key = p.ok("shh_generateSymKeyFromPassword", json!([CHAT])).await;
-    let f = p
-        .ok(
-            "shh_newMessageFilter",
-            json!([{"symKeyID": key, "topics": [topic()]}]),
-        )
-        .await;
-    (key, f.as_str().unwrap().to_string())
+    staples_e2e::join_public(p, CHAT).await
 }
 
 async fn say(p: &Sidecar, key: &Value, text: &str) {
-    p.ok(
-        "shh_post",
-        json!([{"symKeyID": key, "topic": topic(), "ttl": 120, "payload": hex0x(text.as_bytes())}]),
-    )
-    .await;
+    staples_e2e::say_public(p, key, CHAT, text).await;
 }
 
 /// [`staples_e2e::collect`], then a few seconds more: anything delivered twice would show
@@ -69,10 +57,7 @@ async fn seen_on_whisper(legacy: &Sidecar, filter: &str, want: &str) -> Value {
 /// Waits until relay `r` polls the Whisper node for its chat (a Whisper filter sees only
 /// what arrives after it was made).
 async fn ready(r: &Sidecar) {
-    r.status_until("relay not ready", Duration::from_secs(20), |s| {
-        s["whisper"]["mirrorsOpen"] == 1
-    })
-    .await;
+    r.mirrors_open(1).await;
 }
 
 async fn relay_counter(r: &Sidecar, name: &str) -> u64 {

@@ -1058,8 +1058,15 @@ mod tests {
     /// A relay's envelope carrying its record of the legacy message `json` (a DAG message
     /// by `author`, sealed with `key` on the message's topic).
     fn bridged_envelope(json: &str, seed: u8, key: &SymKey) -> Pooled {
-        use staples_protocol::dag::{ChatId, Draft as DagDraft, encode_padding_with};
         let body = staples_protocol::bridged::encode(json).expect("a message");
+        let topic = Delivered::from_geth_json(json).expect("json").message.topic;
+        staples_envelope(&body, topic, seed, key)
+    }
+
+    /// An envelope carrying a Staples message (DAG carrier in its padding) by author
+    /// `seed`, sealed with `key`.
+    fn staples_envelope(body: &[u8], topic: Topic, seed: u8, key: &SymKey) -> Pooled {
+        use staples_protocol::dag::{ChatId, Draft as DagDraft, encode_padding_with};
         let author = PrivateKey::from_bytes(&[seed; 32]).expect("key");
         let m = DagDraft {
             chat_id: ChatId::new([3; 32]),
@@ -1067,16 +1074,19 @@ mod tests {
             timestamp: 1,
             parents: vec![],
             ephemeral: false,
-            body: body.clone(),
+            body: body.to_vec(),
         }
         .sign(&author)
         .expect("signs");
         let padding = encode_padding_with(m.header(), &[]);
-        let topic = Delivered::from_geth_json(json).expect("json").message.topic;
+        sealed(body, Some(&padding), topic, seed, key)
+    }
+
+    fn sealed(body: &[u8], padding: Option<&[u8]>, topic: Topic, seed: u8, key: &SymKey) -> Pooled {
         let draft = Draft {
             topic,
-            payload: &body,
-            padding: Some(&padding),
+            payload: body,
+            padding,
             signer: None,
             ttl: 50,
             to: Recipient::Symmetric(key),
@@ -1174,20 +1184,7 @@ mod tests {
     fn logged_envelopes_are_legacy_arrivals_and_staples_copies_are_skipped() {
         let key = Arc::new(SymKey::from_password("topic log test"));
         let topic = Topic([1, 2, 3, 4]);
-        let draft = Draft {
-            topic,
-            payload: b"from a plain Whisper peer",
-            padding: None,
-            signer: None,
-            ttl: 50,
-            to: Recipient::Symmetric(&key),
-        };
-        let envelope = wrap(&draft, 1000, &mut StdRng::seed_from_u64(9)).expect("wraps");
-        let plain = Pooled {
-            hash: envelope.hash(),
-            pow: 0.5,
-            envelope,
-        };
+        let plain = sealed(b"from a plain Whisper peer", None, topic, 9, &key);
         let mut set = FilterSet::default();
         set.install_poll(
             "f".into(),
@@ -1206,32 +1203,7 @@ mod tests {
         );
 
         // A Staples message read from a log: skipped, whoever wrote it.
-        use staples_protocol::dag::{ChatId, Draft as DagDraft, encode_padding_with};
-        let m = DagDraft {
-            chat_id: ChatId::new([3; 32]),
-            clock: 1,
-            timestamp: 1,
-            parents: vec![],
-            ephemeral: false,
-            body: b"from a Staples peer".to_vec(),
-        }
-        .sign(&PrivateKey::from_bytes(&[5; 32]).expect("key"))
-        .expect("signs");
-        let padding = encode_padding_with(m.header(), &[]);
-        let draft = Draft {
-            topic,
-            payload: b"from a Staples peer",
-            padding: Some(&padding),
-            signer: None,
-            ttl: 50,
-            to: Recipient::Symmetric(&key),
-        };
-        let envelope = wrap(&draft, 1000, &mut StdRng::seed_from_u64(5)).expect("wraps");
-        let carrier = Pooled {
-            hash: envelope.hash(),
-            pow: 0.5,
-            envelope,
-        };
+        let carrier = staples_envelope(b"from a Staples peer", topic, 5, &key);
         assert_eq!(
             set.route(&carrier, false).len(),
             1,
