@@ -59,6 +59,25 @@ pub enum Command {
     /// legacy Whisper messages are republished on Swarm, Staples messages from Swarm are
     /// posted to Whisper, each message once (specs/relay.md).
     Relay(crate::config::RelayArgs),
+    /// Draw a chat's DAG from a running sidecar's `staples_history`: messages (author,
+    /// clock, short id), parent edges, declared gaps dashed in red.
+    Dag {
+        /// The chat id (`0x` + 64 hex, as `staples_status` lists it).
+        #[arg(long)]
+        chat: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "svg")]
+        format: crate::dag_picture::Format,
+        /// The sidecar's JSON-RPC URL.
+        #[arg(long, default_value = "http://127.0.0.1:8545", env = "STAPLES_RPC_URL")]
+        rpc: String,
+        /// Names for authors, `0x<node address>=Name` (repeat or comma-separate).
+        #[arg(long = "name", value_delimiter = ',')]
+        names: Vec<String>,
+        /// Write here instead of standard output.
+        #[arg(long, short)]
+        out: Option<std::path::PathBuf>,
+    },
     /// Print the Whisper topic and bloom of a Status chat name.
     Topic {
         /// The chat name, e.g. `status`.
@@ -164,6 +183,33 @@ pub fn run(cli: Cli) -> Result<()> {
                 .build()
                 .context("cannot start the async runtime")?;
             rt.block_on(crate::demo::run(data_dir))?;
+        }
+        Command::Dag {
+            chat,
+            format,
+            rpc,
+            names,
+            out,
+        } => {
+            let names = names
+                .iter()
+                .map(|n| {
+                    n.split_once('=')
+                        .map(|(a, b)| (a.to_ascii_lowercase(), b.to_string()))
+                        .with_context(|| format!("--name takes 0x<address>=Name, got {n:?}"))
+                })
+                .collect::<Result<_>>()?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            let history = rt.block_on(crate::dag_picture::fetch(&rpc, &chat))?;
+            let picture = crate::dag_picture::render(&history, &chat, format, &names)?;
+            match out {
+                Some(path) => std::fs::write(&path, picture)
+                    .with_context(|| format!("cannot write {}", path.display()))?,
+                None => print!("{picture}"),
+            }
         }
         Command::Topic { name } => {
             let t = Topic::from_name(&name);

@@ -129,6 +129,10 @@ pub struct RunArgs {
     /// (`staples relay --topic`; specs/topic-log.md) [default: off].
     #[arg(long, env = "STAPLES_TOPIC_LOGS")]
     pub topic_logs: bool,
+    /// Serve Prometheus metrics (`/metrics`) here as well, e.g. 127.0.0.1:9464 (same
+    /// loopback and token rules as the RPC; `/metrics` is always on the RPC listener too).
+    #[arg(long, env = "STAPLES_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 /// The `--config` file.
@@ -158,6 +162,7 @@ struct FileConfig {
     whisper_peer: Option<Vec<String>>,
     p2p_envelope_rate: Option<u32>,
     topic_logs: Option<bool>,
+    metrics_addr: Option<SocketAddr>,
 }
 
 /// The `[relay]` section of the `--config` file (read by `staples relay`).
@@ -341,6 +346,8 @@ pub struct Config {
     pub p2p_envelope_rate: u32,
     /// pss/dual: topic logs on ([`crate::engine::topic_log`]).
     pub topic_logs: bool,
+    /// Where `/metrics` is served besides the RPC listener.
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 /// A bearer token; never printed.
@@ -464,6 +471,7 @@ impl RunArgs {
                 .or(file.p2p_envelope_rate)
                 .unwrap_or(crate::devp2p::DEFAULT_ENVELOPE_RATE),
             topic_logs: self.topic_logs || file.topic_logs.unwrap_or(false),
+            metrics_addr: self.metrics_addr.or(file.metrics_addr),
         })
     }
 }

@@ -66,6 +66,7 @@ impl Peer {
             p2p_addr: None,
             p2p_envelope_rate: crate::devp2p::DEFAULT_ENVELOPE_RATE,
             topic_logs: false,
+            metrics_addr: None,
             whisper_peers: Vec::new(),
         };
         let (tx, rx) = oneshot::channel::<()>();
@@ -157,20 +158,74 @@ async fn post(from: &Peer, params: Value, body: &str) -> Result<()> {
     Ok(())
 }
 
-fn show(to: &Peer, msgs: &[Value], t0: Instant) {
+/// Who signed what: public key (`0x` hex, as messages carry it in `sig`) → name.
+type Signers = std::collections::BTreeMap<String, &'static str>;
+
+/// Prints what `to` received, each line naming the sender by the key that signed it
+/// (from the message itself, not from what we expect), and fails unless the texts are
+/// exactly `want` (in this order when `ordered`).
+fn show(
+    to: &Peer,
+    msgs: &[Value],
+    signers: &Signers,
+    want: &[&str],
+    ordered: bool,
+    t0: Instant,
+) -> Result<()> {
     for m in msgs {
+        let sig = m["sig"].as_str().unwrap_or_default().to_ascii_lowercase();
+        let from = signers.get(&sig).copied().unwrap_or("someone unknown");
+        let line = format!("{from}: {}", text(m));
         println!(
-            "  {:<8}← {:<40} (+{} ms)",
+            "  {:<8}← {line:<48} (+{} ms)",
             to.name,
-            text(m),
             t0.elapsed().as_millis()
         );
     }
+    let mut got: Vec<String> = msgs.iter().map(text).collect();
+    let mut expected: Vec<String> = want.iter().map(|s| s.to_string()).collect();
+    if !ordered {
+        got.sort();
+        expected.sort();
+    }
+    if got != expected {
+        bail!("{} received {got:?}, expected {expected:?}", to.name);
+    }
+    Ok(())
+}
+
+/// Fails unless `peer`'s delivery order is causal: every parent it delivered came before
+/// its child (`staples_history` is in delivery order).
+async fn check_causal(peer: &Peer) -> Result<()> {
+    let history = peer.call("staples_history", json!([])).await?;
+    let mut seen = std::collections::HashSet::new();
+    let all: std::collections::HashSet<&str> = history
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|h| h["id"].as_str())
+        .collect();
+    for h in history.as_array().into_iter().flatten() {
+        for p in h["parents"].as_array().into_iter().flatten() {
+            let p = p.as_str().unwrap_or_default();
+            if all.contains(p) && !seen.contains(p) {
+                bail!("{} delivered {} before its parent {p}", peer.name, h["id"]);
+            }
+        }
+        seen.insert(h["id"].as_str().unwrap_or_default());
+    }
+    Ok(())
 }
 
 /// Runs the demo; `dir` holds the three sidecars' data (a temporary dir if `None`).
 pub async fn run(dir: Option<PathBuf>) -> Result<()> {
     let tmp;
+    // The DAG picture outlives the run: in the data dir if given, else in the system's
+    // temporary directory.
+    let picture = match &dir {
+        Some(d) => d.join("group-dag.svg"),
+        None => std::env::temp_dir().join("staples-demo-group-dag.svg"),
+    };
     let dir = match dir {
         Some(d) => d,
         None => {
@@ -192,15 +247,25 @@ pub async fn run(dir: Option<PathBuf>) -> Result<()> {
     // code, in Status terms).
     let bob_key = PrivateKey::random(&mut rand::rngs::OsRng);
     let bob_pub = hex0x(&bob_key.public_key().to_uncompressed());
+    let mut signers = Signers::new();
+    signers.insert(bob_pub.clone(), "Bob");
 
     println!("\n1. Alice writes to Bob while Bob is offline");
     let alice = Peer::start("Alice", &urls[0], &dir).await?;
     let alice_id = alice.call("shh_newKeyPair", json!([])).await?;
-    for i in 1..=5 {
+    let alice_pub = alice.call("shh_getPublicKey", json!([alice_id])).await?;
+    signers.insert(
+        alice_pub.as_str().unwrap_or_default().to_ascii_lowercase(),
+        "Alice",
+    );
+    let offline: Vec<String> = (1..=5)
+        .map(|i| format!("message {i} while you were away"))
+        .collect();
+    for t in &offline {
         post(
             &alice,
             json!({"pubKey": bob_pub, "sig": alice_id, "topic": topic}),
-            &format!("Bob, message {i} while you were away"),
+            t,
         )
         .await?;
     }
@@ -219,31 +284,22 @@ pub async fn run(dir: Option<PathBuf>) -> Result<()> {
         .await?;
     let bob_filter = bob_filter.as_str().unwrap_or_default().to_string();
     let caught_up = collect(&bob, &bob_filter, 5, Duration::from_secs(30)).await?;
-    show(&bob, &caught_up, t0);
-    let history = bob.call("staples_history", json!([])).await?;
-    println!("  Bob's DAG (delivery order is causal):");
-    for h in history.as_array().into_iter().flatten() {
-        let id = h["id"].as_str().unwrap_or_default();
-        let parents: Vec<&str> = h["parents"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|p| p.as_str())
-            .map(|p| &p[..10.min(p.len())])
-            .collect();
-        println!("    {} parents {:?}", &id[..10.min(id.len())], parents);
-    }
+    // Each names the previous one as its parent: causal order is the only order.
+    let want: Vec<&str> = offline.iter().map(String::as_str).collect();
+    show(&bob, &caught_up, &signers, &want, true, t0)?;
+    check_causal(&bob).await?;
     // Live: Alice's sidecar finds Bob's contact record and reaches him over PSS.
     tokio::time::sleep(Duration::from_millis(800)).await;
     let t1 = Instant::now();
+    let live_text = "you are online now: this one is live";
     post(
         &alice,
         json!({"pubKey": bob_pub, "sig": alice_id, "topic": topic}),
-        "Bob, you are online now: this one is live",
+        live_text,
     )
     .await?;
     let live = collect(&bob, &bob_filter, 1, Duration::from_secs(30)).await?;
-    show(&bob, &live, t1);
+    show(&bob, &live, &signers, &[live_text], true, t1)?;
 
     println!("\n3. A group chat; Charlie joins late and catches up");
     let group = json!(["staples-demo-group"]);
@@ -260,46 +316,51 @@ pub async fn run(dir: Option<PathBuf>) -> Result<()> {
             json!([{"symKeyID": a_key, "topics": [gtopic]}]),
         )
         .await?;
+    let a_f = a_f.as_str().unwrap_or_default().to_string();
     let b_f = bob
         .call(
             "shh_newMessageFilter",
             json!([{"symKeyID": b_key, "topics": [gtopic]}]),
         )
         .await?;
+    let b_f = b_f.as_str().unwrap_or_default().to_string();
+    let said = ["hi all, Alice here", "Bob here", "where is Charlie?"];
     post(
         &alice,
-        json!({"symKeyID": a_key, "topic": gtopic}),
-        "Group: hi all, Alice here",
+        json!({"symKeyID": a_key, "topic": gtopic, "sig": alice_id}),
+        said[0],
     )
     .await?;
     post(
         &bob,
-        json!({"symKeyID": b_key, "topic": gtopic}),
-        "Group: Bob here",
+        json!({"symKeyID": b_key, "topic": gtopic, "sig": bob_id}),
+        said[1],
     )
     .await?;
     post(
         &alice,
-        json!({"symKeyID": a_key, "topic": gtopic}),
-        "Group: where is Charlie?",
+        json!({"symKeyID": a_key, "topic": gtopic, "sig": alice_id}),
+        said[2],
     )
     .await?;
-    let _ = collect(
-        &alice,
-        a_f.as_str().unwrap_or_default(),
-        3,
-        Duration::from_secs(30),
-    )
-    .await?;
-    let _ = collect(
-        &bob,
-        b_f.as_str().unwrap_or_default(),
-        3,
-        Duration::from_secs(30),
-    )
-    .await?;
+    let t = Instant::now();
+    let got = collect(&alice, &a_f, 3, Duration::from_secs(30)).await?;
+    show(&alice, &got, &signers, &said, false, t)?;
+    let got = collect(&bob, &b_f, 3, Duration::from_secs(30)).await?;
+    show(&bob, &got, &signers, &said, false, t)?;
     let t2 = Instant::now();
     let charlie = Peer::start("Charlie", &urls[2], &dir).await?;
+    let charlie_id = charlie.call("shh_newKeyPair", json!([])).await?;
+    let charlie_pub = charlie
+        .call("shh_getPublicKey", json!([charlie_id]))
+        .await?;
+    signers.insert(
+        charlie_pub
+            .as_str()
+            .unwrap_or_default()
+            .to_ascii_lowercase(),
+        "Charlie",
+    );
     let c_key = charlie
         .call("shh_generateSymKeyFromPassword", group)
         .await?;
@@ -311,29 +372,55 @@ pub async fn run(dir: Option<PathBuf>) -> Result<()> {
         .await?;
     let c_f = c_f.as_str().unwrap_or_default().to_string();
     let caught = collect(&charlie, &c_f, 3, Duration::from_secs(30)).await?;
-    show(&charlie, &caught, t2);
+    show(&charlie, &caught, &signers, &said, false, t2)?;
+    check_causal(&charlie).await?;
     tokio::time::sleep(Duration::from_millis(800)).await;
+    let reply = "caught up!";
     post(
         &charlie,
-        json!({"symKeyID": c_key, "topic": gtopic}),
-        "Group: Charlie, caught up!",
+        json!({"symKeyID": c_key, "topic": gtopic, "sig": charlie_id}),
+        reply,
     )
     .await?;
-    let _ = collect(
-        &alice,
-        a_f.as_str().unwrap_or_default(),
-        1,
-        Duration::from_secs(30),
-    )
-    .await?;
-    println!("  Alice    ← Group: Charlie, caught up!");
+    let t3 = Instant::now();
+    let got = collect(&alice, &a_f, 1, Duration::from_secs(30)).await?;
+    show(&alice, &got, &signers, &[reply], true, t3)?;
+    let got = collect(&bob, &b_f, 1, Duration::from_secs(30)).await?;
+    show(&bob, &got, &signers, &[reply], true, t3)?;
+    check_causal(&alice).await?;
+    check_causal(&bob).await?;
 
     let status = bob.call("staples_status", json!([])).await?;
     println!("\nBob's staples_status counters: {}", status["counters"]);
+
+    // The group chat's DAG as Charlie holds it, authors named by their node addresses.
+    let mut names = std::collections::BTreeMap::new();
+    for p in [&alice, &bob, &charlie] {
+        let st = p.call("staples_status", json!([])).await?;
+        if let Some(node) = st["node"].as_str() {
+            names.insert(node.to_ascii_lowercase(), p.name.to_string());
+        }
+    }
+    let chat = status["chats"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["topic"] == gtopic)
+        .and_then(|c| c["chat"].as_str())
+        .context("Bob lists the group chat")?
+        .to_string();
+    let history = crate::dag_picture::fetch(&charlie.url, &chat).await?;
+    let svg = crate::dag_picture::render(&history, &chat, crate::dag_picture::Format::Svg, &names)?;
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(&picture, svg).with_context(|| format!("cannot write {}", picture.display()))?;
     for p in [alice, bob, charlie] {
         p.stop().await;
     }
     swarm.stop().await;
+    println!(
+        "\nThe group chat's DAG, as Charlie holds it: {}",
+        picture.display()
+    );
     println!("\nDemo finished.");
     Ok(())
 }

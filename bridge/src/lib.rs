@@ -12,12 +12,14 @@
 
 pub mod cli;
 pub mod config;
+pub mod dag_picture;
 pub mod demo;
 pub mod devp2p;
 pub mod dual;
 pub mod engine;
 pub mod ids;
 pub mod keystore;
+pub mod metrics;
 pub mod node;
 pub mod recent;
 pub mod relay;

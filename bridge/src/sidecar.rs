@@ -122,6 +122,17 @@ pub async fn run(
         .map_err(|e| SidecarError::DataDir(cfg.data_dir.clone(), e))?;
     let store = Store::open(&cfg.data_dir.join("staples.sqlite"))?;
     let scfg = server_config(&cfg);
+    // `--metrics-addr`: /metrics alone on its own listener, under the RPC's rules.
+    let metrics = match cfg.metrics_addr {
+        Some(a) => {
+            let l = server::bind(a, cfg.rpc_allow_remote, cfg.rpc_token.is_some()).await?;
+            if let Ok(at) = l.local_addr() {
+                tracing::info!(url = %format!("http://{at}/metrics"), "metrics: listening");
+            }
+            vec![l]
+        }
+        None => Vec::new(),
+    };
     // Upstream forwarding is `whisper` mode with --whisper-rpc; in `dual` the upstream is
     // the Whisper side of the sidecar's own node.
     let forward_to = cfg
@@ -138,7 +149,7 @@ pub async fn run(
             );
             handler.forget_stale_polls().await;
             let heartbeat = tokio::spawn(handler.heartbeat());
-            let r = server::serve(listeners, Arc::new(handler), scfg, shutdown).await;
+            let r = server::serve(listeners, metrics, Arc::new(handler), scfg, shutdown).await;
             heartbeat.abort();
             r
         }
@@ -305,7 +316,7 @@ pub async fn run(
                 whisper_tasks.extend(e.tasks);
                 embedded_store = Some(e.store);
             }
-            let r = server::serve(listeners, Arc::new(handler), scfg, shutdown).await;
+            let r = server::serve(listeners, metrics, Arc::new(handler), scfg, shutdown).await;
             janitor.abort();
             for t in whisper_tasks {
                 t.abort();

@@ -147,6 +147,9 @@ const MIGRATIONS: &[&str] = &[
     // post; without this index it read every row after its cursor, and in a relay (whose
     // records go to Swarm only, so the cursor never moves) every row, on every post.
     "CREATE INDEX pss_outbox_whisper ON pss_outbox (seq) WHERE whisper IS NOT NULL;",
+    // Who wrote each message (the author's node address, 20 bytes), for the picture of a
+    // chat's DAG (`staples dag`); rows from before are NULL and drawn as unknown.
+    "ALTER TABLE pss_messages ADD COLUMN author BLOB;",
 ];
 
 /// Jobs waiting for the store thread; callers wait when it is full.
@@ -569,7 +572,9 @@ fn run_batch(conn: &mut Connection, batch: Vec<Job>) {
         }
         return;
     }
+    let started = std::time::Instant::now();
     let commit = t.commit().map_err(StoreError::from);
+    crate::metrics::observe_commit(started.elapsed());
     let failed = commit.as_ref().err().map(|e| e.to_string());
     for reply in replies {
         reply(match &failed {

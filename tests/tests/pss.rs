@@ -85,6 +85,15 @@ async fn seed_scenario_then_sigkill_of_receiver_and_sender_loses_and_repeats_not
     collect(&b, &filter, &mut got, OFFLINE).await;
     let offline: Vec<String> = (1..=OFFLINE).map(|i| format!("offline {i}")).collect();
     assert_eq!(got, offline);
+    // staples_status shows the catch-up per chat: what the walk listed was fetched.
+    let status = ok(&b, "staples_status", json!([])).await;
+    let c = &status["chats"][0]["catchUp"];
+    assert!(c["pagesWalked"].as_u64() >= Some(1), "{status}");
+    assert!(
+        c["messagesListed"].as_u64() >= Some(OFFLINE as u64),
+        "{status}"
+    );
+    assert_eq!(c["messagesFetched"], c["messagesListed"], "{status}");
     got.clear();
     post(&alice, &bob.public, "live 1").await;
     collect(&b, &filter, &mut got, 1).await;

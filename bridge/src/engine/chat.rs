@@ -177,6 +177,139 @@ pub struct ChatState {
     pub outgoing: std::collections::VecDeque<dag::Delivery<Incoming>>,
     /// Messages delivered to the app (this run and before).
     pub delivered: u64,
+    /// Catch-up progress (inbox walks and the fetches they list).
+    pub catchup: Arc<Catchup>,
+}
+
+/// How far a chat's catch-up got: pages walked, messages listed by them and fetched
+/// (this run), and the walk under way, for `staples_status` and a progress log line at
+/// most once a second.
+#[derive(Default)]
+pub struct Catchup {
+    pages: std::sync::atomic::AtomicU64,
+    listed: std::sync::atomic::AtomicU64,
+    fetched: std::sync::atomic::AtomicU64,
+    walks: std::sync::atomic::AtomicU64,
+    /// Start of the current walk and the fetched count then; the last log line.
+    walk: std::sync::Mutex<Option<(std::time::Instant, u64, u64)>>,
+    logged: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
+impl Catchup {
+    fn add(counter: &std::sync::atomic::AtomicU64, n: u64) {
+        counter.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn get(counter: &std::sync::atomic::AtomicU64) -> u64 {
+        counter.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// A walk starts.
+    pub fn begin(&self) {
+        if self
+            .walks
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            == 0
+        {
+            *self.walk.lock().unwrap_or_else(|p| p.into_inner()) = Some((
+                std::time::Instant::now(),
+                Self::get(&self.fetched),
+                Self::get(&self.listed),
+            ));
+        }
+    }
+
+    /// A walk ended.
+    pub fn end(&self) {
+        if self
+            .walks
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed)
+            == 1
+        {
+            *self.walk.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        }
+    }
+
+    /// `n` pages walked.
+    pub fn pages(&self, n: u64) {
+        Self::add(&self.pages, n);
+    }
+
+    /// `n` messages listed.
+    pub fn listed(&self, n: u64) {
+        Self::add(&self.listed, n);
+    }
+
+    /// One listed message fetched (or found already here); logs progress for `chat` if a
+    /// second has passed since the last line and the walk has run that long.
+    pub fn fetched(&self, chat: &ChatId) {
+        Self::add(&self.fetched, 1);
+        let now = std::time::Instant::now();
+        let Some(p) = self.progress(now) else {
+            return;
+        };
+        if p.elapsed_s < 1.0 {
+            return;
+        }
+        {
+            let mut last = self.logged.lock().unwrap_or_else(|p| p.into_inner());
+            if last.is_some_and(|t| now.duration_since(t).as_secs_f64() < 1.0) {
+                return;
+            }
+            *last = Some(now);
+        }
+        tracing::info!(
+            chat = %format!("0x{}", hex::encode(&chat.as_bytes()[..8])),
+            pages = Self::get(&self.pages),
+            fetched = p.fetched,
+            listed = p.listed,
+            rate_per_s = format!("{:.0}", p.rate),
+            eta_s = p.eta_s.map(|e| format!("{e:.1}")).unwrap_or_default(),
+            "catch-up progress"
+        );
+    }
+
+    fn progress(&self, now: std::time::Instant) -> Option<Progress> {
+        let (started, fetched0, listed0) = (*self.walk.lock().unwrap_or_else(|p| p.into_inner()))?;
+        let elapsed_s = now.duration_since(started).as_secs_f64();
+        let fetched = Self::get(&self.fetched) - fetched0;
+        let listed = Self::get(&self.listed) - listed0;
+        let rate = if elapsed_s > 0.0 {
+            fetched as f64 / elapsed_s
+        } else {
+            0.0
+        };
+        let eta_s = (rate > 0.0).then(|| listed.saturating_sub(fetched) as f64 / rate);
+        Some(Progress {
+            elapsed_s,
+            fetched,
+            listed,
+            rate,
+            eta_s,
+        })
+    }
+
+    /// For `staples_status.chats[].catchUp`.
+    pub fn status(&self) -> serde_json::Value {
+        let p = self.progress(std::time::Instant::now());
+        serde_json::json!({
+            "pagesWalked": Self::get(&self.pages),
+            "messagesListed": Self::get(&self.listed),
+            "messagesFetched": Self::get(&self.fetched),
+            "walking": p.is_some(),
+            "ratePerSecond": p.as_ref().map(|p| p.rate),
+            "etaSeconds": p.and_then(|p| p.eta_s),
+        })
+    }
+}
+
+/// The current walk's figures.
+struct Progress {
+    elapsed_s: f64,
+    fetched: u64,
+    listed: u64,
+    rate: f64,
+    eta_s: Option<f64>,
 }
 
 impl ChatState {
@@ -201,6 +334,7 @@ impl ChatState {
             recipient_live: None,
             outgoing: Default::default(),
             delivered: 0,
+            catchup: Arc::default(),
         }
     }
 
@@ -293,5 +427,33 @@ mod tests {
         );
         let future = sealed(&chat, &key, &author, now + 10 * 60_000);
         assert_eq!(r(verify(&chat, &opener, &future, now)), Some("bad_clock"));
+    }
+
+    #[test]
+    fn catch_up_progress_counts_pages_and_fetches_and_reports_a_walk() {
+        let c = Catchup::default();
+        let idle = c.status();
+        assert_eq!(idle["walking"], false);
+        assert!(idle["ratePerSecond"].is_null());
+        c.begin();
+        c.pages(2);
+        c.listed(10);
+        let chat = ChatId::new([1; 32]);
+        for _ in 0..4 {
+            c.fetched(&chat);
+        }
+        let s = c.status();
+        assert_eq!(s["pagesWalked"], 2);
+        assert_eq!(s["messagesListed"], 10);
+        assert_eq!(s["messagesFetched"], 4);
+        assert_eq!(s["walking"], true);
+        assert!(s["ratePerSecond"].as_f64().is_some_and(|r| r > 0.0), "{s}");
+        assert!(
+            s["etaSeconds"].as_f64().is_some_and(|e| e > 0.0),
+            "six to go: {s}"
+        );
+        c.end();
+        assert_eq!(c.status()["walking"], false);
+        assert_eq!(c.status()["messagesFetched"], 4, "totals stay");
     }
 }

@@ -80,6 +80,8 @@ pub struct MessageRow {
     pub late: bool,
     /// Posted by this sidecar.
     pub own: bool,
+    /// The author's node address, where recorded.
+    pub author: Option<[u8; 20]>,
 }
 
 fn ids_to_blob(ids: &[MessageId]) -> Vec<u8> {
@@ -233,6 +235,7 @@ pub async fn members(store: &Store) -> Result<Vec<MemberRow>, StoreError> {
 pub async fn accept_post(
     store: &Store,
     row: OutboxRow,
+    author: [u8; 20],
     parents: Vec<MessageId>,
     queue: crate::node::QueueRows,
     whisper: Option<String>,
@@ -252,13 +255,14 @@ pub async fn accept_post(
                 ],
             )?;
             t.execute(
-                "INSERT OR IGNORE INTO pss_messages (id, chat, clock, parents, state, own)
-                 VALUES (?1, ?2, ?3, ?4, 'delivered', 1)",
+                "INSERT OR IGNORE INTO pss_messages (id, chat, clock, parents, state, own, author)
+                 VALUES (?1, ?2, ?3, ?4, 'delivered', 1, ?5)",
                 params![
                     &row.id.as_bytes()[..],
                     &row.chat.as_bytes()[..],
                     row.clock as i64,
-                    ids_to_blob(&parents)
+                    ids_to_blob(&parents),
+                    &author[..]
                 ],
             )?;
             t.execute(
@@ -405,6 +409,8 @@ pub struct Delivered {
     pub gap_parents: Vec<MessageId>,
     /// Late.
     pub late: bool,
+    /// The author's node address.
+    pub author: [u8; 20],
 }
 
 /// Records deliveries (in delivery order) and the chat clocks they advanced, with the
@@ -428,15 +434,17 @@ pub async fn put_delivered(
                     [&d.id.as_bytes()[..]],
                 )?;
                 t.execute(
-                    "INSERT INTO pss_messages (id, chat, clock, parents, state, gap_parents, late)
-                     VALUES (?1, ?2, ?3, ?4, 'delivered', ?5, ?6)",
+                    "INSERT INTO pss_messages
+                         (id, chat, clock, parents, state, gap_parents, late, author)
+                     VALUES (?1, ?2, ?3, ?4, 'delivered', ?5, ?6, ?7)",
                     params![
                         &d.id.as_bytes()[..],
                         &d.chat.as_bytes()[..],
                         d.clock as i64,
                         ids_to_blob(&d.parents),
                         ids_to_blob(&d.gap_parents),
-                        d.late
+                        d.late,
+                        &d.author[..]
                     ],
                 )?;
                 t.execute(
@@ -496,7 +504,7 @@ pub async fn messages(store: &Store, chat: Option<ChatId>) -> Result<Vec<Message
     store
         .run(move |t| {
             let mut st = t.prepare(
-                "SELECT id, chat, clock, parents, state, envelope, gap_parents, late, own
+                "SELECT id, chat, clock, parents, state, envelope, gap_parents, late, own, author
                  FROM pss_messages WHERE (?1 IS NULL OR chat = ?1)
                  ORDER BY state = 'pending', seq",
             )?;
@@ -512,6 +520,9 @@ pub async fn messages(store: &Store, chat: Option<ChatId>) -> Result<Vec<Message
                     gap_parents: ids_from_blob(&r.get::<_, Vec<u8>>(6)?),
                     late: r.get(7)?,
                     own: r.get(8)?,
+                    author: r
+                        .get::<_, Option<Vec<u8>>>(9)?
+                        .and_then(|a| <[u8; 20]>::try_from(a.as_slice()).ok()),
                 })
             })?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)

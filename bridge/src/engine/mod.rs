@@ -742,7 +742,15 @@ impl<S: Swarm> Engine<S> {
         };
         let inline = row.envelope.len() <= staples_protocol::chat::frame::MAX_INLINE;
         let envelope_bytes = inline.then(|| row.envelope.clone());
-        db::accept_post(&self.inner.store, row, m.parents().to_vec(), queue, whisper).await?;
+        db::accept_post(
+            &self.inner.store,
+            row,
+            self.node_address(),
+            m.parents().to_vec(),
+            queue,
+            whisper,
+        )
+        .await?;
         if let Some(bytes) = envelope_bytes {
             // Live at once: PSS does not wait for the upload and the inbox page.
             send::spawn_live(self, m.id(), *m.chat_id(), &bytes, None);
@@ -881,6 +889,7 @@ impl<S: Swarm> Engine<S> {
                         parents: d.item.message.parents().to_vec(),
                         gap_parents: d.gap_parents.clone(),
                         late: d.late,
+                        author: d.item.message.author().eth_address(),
                     })
                     .collect();
                 // Recorded delivered and queued for the app's filters in one transaction:
@@ -1006,6 +1015,7 @@ impl<S: Swarm> Engine<S> {
                     "missing": st.buffer.missing_len(),
                     "clock": st.clock.last(),
                     "inboxNextIndex": st.writer.as_ref().map(|w| w.next_index()),
+                    "catchUp": st.catchup.status(),
                     "membersKnownIndex": st.members.iter().map(|(a, m)| (format!("0x{}", hex::encode(a)), m.reader.known_index())).collect::<BTreeMap<_, _>>(),
                 })
             })
@@ -1070,6 +1080,7 @@ impl<S: Swarm> Engine<S> {
                         "gapParents": hexs(&m.gap_parents),
                         "late": m.late,
                         "own": m.own,
+                        "author": m.author.map(|a| format!("0x{}", hex::encode(a))),
                     })
                 })
                 .collect(),

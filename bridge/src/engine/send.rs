@@ -284,12 +284,14 @@ async fn send_live<S: Swarm>(
         let Ok(t) = Targets::new(&[&overlay[..prefix]]) else {
             continue;
         };
-        match engine
+        let started = std::time::Instant::now();
+        let sent = engine
             .inner
             .swarm
             .pss_send(topic, &t, &pss_key, &frame)
-            .await
-        {
+            .await;
+        crate::metrics::observe_pss_send(started.elapsed());
+        match sent {
             Ok(()) => engine.count("pss_sent"),
             Err(e) => {
                 engine.count("pss_send_failed");

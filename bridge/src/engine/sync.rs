@@ -339,21 +339,23 @@ async fn read_inbox<S: Swarm>(
     chat: ChatId,
     member: [u8; 20],
 ) -> Result<(), SyncError> {
-    let (mut reader, page_key) = {
+    let (mut reader, page_key, progress) = {
         let chats = lock(&engine.inner.chats);
         let Some(st) = chats.get(&chat) else {
             return Ok(());
         };
+        let progress = st.catchup.clone();
         let Some(m) = st.members.get(&member) else {
             return Ok(());
         };
         if m.reader.is_walking() {
             // A walk that failed midway restarts from the latest update.
-            (InboxReader::new(chat), None)
+            (InboxReader::new(chat), None, progress)
         } else {
             (
                 m.reader.clone(),
                 st.page_key(&m.node_key, &engine.inner.node_key),
+                progress,
             )
         }
     };
@@ -395,6 +397,9 @@ async fn read_inbox<S: Swarm>(
     // parallel) overlap: each page's entries are fetched while the next page is read.
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<InboxEntry>();
     let reader_ref = &mut reader;
+    progress.begin();
+    progress.pages(1);
+    let walk_progress = progress.clone();
     let walk = async move {
         let tx = tx;
         let mut pages = 1u64;
@@ -403,12 +408,16 @@ async fn read_inbox<S: Swarm>(
             match ev {
                 ReaderEvent::Entry(e) => page.push(e),
                 ev @ (ReaderEvent::FetchPage(_) | ReaderEvent::Skipped { .. }) => {
+                    walk_progress.listed(page.len() as u64);
                     flush(&mut page, &tx);
-                    pages += follow(engine, reader_ref, &member, &topic, &page_key, ev).await?;
+                    let n = follow(engine, reader_ref, &member, &topic, &page_key, ev).await?;
+                    walk_progress.pages(n);
+                    pages += n;
                 }
                 ReaderEvent::Done { .. } => {}
             }
         }
+        walk_progress.listed(page.len() as u64);
         flush(&mut page, &tx);
         Ok::<u64, SyncError>(pages)
     };
@@ -423,11 +432,16 @@ async fn read_inbox<S: Swarm>(
                 tasks.join_next().await;
             }
             let engine = engine.clone();
-            tasks.spawn(async move { fetch_listed(&engine, chat, e).await });
+            let progress = progress.clone();
+            tasks.spawn(async move {
+                fetch_listed(&engine, chat, e).await;
+                progress.fetched(&chat);
+            });
         }
         while tasks.join_next().await.is_some() {}
     };
     let (walked, ()) = tokio::join!(walk, fetch);
+    progress.end();
     engine.count_n("pages_read", walked?);
     if let Some(m) = lock(&engine.inner.chats)
         .get_mut(&chat)

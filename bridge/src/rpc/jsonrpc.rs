@@ -164,7 +164,9 @@ async fn one<H: Handler>(
             &RpcError::invalid_request("invalid request"),
         ));
     }
+    let started = std::time::Instant::now();
     let result = handler.call(&call.method, call.params, conn).await;
+    crate::metrics::observe_rpc(&call.method, started.elapsed());
     if !valid_id {
         // A notification: run it, answer nothing.
         return None;

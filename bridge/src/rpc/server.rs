@@ -164,10 +164,13 @@ impl<H> Clone for AppState<H> {
     }
 }
 
-/// Serves JSON-RPC on every listener until `shutdown` resolves, then stops accepting,
-/// closes WebSocket sessions and waits for in-flight HTTP requests.
+/// Serves JSON-RPC (and `GET /metrics`) on every listener of `listeners`, and only
+/// `GET /metrics` on `metrics_only` (`--metrics-addr`), all behind the same token and
+/// Origin checks, until `shutdown` resolves; then stops accepting, closes WebSocket
+/// sessions and waits for in-flight HTTP requests.
 pub async fn serve<H: Handler>(
     listeners: Vec<TcpListener>,
+    metrics_only: Vec<TcpListener>,
     handler: Arc<H>,
     cfg: ServerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -179,7 +182,12 @@ pub async fn serve<H: Handler>(
         cfg: cfg.clone(),
         shutdown: stop_rx.clone(),
     };
+    let metrics_app = Router::new()
+        .route("/metrics", get(metrics_entry::<H>))
+        .layer(middleware::from_fn_with_state(cfg.clone(), guard))
+        .with_state(state.clone());
     let app = Router::new()
+        .route("/metrics", get(metrics_entry::<H>))
         .route(
             "/",
             get(ws_entry::<H>).post(http_entry::<H>).options(preflight),
@@ -192,13 +200,16 @@ pub async fn serve<H: Handler>(
         .layer(DefaultBodyLimit::max(cfg.body_limit))
         .with_state(state);
     let mut tasks = Vec::new();
-    for l in listeners {
+    let all = listeners
+        .into_iter()
+        .map(|l| (l, app.clone()))
+        .chain(metrics_only.into_iter().map(|l| (l, metrics_app.clone())));
+    for (l, app) in all {
         let listener = Limited {
             inner: l,
             permits: permits.clone(),
         };
         let mut rx = stop_rx.clone();
-        let app = app.clone();
         tasks.push(tokio::spawn(async move {
             axum::serve(listener, app)
                 .with_graceful_shutdown(async move {
@@ -245,6 +256,28 @@ async fn guard(State(cfg): State<ServerConfig>, req: Request, next: Next) -> Res
         h.insert(header::VARY, HeaderValue::from_static("Origin"));
     }
     resp
+}
+
+/// `GET /metrics`: [`crate::metrics`], with `staples_status` and devp2p counters read
+/// through the handler as any caller would.
+async fn metrics_entry<H: Handler>(State(st): State<AppState<H>>) -> Response {
+    let conn = Conn::http();
+    let read = |r: Result<Box<serde_json::value::RawValue>, super::RpcError>| {
+        r.ok()
+            .and_then(|v| serde_json::from_str::<serde_json::Value>(v.get()).ok())
+    };
+    let status = read(st.handler.call("staples_status", None, &conn).await);
+    let devp2p = read(st.handler.call("admin_nodeInfo", None, &conn).await)
+        .and_then(|v| v.get("staples").cloned());
+    let text = crate::metrics::render(status.as_ref(), devp2p.as_ref());
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        text,
+    )
+        .into_response()
 }
 
 async fn preflight() -> Response {
