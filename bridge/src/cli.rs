@@ -78,6 +78,22 @@ pub enum Command {
         #[arg(long, short)]
         out: Option<std::path::PathBuf>,
     },
+    /// A terminal chat client over a running sidecar's JSON-RPC: a public chat by name
+    /// (`--public`), or one-to-one with a public key (`--to`).
+    Chat {
+        /// The sidecar's JSON-RPC URL.
+        #[arg(long, default_value = "http://127.0.0.1:8545", env = "STAPLES_RPC_URL")]
+        rpc: String,
+        /// A Status public chat name.
+        #[arg(long, conflicts_with = "to")]
+        public: Option<String>,
+        /// A peer's public key (`0x04…`, as `shh_getPublicKey` gives it): one-to-one.
+        #[arg(long)]
+        to: Option<String>,
+        /// The topic of a one-to-one chat, by name (both sides must use the same).
+        #[arg(long, default_value = "staples-chat")]
+        topic: String,
+    },
     /// Print the Whisper topic and bloom of a Status chat name.
     Topic {
         /// The chat name, e.g. `status`.
@@ -210,6 +226,26 @@ pub fn run(cli: Cli) -> Result<()> {
                     .with_context(|| format!("cannot write {}", path.display()))?,
                 None => print!("{picture}"),
             }
+        }
+        Command::Chat {
+            rpc,
+            public,
+            to,
+            topic,
+        } => {
+            let target = match (public, to) {
+                (Some(name), None) => crate::chat_client::Target::Public(name),
+                (None, Some(peer)) => crate::chat_client::Target::Direct {
+                    peer,
+                    topic: Topic::from_name(&topic),
+                },
+                _ => anyhow::bail!("staples chat needs --public NAME or --to 0x04<public key>"),
+            };
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            rt.block_on(crate::chat_client::run(&rpc, target))?;
         }
         Command::Topic { name } => {
             let t = Topic::from_name(&name);

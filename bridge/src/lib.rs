@@ -10,6 +10,7 @@
 //!   Whisper side of `--transport=dual` over such a node.
 //! - [`sidecar`]: wires it all together and runs until shutdown.
 
+pub mod chat_client;
 pub mod cli;
 pub mod config;
 pub mod dag_picture;
