@@ -53,6 +53,9 @@ pub enum EngineError {
     /// A Swarm call failed.
     #[error(transparent)]
     Swarm(#[from] SwarmError),
+    /// An envelope that no topic log entry can carry (too large for one chunk).
+    #[error(transparent)]
+    TopicLog(#[from] staples_protocol::topic_log::TopicLogError),
 }
 
 /// Lets the engine hand released envelopes to the app's filters, in two steps around the

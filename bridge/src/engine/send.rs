@@ -165,13 +165,13 @@ async fn append_to_topic_log<S: Swarm>(engine: &Engine<S>, rlp: &[u8]) -> Result
     let Ok(env) = staples_protocol::whisper::Envelope::decode(rlp) else {
         return Ok(());
     };
-    if let Err(e) = staples_protocol::topic_log::encode(&env) {
-        engine.count("topic_log_too_large");
-        tracing::debug!(error = %e, "post left out of its topic log");
-        return Ok(());
-    }
     match engine.topic_log_append(&env).await {
         Ok(()) => Ok(()),
+        Err(super::EngineError::TopicLog(e)) => {
+            engine.count("topic_log_too_large");
+            tracing::debug!(error = %e, "post left out of its topic log");
+            Ok(())
+        }
         Err(super::EngineError::Swarm(e)) => Err(e),
         Err(e) => Err(SwarmError::Invalid(e.to_string())),
     }

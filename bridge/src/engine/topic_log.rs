@@ -74,7 +74,7 @@ impl<S: Swarm> Engine<S> {
 
     /// Appends `env` to its topic's log.
     pub async fn topic_log_append(&self, env: &Envelope) -> Result<(), EngineError> {
-        let entry = topic_log::encode(env).map_err(|e| SwarmError::Invalid(e.to_string()))?;
+        let entry = topic_log::encode(env)?;
         let from = lock(&self.inner.topic_logs)
             .get(&env.topic)
             .and_then(|f| f.next);

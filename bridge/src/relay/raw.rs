@@ -99,6 +99,12 @@ impl RawBridge {
                         self.remember(&env);
                         self.relay.count("relay_raw_to_swarm");
                     }
+                    // No entry can carry it: left out for good, not tried every scan.
+                    Err(crate::engine::EngineError::TopicLog(e)) => {
+                        self.remember(&env);
+                        self.relay.count("relay_raw_too_large");
+                        tracing::debug!(error = %e, "relay: envelope too large for a topic log");
+                    }
                     Err(e) => {
                         // Still in the pool: tried again next scan, until it expires.
                         self.relay.count("relay_raw_to_swarm_failed");
