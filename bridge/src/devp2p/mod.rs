@@ -153,12 +153,13 @@ impl Peers {
             .collect()
     }
 
-    /// The session with peer `id` (hex keccak256 of its node key, geth's `enode.ID`).
+    /// The session with peer `id` (hex keccak256 of its node key, geth's `enode.ID`, as
+    /// its [`PeerInfo::id`] holds it).
     fn find<T>(&self, id: &str, f: impl FnOnce(&Live) -> T) -> Result<T, NoPeer> {
         let live = self.live.lock().unwrap_or_else(|p| p.into_inner());
-        live.iter()
-            .find(|(key, _)| hex::encode(keccak256(key.as_slice())) == id)
-            .map(|(_, l)| f(l))
+        live.values()
+            .find(|l| l.info.id == id)
+            .map(f)
             .ok_or_else(|| NoPeer(id.to_string()))
     }
 
@@ -227,20 +228,19 @@ const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
 impl Devp2p {
-    /// The devp2p side over `svc` and its `node`, with node key `key`, listening at
+    /// The devp2p side over `svc` (and its node), with node key `key`, listening at
     /// `listening` (announced in `Hello`) if at all; its sessions register in `peers`.
-    pub fn new(
+    fn new(
         key: Arc<PrivateKey>,
         svc: Arc<Service>,
-        node: Arc<LocalNode>,
         peers: Arc<Peers>,
         listening: Option<SocketAddr>,
         envelope_rate: u32,
     ) -> Arc<Self> {
         Arc::new(Devp2p {
             key,
+            node: svc.node().clone(),
             svc,
-            node,
             peers,
             envelope_rate,
             port: listening.map_or(0, |a| a.port()),
@@ -269,8 +269,7 @@ impl Devp2p {
             None => None,
         };
         let at = listener.as_ref().and_then(|l| l.local_addr().ok());
-        let node = svc.node().clone();
-        let d = Devp2p::new(key, svc, node, peers, at, envelope_rate);
+        let d = Devp2p::new(key, svc, peers, at, envelope_rate);
         let mut tasks = Vec::new();
         if let (Some(l), Some(a)) = (listener, at) {
             tracing::info!(enode = %d.enode(a), "devp2p: listening");
