@@ -23,7 +23,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{LazyLock, Mutex};
+use std::sync::{LazyLock, RwLock};
 
 use serde_json::Value;
 
@@ -65,43 +65,34 @@ impl Histogram {
 
 #[derive(Default)]
 struct Histograms {
-    rpc: Mutex<BTreeMap<String, &'static Histogram>>,
+    rpc: RwLock<BTreeMap<String, &'static Histogram>>,
     commit: Histogram,
     pss_send: Histogram,
 }
 
 static HISTOGRAMS: LazyLock<Histograms> = LazyLock::new(Histograms::default);
 
-/// Methods that get their own series; anything else (unknown or garbage names) is
-/// `method="other"`, so callers cannot grow the label set without bound.
-fn method_label(method: &str) -> &str {
-    let known = ["shh_", "net_", "web3_", "admin_", "staples_", "shhext_"];
-    if method.len() <= 40
-        && known.iter().any(|p| method.starts_with(p))
-        && method
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_')
-    {
-        method
-    } else {
-        "other"
-    }
-}
-
-/// Records a JSON-RPC call of `method` that took `d`.
-pub fn observe_rpc(method: &str, d: std::time::Duration) {
-    let label = method_label(method);
-    let h = {
-        let mut map = HISTOGRAMS.rpc.lock().unwrap_or_else(|p| p.into_inner());
-        match map.get(label) {
-            Some(h) => *h,
-            None => {
-                // One leaked histogram per method name, of which there are a few dozen.
-                let h: &'static Histogram = Box::leak(Box::default());
-                map.insert(label.to_string(), h);
-                h
-            }
-        }
+/// Records a JSON-RPC call of `method` that took `d`. Only methods the node has
+/// (`exists`: the answer was not "method not found") get their own series; every other
+/// name is `method="other"`, so callers cannot grow the label set.
+pub fn observe_rpc(method: &str, exists: bool, d: std::time::Duration) {
+    let label = if exists { method } else { "other" };
+    // Every call reads; only the first call of a method writes.
+    let known = HISTOGRAMS
+        .rpc
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(label)
+        .copied();
+    let h = match known {
+        Some(h) => h,
+        None => *HISTOGRAMS
+            .rpc
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(label.to_string())
+            // One leaked histogram per method the node has: a few dozen.
+            .or_insert_with(|| Box::leak(Box::default())),
     };
     h.observe(d);
 }
@@ -316,7 +307,7 @@ pub fn render(status: Option<&Value>, devp2p: Option<&Value>) -> String {
     }
     let rpc: Vec<(String, &'static Histogram)> = HISTOGRAMS
         .rpc
-        .lock()
+        .read()
         .unwrap_or_else(|p| p.into_inner())
         .iter()
         .map(|(k, v)| (k.clone(), *v))
@@ -381,9 +372,10 @@ mod tests {
 
     #[test]
     fn unknown_methods_share_one_label_and_histograms_are_cumulative() {
-        observe_rpc("shh_post", std::time::Duration::from_micros(300));
+        observe_rpc("shh_post", true, std::time::Duration::from_micros(300));
         observe_rpc(
             "no such method \"x\"",
+            false,
             std::time::Duration::from_micros(300),
         );
         let text = render(None, None);

@@ -166,7 +166,8 @@ async fn one<H: Handler>(
     }
     let started = std::time::Instant::now();
     let result = handler.call(&call.method, call.params, conn).await;
-    crate::metrics::observe_rpc(&call.method, started.elapsed());
+    let exists = !matches!(&result, Err(e) if e.code == super::errors::METHOD_NOT_FOUND);
+    crate::metrics::observe_rpc(&call.method, exists, started.elapsed());
     if !valid_id {
         // A notification: run it, answer nothing.
         return None;
