@@ -128,6 +128,8 @@ struct View {
     online: Option<bool>,
     gaps: usize,
     error: Option<String>,
+    /// This chat's DAG id, once `staples_status` lists it (it never changes).
+    chat: Option<String>,
 }
 
 impl View {
@@ -170,20 +172,23 @@ async fn refresh(session: &Session, view: &mut View) {
         .and_then(|v| v.as_str().map(str::to_string))
         .and_then(|h| u64::from_str_radix(h.trim_start_matches("0x"), 16).ok())
         .map(|n| n > 0);
-    // Gaps are the Swarm transports'; a Whisper node has none to report.
-    let chat = session
-        .call("staples_status", json!([]))
-        .await
-        .ok()
-        .and_then(|s| {
-            s["chats"].as_array().and_then(|cs| {
-                cs.iter()
-                    .find(|c| c["topic"] == session.topic.to_string())
-                    .and_then(|c| c["chat"].as_str().map(str::to_string))
-            })
-        });
+    // Gaps are the Swarm transports'; a Whisper node has none to report. The chat's id
+    // is looked up until found, then kept.
+    if view.chat.is_none() {
+        view.chat = session
+            .call("staples_status", json!([]))
+            .await
+            .ok()
+            .and_then(|s| {
+                s["chats"].as_array().and_then(|cs| {
+                    cs.iter()
+                        .find(|c| c["topic"] == session.topic.to_string())
+                        .and_then(|c| c["chat"].as_str().map(str::to_string))
+                })
+            });
+    }
     if let (Some(chat), Ok(Value::Array(gaps))) =
-        (chat, session.call("staples_gaps", json!([])).await)
+        (&view.chat, session.call("staples_gaps", json!([])).await)
     {
         let n = gaps.iter().filter(|g| g["chat"] == chat.as_str()).count();
         if n > view.gaps {
