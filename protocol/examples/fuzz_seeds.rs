@@ -64,6 +64,7 @@ const TARGETS: &[Target] = targets![
     devp2p,
     inbox_page_decode,
     inbox_reader_pages,
+    mailserver,
     swarm_chunk,
     swarm_feed_update,
     swarm_joiner,
@@ -1022,6 +1023,149 @@ mod inbox_reader_pages {
         match data {
             [lo, hi, ..] => u16::from_le_bytes([*lo, *hi]) % 301 != 0,
             _ => false,
+        }
+    }
+}
+
+mod mailserver {
+    use super::*;
+    use staples_protocol::mailserver::{self, Completion, Generation, Request};
+    use staples_protocol::whisper::{Draft, EnvelopeHash, OpenKey, wrap};
+
+    fn server() -> PrivateKey {
+        PrivateKey::from_bytes(&[0x5e; 32]).expect("valid key")
+    }
+
+    fn peer() -> PrivateKey {
+        PrivateKey::from_bytes(&[0x9e; 32]).expect("valid key")
+    }
+
+    fn requests() -> Vec<(String, Request)> {
+        let topics = [Topic::from_name("status"), Topic::from_name("staples-fuzz")];
+        let mut out = Vec::new();
+        for (g, generation) in [Generation::Rlp, Generation::RlpNoTopics, Generation::Binary]
+            .into_iter()
+            .enumerate()
+        {
+            for (i, n) in [0usize, 1, 2].into_iter().enumerate() {
+                let mut r = Request::for_topics(NOW - 3600, NOW, &topics[..n], [0, 50, 1000][i]);
+                r.generation = generation;
+                if generation != Generation::Rlp {
+                    r.topics.clear();
+                }
+                if generation == Generation::Binary {
+                    r.batch = false;
+                }
+                out.push((format!("g{g}-t{n}"), r.clone()));
+                r.cursor = Some(
+                    keccak256([g as u8, i as u8])
+                        .iter()
+                        .chain(&[7u8; 4])
+                        .copied()
+                        .collect::<Vec<u8>>()
+                        .try_into()
+                        .expect("36 bytes"),
+                );
+                out.push((format!("g{g}-t{n}-cursor"), r));
+            }
+        }
+        out
+    }
+
+    /// `0 ‖ payload` for every generation, `1 ‖ completion` (served, failed, bare id) and
+    /// `2 ‖ envelope` for requests sealed to the server's key and to the password's key.
+    pub fn seeds(_: &Vectors) -> Seeds {
+        let mut s = Seeds::default();
+        for (name, r) in requests() {
+            s.add(
+                format!("payload-{name}"),
+                [&[0u8][..], &r.encode()].concat(),
+            );
+        }
+        // The 2018 binary request with only a window (full bloom).
+        s.add(
+            "payload-binary-window",
+            [&[0u8][..], &(NOW - 60).to_be_bytes(), &NOW.to_be_bytes()].concat(),
+        );
+        let id = EnvelopeHash(keccak256("request"));
+        let completions = [
+            (
+                "served",
+                Completion::Completed {
+                    request_id: id,
+                    last_envelope: EnvelopeHash(keccak256("last")),
+                    cursor: None,
+                },
+            ),
+            (
+                "served-cursor",
+                Completion::Completed {
+                    request_id: id,
+                    last_envelope: EnvelopeHash(keccak256("last")),
+                    cursor: Some([9; 36]),
+                },
+            ),
+            (
+                "failed",
+                Completion::Failed {
+                    request_id: id,
+                    message: "request is invalid: limit exceeds the maximum allowed value".into(),
+                },
+            ),
+        ];
+        for (name, c) in completions {
+            s.add(
+                format!("completion-{name}"),
+                [&[1u8][..], &c.encode()].concat(),
+            );
+        }
+        s.add("completion-id-only", [&[1u8][..], &id.0].concat());
+        let sym = SymKey::from_password(staples_protocol::status::OFFLINE_INBOX_PASSWORD);
+        let server_pk = server().public_key();
+        let peer = peer();
+        for (i, (name, r)) in requests()
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| i % 3 == 0)
+        {
+            for (to_name, to) in [
+                ("sym", Recipient::Symmetric(&sym)),
+                ("node-key", Recipient::Asymmetric(&server_pk)),
+            ] {
+                let payload = r.encode();
+                let draft = Draft {
+                    topic: Topic([0; 4]),
+                    payload: &payload,
+                    padding: None,
+                    signer: Some(&peer),
+                    ttl: 50,
+                    to,
+                };
+                let env = wrap(&draft, NOW, &mut rng(100 + i as u64)).expect("wrap");
+                s.add(
+                    format!("envelope-{to_name}-{name}"),
+                    [&[2u8][..], &env.encode()].concat(),
+                );
+            }
+        }
+        s
+    }
+
+    /// Mirrors the target: the mode's first parser accepts the rest (for envelopes: it
+    /// decodes and opens to a signed request from the fixed peer).
+    pub fn passes(data: &[u8]) -> bool {
+        let Some((mode, rest)) = data.split_first() else {
+            return false;
+        };
+        match mode % 3 {
+            0 => mailserver::decode(rest).is_ok(),
+            1 => Completion::decode(rest).is_ok(),
+            _ => Envelope::decode(rest).is_ok_and(|env| {
+                let sym = SymKey::from_password(staples_protocol::status::OFFLINE_INBOX_PASSWORD);
+                let server = server();
+                let keys = [OpenKey::Asymmetric(&server), OpenKey::Symmetric(&sym)];
+                mailserver::open(&env, &keys, &peer().public_key()).is_ok()
+            }),
         }
     }
 }

@@ -29,6 +29,7 @@ pub mod crypto;
 pub mod dag;
 pub mod devp2p;
 pub mod inbox;
+pub mod mailserver;
 pub mod mvds;
 pub mod status;
 pub mod swarm;

@@ -16,6 +16,7 @@ use staples_protocol::chat::keys;
 use staples_protocol::crypto::PublicKey;
 use staples_protocol::dag::ChatId;
 use staples_protocol::inbox::{InboxEntry, InboxReader, ReaderEvent};
+use staples_protocol::mailserver::cursor_of;
 use staples_protocol::swarm::ChunkAddress;
 use staples_protocol::whisper::Envelope;
 
@@ -24,13 +25,9 @@ use crate::swarm::{Swarm, SwarmError};
 
 /// Longest window one request may span (status-mobile asks at most 30 days back).
 pub const MAX_WINDOW_SECS: u32 = 30 * 24 * 3600;
-/// Most envelopes one page holds (status-go's mailserver limit).
-pub const MAX_LIMIT: u32 = 1000;
+pub use staples_protocol::mailserver::{Cursor, MAX_LIMIT};
 /// How far a clock may lead its envelope's time (the DAG's clock rule, dag.md §4).
 const CLOCK_SLACK_MS: u64 = 120_000;
-
-/// A mailserver cursor: `sent (4, BE) ‖ envelope hash (32)`.
-pub type Cursor = [u8; 36];
 
 /// What a history request asks for.
 #[derive(Debug, Clone)]
@@ -58,14 +55,6 @@ pub struct HistoryPage {
     pub pages_read: u64,
     /// Messages fetched.
     pub fetched: u64,
-}
-
-/// The cursor key of an envelope.
-pub fn key_of(env: &Envelope) -> Cursor {
-    let mut k = [0u8; 36];
-    k[..4].copy_from_slice(&env.expiry.saturating_sub(env.ttl).to_be_bytes());
-    k[4..].copy_from_slice(&env.hash().0);
-    k
 }
 
 /// A chat to walk: its id, its opener, and each inbox `(owner, page key)`.
@@ -137,7 +126,7 @@ impl<S: Swarm> Engine<S> {
                     if sent < q.from || sent > q.to {
                         continue;
                     }
-                    let key = key_of(&env);
+                    let key = cursor_of(&env);
                     if q.cursor.is_some_and(|c| key <= c) {
                         continue;
                     }
@@ -279,8 +268,8 @@ mod tests {
         };
         let a = env(150, 50, 1);
         let b = env(120, 10, 1);
-        assert!(key_of(&a) < key_of(&b), "sent 100 before sent 110");
-        assert_eq!(&key_of(&a)[..4], &100u32.to_be_bytes());
-        assert_eq!(&key_of(&a)[4..], &a.hash().0);
+        assert!(cursor_of(&a) < cursor_of(&b), "sent 100 before sent 110");
+        assert_eq!(&cursor_of(&a)[..4], &100u32.to_be_bytes());
+        assert_eq!(&cursor_of(&a)[4..], &a.hash().0);
     }
 }
