@@ -57,6 +57,7 @@ macro_rules! targets {
 }
 
 const TARGETS: &[Target] = targets![
+    bee_api,
     bridged_record,
     chat_records,
     dag_message_decode,
@@ -373,6 +374,56 @@ fn payloads() -> Vec<(&'static str, Vec<u8>)> {
 // ---------------------------------------------------------------------------------------
 // One module per target
 // ---------------------------------------------------------------------------------------
+
+mod bee_api {
+    use super::*;
+    use serde_json::json;
+    use staples_protocol::swarm::bee_api;
+
+    /// `mode ‖ body`: answers in Bee 2.8's shapes (`shared/reference/bee-api.md`) for each
+    /// reader, with the extra fields Bee sends.
+    pub fn seeds(_: &Vectors) -> Seeds {
+        let mut s = Seeds::default();
+        let pss = key("fuzz-bee-pss").public_key();
+        let batch = hex::encode(keccak256("fuzz-batch"));
+        let bodies: Vec<(&str, u8, String)> = vec![
+            ("addresses", 0, json!({"overlay": hex::encode(keccak256("overlay")), "underlay": ["/ip4/127.0.0.1/tcp/1634/p2p/16Uiu2"], "ethereum": "0x".to_string() + &"ab".repeat(20), "chain_address": "0x00", "publicKey": hex::encode(pss.to_compressed()), "pssPublicKey": hex::encode(pss.to_compressed())}).to_string()),
+            ("addresses-uncompressed", 0, json!({"overlay": hex::encode(keccak256("o2")), "pssPublicKey": hex::encode(pss.to_uncompressed())}).to_string()),
+            ("peers", 1, json!({"peers": [{"address": hex::encode(keccak256("p1")), "fullNode": true}, {"address": hex::encode(keccak256("p2")), "fullNode": false}]}).to_string()),
+            ("peers-none", 1, json!({"peers": []}).to_string()),
+            ("stamps", 2, json!({"stamps": [{"batchID": batch, "utilization": 0, "usable": true, "label": "", "depth": 20, "amount": "100000000", "bucketDepth": 16, "blockNumber": 1, "immutableFlag": false, "exists": true, "batchTTL": 86400, "expired": false}]}).to_string()),
+            ("stamps-unusable", 2, json!({"stamps": [{"batchID": batch, "usable": false, "batchTTL": 10}, {"batchID": hex::encode(keccak256("b2")), "usable": true, "batchTTL": 0}]}).to_string()),
+            ("bought", 3, json!({"batchID": batch, "txHash": "0x".to_string() + &"cd".repeat(32)}).to_string()),
+            ("stamp", 4, json!({"batchID": batch, "usable": true, "exists": true, "batchTTL": 5}).to_string()),
+            ("stamp-pending", 4, json!({"batchID": batch, "usable": false}).to_string()),
+            ("reference", 5, json!({"reference": hex::encode(keccak256("ref"))}).to_string()),
+            ("error-json", 6, json!({"code": 402, "message": "batch is overissued", "reasons": []}).to_string()),
+            ("error-text", 6, "404 page not found".to_string()),
+            ("feed-index", 7, "00000000000000ff".to_string()),
+        ];
+        for (name, mode, body) in bodies {
+            s.add(name, [&[mode][..], body.as_bytes()].concat());
+        }
+        s
+    }
+
+    /// Mirrors the target: the chosen reader accepts the body (error text always does).
+    pub fn passes(data: &[u8]) -> bool {
+        let Some((mode, body)) = data.split_first() else {
+            return false;
+        };
+        match mode % 8 {
+            0 => bee_api::addresses(body).is_ok(),
+            1 => bee_api::peer_count(body).is_ok(),
+            2 => bee_api::usable_batch(body).is_ok(),
+            3 => bee_api::bought_batch(body).is_ok(),
+            4 => bee_api::stamp_usable(body).is_ok(),
+            5 => bee_api::reference("/bytes", body).is_ok(),
+            6 => true,
+            _ => bee_api::feed_index(body).is_ok(),
+        }
+    }
+}
 
 mod bridged_record {
     use super::*;

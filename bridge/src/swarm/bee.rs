@@ -13,8 +13,8 @@
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use serde_json::Value;
 use staples_protocol::crypto::PublicKey;
+use staples_protocol::swarm::bee_api;
 use staples_protocol::swarm::bytes_tree::{self, Redundancy};
 use staples_protocol::swarm::chunk::ChunkAddress;
 use staples_protocol::swarm::feed::FeedTopic;
@@ -115,37 +115,42 @@ impl BeeSwarm {
         if status == reqwest::StatusCode::NOT_FOUND {
             return Err(SwarmError::NotFound);
         }
-        let body = resp.text().await.unwrap_or_default();
-        let message = serde_json::from_str::<Value>(&body)
-            .ok()
-            .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(String::from))
-            .unwrap_or(body);
+        let body = self.bytes_of(what, resp).await.unwrap_or_default();
         Err(SwarmError::Status {
             what,
             status: status.as_u16(),
-            message: message.chars().take(200).collect(),
+            message: bee_api::error_message(&body),
         })
     }
 
+    /// The body, at most [`MAX_CONTENT`] bytes whatever the node says its length is (a
+    /// broken or hostile node must not make the sidecar buffer without bound).
     async fn bytes_of(
         &self,
         what: &'static str,
-        resp: reqwest::Response,
+        mut resp: reqwest::Response,
     ) -> Result<Vec<u8>, SwarmError> {
-        Ok(resp
-            .bytes()
-            .await
-            .map_err(|e| self.net_error(what, e))?
-            .to_vec())
+        let mut out = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(|e| self.net_error(what, e))? {
+            if (out.len() + chunk.len()) as u64 > MAX_CONTENT {
+                return Err(SwarmError::Invalid(format!(
+                    "{what}: answer larger than {MAX_CONTENT} bytes"
+                )));
+            }
+            out.extend_from_slice(&chunk);
+        }
+        Ok(out)
     }
 
-    async fn json_of(
+    /// Reads the body and hands it to one of [`bee_api`]'s readers.
+    async fn parsed<T>(
         &self,
         what: &'static str,
         resp: reqwest::Response,
-    ) -> Result<Value, SwarmError> {
-        let b = self.bytes_of(what, resp).await?;
-        serde_json::from_slice(&b).map_err(|e| SwarmError::Invalid(format!("{what}: {e}")))
+        read: impl FnOnce(&[u8]) -> Result<T, bee_api::BeeApiError>,
+    ) -> Result<T, SwarmError> {
+        let body = self.bytes_of(what, resp).await?;
+        read(&body).map_err(|e| SwarmError::Invalid(e.to_string()))
     }
 
     /// The batch to stamp with: the configured one, a usable one of the node's, or a new
@@ -158,15 +163,9 @@ impl BeeSwarm {
         let resp = self
             .send("stamps", self.http.get(self.url("/stamps")))
             .await?;
-        let v = self.json_of("stamps", resp).await?;
-        let usable = v["stamps"].as_array().and_then(|list| {
-            list.iter()
-                .filter(|s| s["usable"].as_bool() == Some(true))
-                .filter(|s| s["batchTTL"].as_i64().is_none_or(|t| t > 0))
-                .find_map(|s| s["batchID"].as_str().map(String::from))
-        });
+        let usable = self.parsed("stamps", resp, bee_api::usable_batch).await?;
         let id = match usable {
-            Some(id) => id,
+            Some(id) => id.as_str().to_string(),
             None => {
                 let path = format!(
                     "/stamps/{}/{}",
@@ -175,10 +174,11 @@ impl BeeSwarm {
                 let resp = self
                     .send("buy batch", self.http.post(self.url(&path)))
                     .await?;
-                let v = self.json_of("buy batch", resp).await?;
-                let id = v["batchID"]
+                let id = self
+                    .parsed("buy batch", resp, bee_api::bought_batch)
+                    .await
+                    .map_err(|e| SwarmError::NoBatch(e.to_string()))?
                     .as_str()
-                    .ok_or_else(|| SwarmError::NoBatch("Bee did not return a batch id".into()))?
                     .to_string();
                 self.wait_usable(&id).await?;
                 tracing::info!(batch = %id, "bought a postage batch");
@@ -195,7 +195,7 @@ impl BeeSwarm {
                 .send("stamp", self.http.get(self.url(&format!("/stamps/{id}"))))
                 .await;
             if let Ok(resp) = r
-                && self.json_of("stamp", resp).await?["usable"].as_bool() == Some(true)
+                && self.parsed("stamp", resp, bee_api::stamp_usable).await?
             {
                 return Ok(());
             }
@@ -231,36 +231,15 @@ impl BeeSwarm {
     }
 }
 
-fn hex_ref(v: &Value) -> Option<[u8; 32]> {
-    let s = v["reference"].as_str()?;
-    let mut out = [0u8; 32];
-    hex::decode_to_slice(s.trim_start_matches("0x"), &mut out).ok()?;
-    Some(out)
-}
-
 impl Swarm for BeeSwarm {
     async fn addresses(&self) -> Result<NodeAddresses, SwarmError> {
         let resp = self
             .send("addresses", self.http.get(self.url("/addresses")))
             .await?;
-        let v = self.json_of("addresses", resp).await?;
-        let bad = |f: &str| SwarmError::Invalid(format!("/addresses: bad {f}"));
-        let mut overlay = [0u8; 32];
-        hex::decode_to_slice(
-            v["overlay"].as_str().ok_or_else(|| bad("overlay"))?,
-            &mut overlay,
-        )
-        .map_err(|_| bad("overlay"))?;
-        let pss = hex::decode(
-            v["pssPublicKey"]
-                .as_str()
-                .ok_or_else(|| bad("pssPublicKey"))?,
-        )
-        .map_err(|_| bad("pssPublicKey"))?;
-        let pss_public_key = PublicKey::from_bytes(&pss).map_err(|_| bad("pssPublicKey"))?;
+        let a = self.parsed("addresses", resp, bee_api::addresses).await?;
         Ok(NodeAddresses {
-            overlay,
-            pss_public_key,
+            overlay: a.overlay,
+            pss_public_key: a.pss_public_key,
         })
     }
 
@@ -280,11 +259,7 @@ impl Swarm for BeeSwarm {
         let resp = self
             .send("peers", self.http.get(self.url("/peers")))
             .await?;
-        let v = self.json_of("peers", resp).await?;
-        v["peers"]
-            .as_array()
-            .map(Vec::len)
-            .ok_or_else(|| SwarmError::Invalid("/peers: no peers array".into()))
+        self.parsed("peers", resp, bee_api::peer_count).await
     }
 
     async fn upload_bytes(&self, data: &[u8]) -> Result<ChunkAddress, SwarmError> {
@@ -300,9 +275,9 @@ impl Swarm for BeeSwarm {
                     .body(body.clone())
             })
             .await?;
-        let v = self.json_of("upload bytes", resp).await?;
-        let got = hex_ref(&v)
-            .ok_or_else(|| SwarmError::Invalid("no reference in /bytes answer".into()))?;
+        let got = self
+            .parsed("upload bytes", resp, |b| bee_api::reference("/bytes", b))
+            .await?;
         if got != *expected.as_bytes() {
             return Err(SwarmError::Invalid(format!(
                 "Bee stored /bytes under {} but the content hashes to {}",
@@ -395,13 +370,7 @@ impl Swarm for BeeSwarm {
         let index = resp
             .headers()
             .get("swarm-feed-index")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|s| {
-                let mut b = [0u8; 8];
-                hex::decode_to_slice(s, &mut b)
-                    .ok()
-                    .map(|_| u64::from_be_bytes(b))
-            })
+            .and_then(|v| bee_api::feed_index(v.as_bytes()).ok())
             .ok_or_else(|| SwarmError::Invalid("feed answer without Swarm-Feed-Index".into()))?;
         Ok(Some(index))
     }

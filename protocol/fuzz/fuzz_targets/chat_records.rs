@@ -3,9 +3,10 @@
 //! records) or verifies only under the signer it names (roster entries).
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
+use libfuzzer_sys::{fuzz_mutator, fuzz_target};
 use staples_protocol::chat::{ContactRecord, Frame, RosterEntry, seal};
 use staples_protocol::dag::ChatId;
+use staples_protocol_fuzz::{Format, mutate};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(frame) = Frame::decode(data) {
@@ -24,3 +25,15 @@ fuzz_target!(|data: &[u8]| {
     // Opening arbitrary bytes as a sealed page or entry fails cleanly.
     let _ = seal::open(&[7; 32], data);
 });
+
+fuzz_mutator!(|data: &mut [u8], size: usize, max_size: usize, seed: u32| {
+    mutate(data, size, max_size, seed, 0, Format::Proto, 8, passes)
+});
+
+/// The first parsers: any of the four accepts.
+fn passes(data: &[u8]) -> bool {
+    Frame::decode(data).is_ok()
+        || ContactRecord::decode(data).is_ok()
+        || RosterEntry::verify(&ChatId::new([0x11; 32]), data).is_ok()
+        || seal::open(&[7; 32], data).is_ok()
+}

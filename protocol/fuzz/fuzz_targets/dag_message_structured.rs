@@ -78,7 +78,11 @@ fuzz_target!(|inp: Input| {
         let mut forged = bytes.clone();
         forged[at..at + 65].copy_from_slice(&inp.forged_signature);
         match SignedMessage::decode(&forged) {
-            Ok(f) => assert_ne!(f.author(), m.author(), "a forged signature keeps the author"),
+            Ok(f) => assert_ne!(
+                f.author(),
+                m.author(),
+                "a forged signature keeps the author"
+            ),
             Err(e) => assert!(
                 matches!(
                     e,

@@ -1,7 +1,7 @@
 //! What a devp2p peer sends before and after the handshake: `auth`/`ack` packets, frames
 //! and `Hello` payloads. Nothing panics; a frame that reads was authentic.
 #![no_main]
-use libfuzzer_sys::fuzz_target;
+use libfuzzer_sys::{fuzz_mutator, fuzz_target};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use staples_protocol::crypto::PrivateKey;
@@ -9,6 +9,7 @@ use staples_protocol::devp2p::frame::FrameCodec;
 use staples_protocol::devp2p::handshake::{Initiator, respond};
 use staples_protocol::devp2p::p2p::{Hello, disconnect_reason};
 use staples_protocol::devp2p::shh::{self, Message};
+use staples_protocol_fuzz::{Format, mutate};
 
 fuzz_target!(|data: &[u8]| {
     let mut rng = ChaCha20Rng::seed_from_u64(1);
@@ -51,3 +52,20 @@ fuzz_target!(|data: &[u8]| {
         }
     }
 });
+
+fuzz_mutator!(|data: &mut [u8], size: usize, max_size: usize, seed: u32| {
+    mutate(data, size, max_size, seed, 1, Format::Rlp, 2, passes)
+});
+
+/// The first parsers: a `Hello` or an `shh/6` message (the handshake and frame parts are
+/// authenticated: no edit of them passes, so they are left to the free mutations).
+fn passes(data: &[u8]) -> bool {
+    Hello::decode(data).is_ok()
+        || data.split_first().is_some_and(|(&code, payload)| {
+            shh::decode(u64::from(code % 4), payload).is_ok()
+                || matches!(
+                    shh::decode(u64::from(code), payload),
+                    Ok(Message::P2pRequest(_) | Message::P2pMessage(_))
+                )
+        })
+}

@@ -2,8 +2,9 @@
 //! the same bytes, and the reader survives any page as head and as previous page.
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
+use libfuzzer_sys::{fuzz_mutator, fuzz_target};
 use staples_protocol::inbox::{InboxReader, MAX_ENTRIES, Page, ReaderEvent};
+use staples_protocol_fuzz::{Format, mutate};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(page) = Page::decode(data) else {
@@ -27,3 +28,12 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(listed, page.entries().len());
     }
 });
+
+fuzz_mutator!(|data: &mut [u8], size: usize, max_size: usize, seed: u32| {
+    mutate(data, size, max_size, seed, 0, Format::Proto, 8, passes)
+});
+
+/// The first parser: the page decodes.
+fn passes(data: &[u8]) -> bool {
+    Page::decode(data).is_ok()
+}

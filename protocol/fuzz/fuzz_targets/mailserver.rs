@@ -8,11 +8,12 @@
 //!   mailserver password's key and checked against a fixed requesting peer.
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
+use libfuzzer_sys::{fuzz_mutator, fuzz_target};
 use staples_protocol::crypto::PrivateKey;
 use staples_protocol::mailserver::{self, Completion, Generation};
 use staples_protocol::status::OFFLINE_INBOX_PASSWORD;
 use staples_protocol::whisper::{Envelope, OpenKey, SymKey, Topic};
+use staples_protocol_fuzz::{Format, mutate};
 use std::sync::LazyLock;
 
 /// The server's node key, the requesting peer's, and the password's key (PBKDF2 is slow:
@@ -65,3 +66,24 @@ fuzz_target!(|data: &[u8]| {
         }
     }
 });
+
+fuzz_mutator!(|data: &mut [u8], size: usize, max_size: usize, seed: u32| {
+    mutate(data, size, max_size, seed, 1, Format::Rlp, 8, passes)
+});
+
+/// The first parser of the mode (for envelopes: it decodes and opens to a signed request
+/// from the fixed peer).
+fn passes(data: &[u8]) -> bool {
+    let Some((mode, rest)) = data.split_first() else {
+        return false;
+    };
+    match mode % 3 {
+        0 => mailserver::decode(rest).is_ok(),
+        1 => Completion::decode(rest).is_ok(),
+        _ => Envelope::decode(rest).is_ok_and(|env| {
+            let (server, peer, sym) = &*KEYS;
+            let keys = [OpenKey::Asymmetric(server), OpenKey::Symmetric(sym)];
+            mailserver::open(&env, &keys, &peer.public_key()).is_ok()
+        }),
+    }
+}

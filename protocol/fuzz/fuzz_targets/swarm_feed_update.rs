@@ -6,10 +6,11 @@
 //! which must parse back to exactly that content or be refused.
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
+use libfuzzer_sys::{fuzz_mutator, fuzz_target};
 use staples_protocol::crypto::{PrivateKey, keccak256};
 use staples_protocol::swarm::chunk::Cac;
 use staples_protocol::swarm::feed::{self, FeedTopic, FeedUpdate};
+use staples_protocol_fuzz::{Format, mutate};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&mode, rest)) = data.split_first() else {
@@ -51,3 +52,33 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(edited, update, "an edited update was accepted");
     }
 });
+
+fuzz_mutator!(|data: &mut [u8], size: usize, max_size: usize, seed: u32| {
+    mutate(data, size, max_size, seed, 0, Format::Raw, 6, passes)
+});
+
+/// The first parser: the raw update, or the edited real one, parses at its place.
+fn passes(data: &[u8]) -> bool {
+    let Some((&mode, rest)) = data.split_first() else {
+        return false;
+    };
+    let key = PrivateKey::from_bytes(&keccak256(b"fuzz-feed-owner")).expect("valid key");
+    let owner = key.public_key().eth_address();
+    let topic = FeedTopic::from_string("fuzz");
+    let index = u64::from(mode >> 1);
+    if mode & 1 == 0 {
+        return FeedUpdate::parse(rest, &owner, &topic, index).is_ok();
+    }
+    let (content, edits) = rest.split_at(rest.len().min(4096));
+    let Ok(cac) = Cac::new(content) else {
+        return false;
+    };
+    let mut edited = feed::build_v2_update(&key, &topic, index, cac).to_bytes();
+    let len = edited.len();
+    for pair in edits.chunks(2) {
+        if let [pos, mask] = pair {
+            edited[usize::from(*pos) * 7 % len] ^= mask;
+        }
+    }
+    FeedUpdate::parse(&edited, &owner, &topic, index).is_ok()
+}

@@ -8,13 +8,15 @@
 
 use std::collections::HashMap;
 
-use libfuzzer_sys::fuzz_target;
+use libfuzzer_sys::{fuzz_mutator, fuzz_target};
 use staples_protocol::swarm::bytes_tree::{self, Redundancy};
 use staples_protocol::swarm::chunk::{Cac, ChunkAddress};
+use staples_protocol_fuzz::{Format, mutate};
 
 const MAX_LEN: u64 = 1 << 22;
 
-fuzz_target!(|data: &[u8]| {
+/// The chunks the input describes, and the store holding those not left out.
+fn build(data: &[u8]) -> (HashMap<ChunkAddress, Vec<u8>>, Vec<Cac>) {
     let mut store: HashMap<ChunkAddress, Vec<u8>> = HashMap::new();
     let mut made: Vec<Cac> = Vec::new();
     let mut rest = data;
@@ -29,18 +31,32 @@ fuzz_target!(|data: &[u8]| {
             // Leaf: body repeated to reach a length chosen by the span hint.
             let want = usize::from(u16::from_be_bytes([s0, s1])) % 4097;
             let payload: Vec<u8> = body.iter().copied().cycle().take(want).collect();
-            let span = if kind & 4 == 0 { payload.len() as u64 } else { u64::from(s0) };
+            let span = if kind & 4 == 0 {
+                payload.len() as u64
+            } else {
+                u64::from(s0)
+            };
             Cac::with_span(span, &payload)
         } else {
             // Intermediate: references to earlier chunks, span = sum of their spans unless
             // bit 2 asks for a raw span.
-            let refs: Vec<&Cac> = body.iter().map(|i| &made[usize::from(*i) % made.len()]).collect();
+            let refs: Vec<&Cac> = body
+                .iter()
+                .map(|i| &made[usize::from(*i) % made.len()])
+                .collect();
             let mut payload = Vec::with_capacity(refs.len() * 32);
             for c in &refs {
                 payload.extend_from_slice(c.address().as_bytes());
             }
-            let sum = refs.iter().map(|c| c.span()).fold(0u64, u64::saturating_add);
-            let span = if kind & 4 == 0 { sum } else { u64::from(u16::from_be_bytes([s0, s1])) };
+            let sum = refs
+                .iter()
+                .map(|c| c.span())
+                .fold(0u64, u64::saturating_add);
+            let span = if kind & 4 == 0 {
+                sum
+            } else {
+                u64::from(u16::from_be_bytes([s0, s1]))
+            };
             Cac::with_span(span, &payload)
         };
         let Ok(chunk) = chunk else { continue };
@@ -52,6 +68,11 @@ fuzz_target!(|data: &[u8]| {
             break;
         }
     }
+    (store, made)
+}
+
+fuzz_target!(|data: &[u8]| {
+    let (store, made) = build(data);
     let Some(root) = made.last() else {
         return;
     };
@@ -61,3 +82,14 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(&again, root.address());
     }
 });
+
+fuzz_mutator!(|data: &mut [u8], size: usize, max_size: usize, seed: u32| {
+    mutate(data, size, max_size, seed, 0, Format::Raw, 6, passes)
+});
+
+/// The first parser: the joiner accepts the tree the input builds.
+fn passes(data: &[u8]) -> bool {
+    let (store, made) = build(data);
+    made.last()
+        .is_some_and(|root| bytes_tree::join(&store, root.address(), MAX_LEN).is_ok())
+}

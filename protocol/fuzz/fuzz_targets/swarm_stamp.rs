@@ -2,9 +2,10 @@
 //! verification never panics.
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
+use libfuzzer_sys::{fuzz_mutator, fuzz_target};
 use staples_protocol::swarm::chunk::ChunkAddress;
 use staples_protocol::swarm::stamp::Stamp;
+use staples_protocol_fuzz::{Format, mutate};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(stamp) = Stamp::parse(data) else {
@@ -16,3 +17,12 @@ fuzz_target!(|data: &[u8]| {
     let bucket_depth = data[1];
     let _ = stamp.verify(&chunk, &[0; 20], depth, bucket_depth);
 });
+
+fuzz_mutator!(|data: &mut [u8], size: usize, max_size: usize, seed: u32| {
+    mutate(data, size, max_size, seed, 0, Format::Raw, 4, passes)
+});
+
+/// The first parser: a stamp.
+fn passes(data: &[u8]) -> bool {
+    Stamp::parse(data).is_ok()
+}

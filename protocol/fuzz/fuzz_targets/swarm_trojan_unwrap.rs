@@ -6,11 +6,12 @@
 
 use std::sync::OnceLock;
 
-use libfuzzer_sys::fuzz_target;
+use libfuzzer_sys::{fuzz_mutator, fuzz_target};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use staples_protocol::crypto::{PrivateKey, keccak256};
 use staples_protocol::swarm::pss::{self, PssTopic, Targets};
+use staples_protocol_fuzz::{Format, mutate};
 
 const MESSAGE: &[u8] = b"fuzzing the trojan chunk";
 
@@ -19,7 +20,10 @@ fn key() -> PrivateKey {
 }
 
 fn topics() -> [PssTopic; 2] {
-    [PssTopic::from_string("fuzz"), PssTopic::from_string("other")]
+    [
+        PssTopic::from_string("fuzz"),
+        PssTopic::from_string("other"),
+    ]
 }
 
 fn trojan() -> &'static [u8] {
@@ -28,10 +32,17 @@ fn trojan() -> &'static [u8] {
         let targets = Targets::new(&[[0x00]]).expect("valid target");
         let mut rng = ChaCha20Rng::seed_from_u64(7);
         let pk = key().public_key();
-        pss::wrap(&topics()[0], MESSAGE, Some(&pk), &targets, 1 << 20, &mut rng)
-            .expect("mines")
-            .chunk
-            .to_data()
+        pss::wrap(
+            &topics()[0],
+            MESSAGE,
+            Some(&pk),
+            &targets,
+            1 << 20,
+            &mut rng,
+        )
+        .expect("mines")
+        .chunk
+        .to_data()
     })
 }
 
@@ -57,3 +68,26 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(got.message, MESSAGE);
     }
 });
+
+fuzz_mutator!(|data: &mut [u8], size: usize, max_size: usize, seed: u32| {
+    mutate(data, size, max_size, seed, 0, Format::Raw, 6, passes)
+});
+
+/// The first parser: the chunk (raw, or the real trojan edited) unwraps.
+fn passes(data: &[u8]) -> bool {
+    let Some((&mode, rest)) = data.split_first() else {
+        return false;
+    };
+    if mode & 1 == 0 {
+        return pss::unwrap(rest, &key(), &topics()).is_ok();
+    }
+    let Some((offset, xor)) = rest.split_first_chunk::<2>() else {
+        return false;
+    };
+    let mut chunk = trojan().to_vec();
+    let start = usize::from(u16::from_be_bytes(*offset)) % chunk.len();
+    for (b, x) in chunk[start..].iter_mut().zip(xor) {
+        *b ^= x;
+    }
+    pss::unwrap(&chunk, &key(), &topics()).is_ok()
+}

@@ -1,8 +1,9 @@
 //! Plaintext parsing never panics; an accepted unsigned plaintext with a size field is
 //! rebuilt byte for byte from its parts.
 #![no_main]
-use libfuzzer_sys::fuzz_target;
+use libfuzzer_sys::{fuzz_mutator, fuzz_target};
 use staples_protocol::whisper::message;
+use staples_protocol_fuzz::{Format, mutate};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(p) = message::parse(data) else { return };
@@ -13,3 +14,12 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(rebuilt, data);
     }
 });
+
+fuzz_mutator!(|data: &mut [u8], size: usize, max_size: usize, seed: u32| {
+    mutate(data, size, max_size, seed, 0, Format::Raw, 8, passes)
+});
+
+/// The first parser: a plaintext.
+fn passes(data: &[u8]) -> bool {
+    message::parse(data).is_ok()
+}

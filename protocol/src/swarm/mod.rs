@@ -12,10 +12,12 @@
 //! - [`pss`]: PSS topics, targets and trojan chunks.
 //! - [`stamp`]: postage stamps.
 //! - [`overlay`]: node overlay addresses.
+//! - [`bee_api`]: what the sidecar reads out of Bee's HTTP answers (JSON bodies, headers).
 //!
 //! Out of scope: erasure-coded trees (redundancy above NONE), encrypted 64-byte references,
 //! mantaray manifests. See `specs/swarm-formats.md`.
 
+pub mod bee_api;
 pub mod bmt;
 pub mod bytes_tree;
 pub mod chunk;
