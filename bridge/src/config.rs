@@ -129,6 +129,15 @@ pub struct RunArgs {
     /// (`staples relay --topic`; specs/topic-log.md) [default: off].
     #[arg(long, env = "STAPLES_TOPIC_LOGS")]
     pub topic_logs: bool,
+    /// dual/relay with their own Whisper node (devp2p): answer Status mailserver requests
+    /// (shh/6 code 126) from devp2p peers with history from Swarm, so status-go nodes can
+    /// use this node as their mailserver (specs/relay.md §7) [default: off].
+    #[arg(long, env = "STAPLES_MAILSERVER")]
+    pub mailserver: bool,
+    /// --mailserver: file holding the password whose key opens requests (status-go's
+    /// `MailServerPassword`) [default: status-offline-inbox].
+    #[arg(long, env = "STAPLES_MAILSERVER_PASSWORD_FILE")]
+    pub mailserver_password_file: Option<PathBuf>,
     /// Serve Prometheus metrics (`/metrics`) here as well, e.g. 127.0.0.1:9464 (same
     /// loopback and token rules as the RPC; `/metrics` is always on the RPC listener too).
     #[arg(long, env = "STAPLES_METRICS_ADDR")]
@@ -162,6 +171,8 @@ struct FileConfig {
     whisper_peer: Option<Vec<String>>,
     p2p_envelope_rate: Option<u32>,
     topic_logs: Option<bool>,
+    mailserver: Option<bool>,
+    mailserver_password_file: Option<PathBuf>,
     metrics_addr: Option<SocketAddr>,
 }
 
@@ -346,6 +357,8 @@ pub struct Config {
     pub p2p_envelope_rate: u32,
     /// pss/dual: topic logs on ([`crate::engine::topic_log`]).
     pub topic_logs: bool,
+    /// The mailserver password, with `--mailserver` ([`crate::mailserver`]).
+    pub mailserver: Option<String>,
     /// Where `/metrics` is served besides the RPC listener.
     pub metrics_addr: Option<SocketAddr>,
 }
@@ -471,6 +484,15 @@ impl RunArgs {
                 .or(file.p2p_envelope_rate)
                 .unwrap_or(crate::devp2p::DEFAULT_ENVELOPE_RATE),
             topic_logs: self.topic_logs || file.topic_logs.unwrap_or(false),
+            mailserver: match (
+                self.mailserver || file.mailserver.unwrap_or(false),
+                self.mailserver_password_file
+                    .or(file.mailserver_password_file),
+            ) {
+                (false, _) => None,
+                (true, None) => Some(crate::mailserver::DEFAULT_PASSWORD.to_string()),
+                (true, Some(f)) => Some(read_secret("mailserver password", &f)?),
+            },
             metrics_addr: self.metrics_addr.or(file.metrics_addr),
         })
     }

@@ -66,6 +66,7 @@ impl Peer {
             p2p_addr: None,
             p2p_envelope_rate: crate::devp2p::DEFAULT_ENVELOPE_RATE,
             topic_logs: false,
+            mailserver: None,
             metrics_addr: None,
             whisper_peers: Vec::new(),
         };

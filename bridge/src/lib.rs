@@ -20,6 +20,7 @@ pub mod dual;
 pub mod engine;
 pub mod ids;
 pub mod keystore;
+pub mod mailserver;
 pub mod metrics;
 pub mod node;
 pub mod recent;

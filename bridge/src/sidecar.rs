@@ -31,6 +31,9 @@ pub enum SidecarError {
     /// The devp2p side could not start (a bad `enode://` URL, a refused bind).
     #[error("devp2p: {0}")]
     Devp2p(String),
+    /// `--mailserver` without what it needs.
+    #[error("mailserver: {0}")]
+    Mailserver(String),
     /// A relay could not set its chats up.
     #[error("relay: {0}")]
     Relay(String),
@@ -176,7 +179,17 @@ pub async fn run(
             // there. Without one, this node's own pool is the Whisper side (sidecars
             // sharing it are peers).
             let devp2p_wanted = cfg.p2p_addr.is_some() || !cfg.whisper_peers.is_empty();
+            if cfg.mailserver.is_some()
+                && !(cfg.transport == Transport::Dual && cfg.whisper_rpc.is_none() && devp2p_wanted)
+            {
+                return Err(SidecarError::Mailserver(
+                    "--mailserver needs dual (or staples relay) with its own Whisper node: \
+                     --p2p-addr or --whisper-peer, no --whisper-rpc (history comes from Swarm)"
+                        .into(),
+                ));
+            }
             let mut embedded = None;
+            let mut mailserver = None;
             let whisper_node = match (&cfg.whisper_rpc, cfg.transport) {
                 (Some(url), Transport::Dual) => {
                     tracing::info!(upstream = %url, "dual: the Whisper side is the upstream node");
@@ -184,7 +197,21 @@ pub async fn run(
                 }
                 (None, Transport::Dual) if devp2p_wanted => {
                     let key = stored_key(&keys, &store, "devp2p_key_id").await?;
-                    let e = crate::devp2p::embedded::EmbeddedWhisper::start(&cfg, key)
+                    mailserver = match (&cfg.mailserver, &pss) {
+                        (Some(password), Some(p)) => {
+                            tracing::info!("mailserver: answering history requests from Swarm");
+                            Some(crate::mailserver::Mailserver::new(
+                                p.engine.clone(),
+                                key.clone(),
+                                password,
+                            ))
+                        }
+                        _ => None,
+                    };
+                    let mail = mailserver
+                        .clone()
+                        .map(|m| m as Arc<dyn crate::devp2p::MailServer>);
+                    let e = crate::devp2p::embedded::EmbeddedWhisper::start(&cfg, key, mail)
                         .await
                         .map_err(|e| SidecarError::Devp2p(e.to_string()))?;
                     crate::dual::forget_keys(&store).await?;
@@ -228,6 +255,7 @@ pub async fn run(
                         shh.clone(),
                         side.clone(),
                         store.clone(),
+                        embedded.as_ref().map(|e| e.svc.node().clone()),
                     ))
                 }
                 _ => None,
@@ -284,6 +312,7 @@ pub async fn run(
                     cfg.p2p_addr,
                     &cfg.whisper_peers,
                     cfg.p2p_envelope_rate,
+                    None,
                 )
                 .await
                 .map_err(|e| SidecarError::Devp2p(e.to_string()))?;
@@ -310,6 +339,7 @@ pub async fn run(
             if let Some(d) = devp2p {
                 handler = handler.with_devp2p(d);
             }
+            handler = handler.with_mailserver(mailserver);
             let mut embedded_store = None;
             if let Some(e) = embedded {
                 handler = handler.with_devp2p(e.devp2p);

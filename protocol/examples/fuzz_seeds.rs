@@ -461,6 +461,14 @@ mod bridged_record {
                 format!("staples-{name}"),
                 [&[1u8][..], json.as_bytes()].concat(),
             );
+            // The same record as a devp2p relay writes it, with the sender's envelope.
+            let with = staples_protocol::bridged::record(&json)
+                .and_then(|r| r.with_envelope(env))
+                .expect("its own envelope");
+            s.add(
+                format!("staples-{name}-envelope"),
+                [&[1u8][..], &with.body()[MAGIC.len()..]].concat(),
+            );
         }
         s
     }

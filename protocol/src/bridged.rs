@@ -12,19 +12,28 @@
 //! ```
 //!
 //! The JSON is the relay's re-serialisation of what it parsed, so two relays that saw the
-//! same envelope write the same text. Receivers hand their apps that JSON, as a mailserver
+//! same envelope write the same text.
+//!
+//! A relay that reads Whisper through its own devp2p node does see the sender's envelope,
+//! and appends it as a last field, `…,"envelope":"0x<RLP>"}` (specs/relay.md §3.1): the
+//! archive a Staples mailserver serves Whisper clients from, byte for byte. Readers
+//! check that it hashes to the JSON's `hash` and strip it before an app sees the JSON;
+//! readers older than the field ignore it, as they ignore any unknown field. Receivers hand their apps that JSON, as a mailserver
 //! would hand the original envelope's message, and collapse copies from several relays by
 //! the message's **legacy id**, `keccak256("staples/legacy/v1" ‖ envelope hash)`: the
 //! envelope hash is what every Whisper node reports for it.
 
 use crate::crypto::{PublicKey, keccak256_concat};
-use crate::whisper::ReceivedMessage;
 use crate::whisper::json::{JsonError, parse_geth_json};
+use crate::whisper::{Envelope, ReceivedMessage};
 
 /// The first bytes of every record.
 pub const MAGIC: &[u8; 8] = b"STPLBRG\x01";
 
 const LEGACY_DOMAIN: &[u8] = b"staples/legacy/v1";
+
+/// How the original envelope is appended to the JSON.
+const ENVELOPE_FIELD: &str = ",\"envelope\":\"0x";
 
 /// The id that names a legacy Whisper message across relays and Staples peers.
 pub fn legacy_id(envelope_hash: &[u8; 32]) -> [u8; 32] {
@@ -46,6 +55,12 @@ pub enum BridgedError {
     /// A record names a recipient key: relays bridge public (symmetric) chats only.
     #[error("record of an asymmetric message")]
     Asymmetric,
+    /// The appended envelope is not hex RLP of an envelope, or not the last field.
+    #[error("record's envelope does not decode")]
+    Envelope,
+    /// The appended envelope does not hash to the message's `hash`.
+    #[error("record's envelope is not the message it describes")]
+    EnvelopeMismatch,
 }
 
 /// A decoded record.
@@ -59,6 +74,8 @@ pub struct Bridged {
     pub signer: Option<PublicKey>,
     /// [`legacy_id`] of the message.
     pub legacy_id: [u8; 32],
+    /// The sender's envelope, when the relay saw it (checked to hash to the message's hash).
+    pub envelope: Option<Envelope>,
 }
 
 /// The record of a message seen on Whisper, from the JSON its Whisper node reported.
@@ -74,12 +91,31 @@ pub fn record(json: &str) -> Result<Bridged, BridgedError> {
 }
 
 impl Bridged {
-    /// The body that carries it: `MAGIC ‖ json`.
+    /// The body that carries it: `MAGIC ‖ json [‖ envelope field]`.
     pub fn body(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(MAGIC.len() + self.json.len());
         out.extend_from_slice(MAGIC);
-        out.extend_from_slice(self.json.as_bytes());
+        match &self.envelope {
+            None => out.extend_from_slice(self.json.as_bytes()),
+            Some(env) => {
+                // `json` is a JSON object (decode checked it), so it ends with `}`.
+                let json = self.json.trim_end();
+                out.extend_from_slice(json.strip_suffix('}').unwrap_or(json).as_bytes());
+                out.extend_from_slice(ENVELOPE_FIELD.as_bytes());
+                out.extend_from_slice(hex::encode(env.encode()).as_bytes());
+                out.extend_from_slice(b"\"}");
+            }
+        }
         out
+    }
+
+    /// The same record carrying the sender's envelope, which must be the message's.
+    pub fn with_envelope(mut self, env: Envelope) -> Result<Self, BridgedError> {
+        if env.hash() != self.message.hash {
+            return Err(BridgedError::EnvelopeMismatch);
+        }
+        self.envelope = Some(env);
+        Ok(self)
     }
 }
 
@@ -91,11 +127,17 @@ pub fn decode(body: &[u8]) -> Option<Result<Bridged, BridgedError>> {
 
 fn decode_json(json: &[u8]) -> Result<Bridged, BridgedError> {
     let json = std::str::from_utf8(json).map_err(|_| BridgedError::Utf8)?;
-    let message = parse_geth_json(json)?;
+    let (json, envelope) = split_envelope(json)?;
+    let message = parse_geth_json(&json)?;
+    if let Some(env) = &envelope
+        && env.hash() != message.hash
+    {
+        return Err(BridgedError::EnvelopeMismatch);
+    }
     if message.recipient.is_some() {
         return Err(BridgedError::Asymmetric);
     }
-    let v: serde_json::Value = serde_json::from_str(json).map_err(|_| JsonError::NotAnObject)?;
+    let v: serde_json::Value = serde_json::from_str(&json).map_err(|_| JsonError::NotAnObject)?;
     let signer = match v.get("sig") {
         None => None,
         Some(s) => {
@@ -109,11 +151,29 @@ fn decode_json(json: &[u8]) -> Result<Bridged, BridgedError> {
     };
     let legacy_id = legacy_id(&message.hash.0);
     Ok(Bridged {
-        json: json.to_string(),
+        json,
         message,
         signer,
         legacy_id,
+        envelope,
     })
+}
+
+/// Splits `…,"envelope":"0x<hex>"}` into the app's JSON (`…}`) and the envelope. A record
+/// whose `envelope` field is anywhere but last, or not an envelope, is refused.
+fn split_envelope(json: &str) -> Result<(String, Option<Envelope>), BridgedError> {
+    let Some(at) = json.rfind(ENVELOPE_FIELD) else {
+        return Ok((json.to_string(), None));
+    };
+    let hex_and_end = &json[at + ENVELOPE_FIELD.len()..];
+    let hex = hex_and_end
+        .trim_end()
+        .strip_suffix("\"}")
+        .ok_or(BridgedError::Envelope)?;
+    let rlp = hex::decode(hex).map_err(|_| BridgedError::Envelope)?;
+    let env = Envelope::decode(&rlp).map_err(|_| BridgedError::Envelope)?;
+    // The app's JSON is what precedes the field, closed again.
+    Ok((format!("{}}}", &json[..at]), Some(env)))
 }
 
 #[cfg(test)]
@@ -157,6 +217,56 @@ mod tests {
             .expect("a record")
             .expect("decodes");
         assert_eq!(unsigned.signer, None);
+    }
+
+    #[test]
+    fn a_record_carries_the_senders_envelope_and_apps_never_see_it() {
+        let mut rng = StdRng::seed_from_u64(9);
+        let key = SymKey::from_password("bridged");
+        let author = PrivateKey::from_bytes(&[6; 32]).expect("key");
+        let draft = Draft {
+            topic: Topic([1, 2, 3, 4]),
+            payload: b"original",
+            padding: None,
+            signer: Some(&author),
+            ttl: 60,
+            to: Recipient::Symmetric(&key),
+        };
+        let env = wrap(&draft, 1_700_000_000, &mut rng).expect("wraps");
+        let m = open(&env, OpenKey::Symmetric(&key)).expect("opens");
+        let plain = record(&m.to_geth_json()).expect("a message");
+        let with = plain
+            .clone()
+            .with_envelope(env.clone())
+            .expect("its own envelope");
+        let body = with.body();
+        assert!(body.len() > plain.body().len());
+        let got = decode(&body).expect("a record").expect("decodes");
+        assert_eq!(got.envelope.as_ref(), Some(&env));
+        assert_eq!(got.json, m.to_geth_json(), "the field is stripped");
+        assert_eq!(got.body(), body, "re-encodes exactly");
+        // Another message's envelope is refused, writing and reading.
+        let other = received(None);
+        let other_env = Envelope {
+            data: vec![1, 2, 3],
+            ..env.clone()
+        };
+        assert_eq!(
+            record(&other.to_geth_json())
+                .expect("a message")
+                .with_envelope(env.clone())
+                .err(),
+            Some(BridgedError::EnvelopeMismatch)
+        );
+        let forged = String::from_utf8(body.clone())
+            .expect("utf8")
+            .replace(&hex::encode(env.encode()), &hex::encode(other_env.encode()));
+        assert_eq!(
+            decode(forged.as_bytes()).expect("a record").err(),
+            Some(BridgedError::EnvelopeMismatch)
+        );
+        let cut = &body[..body.len() - 2];
+        assert!(decode(cut).expect("a record").is_err());
     }
 
     #[test]

@@ -57,8 +57,13 @@ pub enum EmbeddedError {
 
 impl EmbeddedWhisper {
     /// Starts it in the sidecar's data dir with its PoW floor and devp2p settings
-    /// (listener, static peers, envelope rate), with node key `key`.
-    pub async fn start(cfg: &Config, key: Arc<PrivateKey>) -> Result<Self, EmbeddedError> {
+    /// (listener, static peers, envelope rate), with node key `key`, answering mailserver
+    /// requests with `mail`.
+    pub async fn start(
+        cfg: &Config,
+        key: Arc<PrivateKey>,
+        mail: Option<Arc<dyn super::MailServer>>,
+    ) -> Result<Self, EmbeddedError> {
         let store = Store::open(&cfg.data_dir.join("whisper-node.sqlite"))?;
         for f in store.filters_of(Origin::Local).await? {
             store.delete_filter(f.id).await?;
@@ -88,6 +93,7 @@ impl EmbeddedWhisper {
             cfg.p2p_addr,
             &cfg.whisper_peers,
             cfg.p2p_envelope_rate,
+            mail,
         )
         .await?;
         tasks.push(tokio::spawn(crate::sidecar::janitor(node, store.clone())));

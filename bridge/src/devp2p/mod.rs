@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
 use tokio::sync::mpsc;
 
 use staples_protocol::crypto::{PrivateKey, PublicKey, keccak256};
@@ -95,9 +96,43 @@ struct Live {
     info: PeerInfo,
     /// geth's `Peer.trusted`: its peer-to-peer messages (code 127) reach our filters.
     trusted: Arc<AtomicBool>,
-    /// Envelopes to send it directly (code 127, `shh_post` with `targetPeer`).
-    direct: mpsc::Sender<Envelope>,
+    /// What to send it on the node's behalf.
+    direct: mpsc::Sender<Outgoing>,
 }
+
+/// What a session sends its peer on behalf of the rest of the node.
+#[derive(Debug)]
+pub enum Outgoing {
+    /// `shh_post` with `targetPeer`: one envelope, code 127 (geth's `SendP2PDirect`).
+    Direct(Envelope),
+    /// A mailserver's answer: a list of envelopes, code 127 (status-go's
+    /// `SendRawP2PDirect`).
+    Mail(Vec<Envelope>),
+    /// A mailserver's request-complete payload, code 125.
+    Completion(Vec<u8>),
+}
+
+/// Answers the mailserver requests (code 126) that peers send (`--mailserver`).
+pub trait MailServer: Send + Sync + 'static {
+    /// Serves `request` from the peer with node key `peer`, sending the answer through
+    /// `reply` (the session's queue: when the peer leaves mid-answer, sends fail and
+    /// serving stops).
+    fn serve(
+        self: Arc<Self>,
+        peer: PublicKey,
+        request: Envelope,
+        reply: mpsc::Sender<Outgoing>,
+    ) -> BoxFuture<'static, ()>;
+
+    /// The answer to a request refused before it is served (the peer asks faster than
+    /// [`MAIL_INTERVAL`]): status-go's `ERROR=` completion.
+    fn refusal(&self, request: &Envelope, why: &str) -> Vec<u8>;
+}
+
+/// Shortest time between two mailserver requests of one peer (status-go's
+/// `MailServerRateLimit`, in seconds there; a request sooner is answered with
+/// `rate limit exceeded`).
+pub const MAIL_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Why a direct send or a trust mark found no session (geth's error, with its id).
 #[derive(Debug, thiserror::Error)]
@@ -173,7 +208,7 @@ impl Peers {
     /// message (no PoW or expiry check; it is not pooled). Queued for its session; a
     /// session whose queue is full drops it, as a slow TCP peer would have.
     pub fn send_direct(&self, id: &str, env: Envelope) -> Result<(), NoPeer> {
-        let sent = self.find(id, |l| l.direct.try_send(env).is_ok())?;
+        let sent = self.find(id, |l| l.direct.try_send(Outgoing::Direct(env)).is_ok())?;
         if !sent {
             self.count_n("direct_dropped", 1);
         }
@@ -181,7 +216,15 @@ impl Peers {
     }
 
     /// Registers a session that is up.
-    fn up(&self, id: [u8; 64], info: PeerInfo) -> (Arc<AtomicBool>, mpsc::Receiver<Envelope>) {
+    fn up(
+        &self,
+        id: [u8; 64],
+        info: PeerInfo,
+    ) -> (
+        Arc<AtomicBool>,
+        mpsc::Sender<Outgoing>,
+        mpsc::Receiver<Outgoing>,
+    ) {
         let trusted = Arc::new(AtomicBool::new(false));
         let (direct, rx) = mpsc::channel(DIRECT_QUEUE);
         self.live.lock().unwrap_or_else(|p| p.into_inner()).insert(
@@ -189,10 +232,10 @@ impl Peers {
             Live {
                 info,
                 trusted: trusted.clone(),
-                direct,
+                direct: direct.clone(),
             },
         );
-        (trusted, rx)
+        (trusted, direct, rx)
     }
 
     fn down(&self, id: &[u8; 64]) {
@@ -216,6 +259,8 @@ pub struct Devp2p {
     port: u16,
     /// Envelopes per second one peer may send (0: no limit).
     envelope_rate: u32,
+    /// Serves mailserver requests, with `--mailserver`.
+    mail: Option<Arc<dyn MailServer>>,
     /// Where we listen, if we do.
     listening: Mutex<Option<SocketAddr>>,
 }
@@ -236,6 +281,7 @@ impl Devp2p {
         peers: Arc<Peers>,
         listening: Option<SocketAddr>,
         envelope_rate: u32,
+        mail: Option<Arc<dyn MailServer>>,
     ) -> Arc<Self> {
         Arc::new(Devp2p {
             key,
@@ -243,6 +289,7 @@ impl Devp2p {
             svc,
             peers,
             envelope_rate,
+            mail,
             port: listening.map_or(0, |a| a.port()),
             listening: Mutex::new(listening),
         })
@@ -250,8 +297,8 @@ impl Devp2p {
 
     /// Starts the devp2p side: listens at `listen` (if given) and dials each of `peers`
     /// (`enode://` URLs) forever, taking at most `envelope_rate` envelopes per second
-    /// from each peer; returns it and its tasks. Bad URLs and a refused bind fail here,
-    /// before anything runs.
+    /// from each peer and answering mailserver requests with `mail`; returns it and its
+    /// tasks. Bad URLs and a refused bind fail here, before anything runs.
     pub async fn start(
         key: Arc<PrivateKey>,
         svc: Arc<Service>,
@@ -259,6 +306,7 @@ impl Devp2p {
         listen: Option<SocketAddr>,
         dial: &[String],
         envelope_rate: u32,
+        mail: Option<Arc<dyn MailServer>>,
     ) -> Result<(Arc<Self>, Vec<tokio::task::JoinHandle<()>>), Devp2pError> {
         let static_peers = dial
             .iter()
@@ -269,7 +317,7 @@ impl Devp2p {
             None => None,
         };
         let at = listener.as_ref().and_then(|l| l.local_addr().ok());
-        let d = Devp2p::new(key, svc, peers, at, envelope_rate);
+        let d = Devp2p::new(key, svc, peers, at, envelope_rate, mail);
         let mut tasks = Vec::new();
         if let (Some(l), Some(a)) = (listener, at) {
             tracing::info!(enode = %d.enode(a), "devp2p: listening");

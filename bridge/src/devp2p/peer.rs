@@ -15,7 +15,7 @@ use staples_protocol::devp2p::p2p::{self, BASE_PROTOCOL_LENGTH, Capability, Hell
 use staples_protocol::devp2p::shh::{self, BLOOM_SIZE, Message, Status};
 use staples_protocol::whisper::{Envelope, EnvelopeHash};
 
-use super::{Devp2p, Devp2pError, PeerInfo};
+use super::{Devp2p, Devp2pError, MAIL_INTERVAL, Outgoing, PeerInfo};
 use crate::node::Node;
 
 /// Our client name in `Hello`.
@@ -115,7 +115,7 @@ pub(super) async fn run(
             .collect(),
         inbound: remote.is_none(),
     };
-    let (trusted, direct) = me.peers.up(peer_id, info);
+    let (trusted, outbox, direct) = me.peers.up(peer_id, info);
     tracing::info!(peer = %theirs.client, "devp2p peer up");
     me.peers.count_n("sessions", 1);
     let mut remote = Remote {
@@ -123,7 +123,10 @@ pub(super) async fn run(
         bloom: None,
         known: Default::default(),
         trusted,
+        key: staples_protocol::devp2p::handshake::from_node_id(&peer_id).map_err(protocol)?,
         direct,
+        outbox,
+        last_request: None,
         budget: Budget::new(me.envelope_rate),
         floods: 0,
     };
@@ -232,8 +235,14 @@ struct Remote {
     known: crate::recent::Recent<KNOWN>,
     /// Set by `shh_markTrustedPeer`.
     trusted: Arc<AtomicBool>,
-    /// `shh_post` with `targetPeer` to this peer.
-    direct: tokio::sync::mpsc::Receiver<Envelope>,
+    /// Its node key (a mailserver request must be signed with it).
+    key: PublicKey,
+    /// What the node sends it: `shh_post` with `targetPeer`, mailserver answers.
+    direct: tokio::sync::mpsc::Receiver<Outgoing>,
+    /// The sending side of `direct`, for mailserver answers.
+    outbox: tokio::sync::mpsc::Sender<Outgoing>,
+    /// When it last sent a mailserver request.
+    last_request: Option<tokio::time::Instant>,
     /// Envelopes it may still send now.
     budget: Budget,
     /// Batches that went over the budget.
@@ -317,11 +326,28 @@ async fn serve(me: &Devp2p, s: &mut Session, remote: &mut Remote) -> Result<(), 
                 return Err(Devp2pError::ReadTimeout);
             }
             _ = broadcast.tick() => gossip(me, s, remote).await?,
-            Some(env) = remote.direct.recv() => {
+            Some(out) = remote.direct.recv() => match out {
                 // geth's SendP2PDirect: one envelope, not a list.
-                me.peers.count_n("direct_out", 1);
-                s.send(BASE_PROTOCOL_LENGTH + shh::P2P_MESSAGE, &env.encode()).await?;
-            }
+                Outgoing::Direct(env) => {
+                    me.peers.count_n("direct_out", 1);
+                    s.send(BASE_PROTOCOL_LENGTH + shh::P2P_MESSAGE, &env.encode()).await?;
+                }
+                Outgoing::Mail(envs) => {
+                    me.peers.count_n("mail_envelopes_out", envs.len() as u64);
+                    s.send(
+                        BASE_PROTOCOL_LENGTH + shh::P2P_MESSAGE,
+                        &shh::encode_envelopes(&envs),
+                    )
+                    .await?;
+                }
+                Outgoing::Completion(payload) => {
+                    s.send(
+                        BASE_PROTOCOL_LENGTH + shh::REQUEST_COMPLETE,
+                        &shh::encode_request_complete(&payload),
+                    )
+                    .await?;
+                }
+            },
             _ = ping.tick() => s.send(p2p::PING, &p2p::EMPTY_LIST).await?,
         }
     }
@@ -350,7 +376,10 @@ async fn handle(
             me.peers.count_n("direct_untrusted", 1);
             return Ok(());
         }
-        c if c == BASE_PROTOCOL_LENGTH + shh::P2P_REQUEST => return Ok(()),
+        c if c == BASE_PROTOCOL_LENGTH + shh::P2P_REQUEST && me.mail.is_none() => {
+            me.peers.count_n("mail_requests_unserved", 1);
+            return Ok(());
+        }
         _ => {}
     }
     // geth's MaxMessageSize check, before decoding.
@@ -405,6 +434,27 @@ async fn handle(
             if let Err(e) = me.svc.deliver_history(envs).await {
                 tracing::warn!(error = %e, "devp2p: a direct message could not be queued");
             }
+        }
+        Message::P2pRequest(request) => {
+            let Some(mail) = me.mail.clone() else {
+                return Ok(());
+            };
+            me.peers.count_n("mail_requests", 1);
+            let now = tokio::time::Instant::now();
+            if remote.last_request.is_some_and(|t| now < t + MAIL_INTERVAL) {
+                me.peers.count_n("mail_rate_limited", 1);
+                let refusal = mail.refusal(&request, "rate limit exceeded");
+                return s
+                    .send(
+                        BASE_PROTOCOL_LENGTH + shh::REQUEST_COMPLETE,
+                        &shh::encode_request_complete(&refusal),
+                    )
+                    .await;
+            }
+            remote.last_request = Some(now);
+            // Served beside the session, whose loop keeps reading and pinging; the
+            // answer comes back through its queue.
+            tokio::spawn(mail.serve(remote.key, request, remote.outbox.clone()));
         }
         // Everything else is ignored as geth ignores unknown codes.
         _ => {}

@@ -42,6 +42,12 @@ pub struct HistoryQuery {
     pub limit: u32,
     /// Continue after this key.
     pub cursor: Option<Cursor>,
+    /// For a Whisper peer (the devp2p mailserver): each message as the envelope a Whisper
+    /// client opens. A relay's record is served as the sender's envelope it carries, and
+    /// left out when it carries none (its re-sealed Staples envelope would open to the
+    /// record, not the message). Otherwise every message is its Staples envelope, whose
+    /// records the node's own filters decode.
+    pub originals: bool,
 }
 
 /// A page of history.
@@ -119,7 +125,9 @@ impl<S: Swarm> Engine<S> {
             let mut start = 0;
             while start < listed.len() {
                 let end = (start + want.max(64)).min(listed.len());
-                let got = self.fetch_window(chat, &opener, &listed[start..end]).await;
+                let got = self
+                    .fetch_window(chat, &opener, &listed[start..end], q.originals)
+                    .await;
                 page.fetched += (end - start) as u64;
                 for env in got {
                     let sent = env.expiry.saturating_sub(env.ttl);
@@ -214,6 +222,7 @@ impl<S: Swarm> Engine<S> {
         chat: ChatId,
         opener: &chat::Opener,
         listed: &[Listed],
+        originals: bool,
     ) -> Vec<Envelope> {
         let par = self.inner.cfg.fetch_parallelism.max(1);
         let mut tasks = tokio::task::JoinSet::new();
@@ -239,8 +248,19 @@ impl<S: Swarm> Engine<S> {
                 // The inbox names it and its author owns the inbox: anything else is
                 // not this inbox's to list.
                 let author: &PublicKey = incoming.message.author();
-                (incoming.message.id() == id && author.eth_address() == owner)
-                    .then_some(incoming.envelope)
+                if incoming.message.id() != id || author.eth_address() != owner {
+                    return None;
+                }
+                if !originals {
+                    return Some(incoming.envelope);
+                }
+                match staples_protocol::bridged::decode(incoming.message.body()) {
+                    None => Some(incoming.envelope),
+                    // The record checked that the envelope hashes to the message it names;
+                    // it must also be on this chat's topic.
+                    Some(Ok(b)) => b.envelope.filter(|e| e.topic == incoming.envelope.topic),
+                    Some(Err(_)) => None,
+                }
             });
         }
         while let Some(r) = tasks.join_next().await {

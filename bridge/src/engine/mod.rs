@@ -140,6 +140,9 @@ pub trait Hook: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<history::HistoryPage, EngineError>>;
     /// [`Engine::follow_topics`].
     fn follow_topics(&self, topics: &[[u8; 4]]);
+    /// The topics of the chats this node follows (a mailserver request by bloom only is
+    /// served from the chats on topics its bloom matches).
+    fn chat_topics(&self) -> Vec<[u8; 4]>;
     /// [`Engine::follow_topic_into`].
     fn follow_topic_into(
         &self,
@@ -213,6 +216,15 @@ impl<S: Swarm> Hook for Engine<S> {
     }
     fn follow_topics(&self, topics: &[[u8; 4]]) {
         Engine::follow_topics(self, topics);
+    }
+    fn chat_topics(&self) -> Vec<[u8; 4]> {
+        let mut t: Vec<[u8; 4]> = lock(&self.inner.chats)
+            .values()
+            .map(|st| st.chat.topic())
+            .collect();
+        t.sort_unstable();
+        t.dedup();
+        t
     }
     fn follow_topic_into(
         &self,

@@ -297,6 +297,12 @@ impl LocalNode {
         self.shared.filters().had_legacy(filter, hash)
     }
 
+    /// The pooled envelope with hash `hash` (a relay bridging a message it polled looks up
+    /// the sender's envelope).
+    pub fn pooled(&self, hash: &staples_protocol::whisper::EnvelopeHash) -> Option<Arc<Pooled>> {
+        self.pool().get(hash)
+    }
+
     /// Every pooled envelope, for gossip to devp2p peers.
     pub fn pool_snapshot(&self) -> Vec<Arc<Pooled>> {
         self.pool().snapshot()

@@ -155,6 +155,11 @@ impl Pool {
         }
     }
 
+    /// The pooled envelope with hash `hash`.
+    pub fn get(&self, hash: &EnvelopeHash) -> Option<Arc<Pooled>> {
+        self.envelopes.get(hash).cloned()
+    }
+
     /// Every pooled envelope (shared, not copied): what devp2p peers are offered.
     pub fn snapshot(&self) -> Vec<Arc<Pooled>> {
         self.envelopes.values().cloned().collect()

@@ -111,6 +111,9 @@ pub struct Relay {
     /// Whisper, not posted again.
     on_whisper: Mutex<crate::recent::Recent<ON_WHISPER>>,
     wake: tokio::sync::Notify,
+    /// The pool of our own Whisper node (devp2p), where the envelopes of the messages the
+    /// relay polls are: `None` with a JSON-RPC upstream, which never shows them.
+    whisper_pool: Option<Arc<crate::node::LocalNode>>,
 }
 
 impl Relay {
@@ -122,6 +125,7 @@ impl Relay {
         shh: Arc<Service>,
         side: Arc<WhisperSide>,
         store: Store,
+        whisper_pool: Option<Arc<crate::node::LocalNode>>,
     ) -> Arc<Relay> {
         let relay = Arc::new(Relay {
             cfg,
@@ -131,6 +135,7 @@ impl Relay {
             chats: std::sync::OnceLock::new(),
             counters: Mutex::new(BTreeMap::new()),
             on_whisper: Mutex::default(),
+            whisper_pool,
             wake: tokio::sync::Notify::new(),
         });
         side.set_bridge(relay.clone());

@@ -24,7 +24,7 @@ impl Relay {
         let Some(chat) = chats.by_filter.get(filter).map(|&i| &chats.list[i]) else {
             return;
         };
-        let record = match staples_protocol::bridged::record(json) {
+        let mut record = match staples_protocol::bridged::record(json) {
             Ok(r) => r,
             Err(e) => {
                 tracing::debug!(error = %e, "relay: a Whisper message cannot be bridged");
@@ -41,6 +41,21 @@ impl Relay {
         if !lock(&chat.bucket).take() {
             self.count("relay_shed");
             return;
+        }
+        // With our own Whisper node the sender's envelope is in its pool: the record
+        // carries it, so mailservers can serve it byte for byte (specs/relay.md §3.1).
+        if let Some(pooled) = self
+            .whisper_pool
+            .as_ref()
+            .and_then(|n| n.pooled(&record.message.hash))
+        {
+            match record.clone().with_envelope(pooled.envelope.clone()) {
+                Ok(r) => {
+                    record = r;
+                    self.count("relay_envelopes_archived");
+                }
+                Err(e) => tracing::warn!(error = %e, "relay: pooled envelope is not the message"),
+            }
         }
         let post = NewMessage {
             sym_key_id: chat.key_id.clone(),

@@ -78,6 +78,7 @@ pub struct LocalHandler<S> {
     relay: Option<Arc<crate::relay::Relay>>,
     history: Option<Arc<dyn super::shhext::HistoryApi>>,
     devp2p: Option<Arc<crate::devp2p::Devp2p>>,
+    mailserver: Option<Arc<crate::mailserver::Mailserver>>,
 }
 
 impl<S: ShhApi> LocalHandler<S> {
@@ -92,7 +93,14 @@ impl<S: ShhApi> LocalHandler<S> {
             relay: None,
             history: None,
             devp2p: None,
+            mailserver: None,
         }
+    }
+
+    /// Adds the mailserver's counters to `staples_status` (`mailserver`).
+    pub fn with_mailserver(mut self, m: Option<Arc<crate::mailserver::Mailserver>>) -> Self {
+        self.mailserver = m;
+        self
     }
 
     /// Dual mode: `staples_status` also reports the Whisper side (`whisper`).
@@ -255,6 +263,9 @@ impl<S: ShhApi> Handler for LocalHandler<S> {
                 v["whisper"] = side.status().await;
                 if let Some(relay) = &self.relay {
                     v["relay"] = relay.status().await;
+                }
+                if let Some(m) = &self.mailserver {
+                    v["mailserver"] = serde_json::json!({"counters": m.counters()});
                 }
                 return to_raw(&v);
             }

@@ -364,6 +364,7 @@ fn check<N: Node, K: Keys>(
             to: r.to,
             limit: if r.limit == 0 { MAX_LIMIT } else { r.limit },
             cursor,
+            originals: false,
         },
         timeout: Duration::from_secs(u64::from(r.timeout)),
         refused,

@@ -72,7 +72,8 @@ pub enum Message {
     P2pRequest(Envelope),
     /// Envelopes from a mailserver (geth sends one, status-go a list).
     P2pMessage(Vec<Envelope>),
-    /// A mailserver's request-complete payload.
+    /// A mailserver's request-complete payload (the RLP byte string's content; see
+    /// [`crate::mailserver::Completion`]).
     RequestComplete(Vec<u8>),
     /// A code this node does not know: ignored, as geth does.
     Unknown(u64),
@@ -134,6 +135,14 @@ fn pow_from_bits(bits: u64) -> Result<f64, ShhError> {
         return Err(ShhError::InvalidPow);
     }
     Ok(f)
+}
+
+/// A request-complete message: the payload as one RLP byte string (status-go's
+/// `p2p.Send(…, p2pRequestCompleteCode, payload)`).
+pub fn encode_request_complete(payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(payload.len() + 3);
+    payload.encode(&mut out);
+    out
 }
 
 /// A batch of envelopes as geth sends it (an RLP list of envelopes).
@@ -228,7 +237,14 @@ pub fn decode(code: u64, payload: &[u8]) -> Result<Message, ShhError> {
                 Err(_) => Message::P2pMessage(envelopes(payload, "p2p message")?),
             }
         }
-        REQUEST_COMPLETE => Message::RequestComplete(payload.to_vec()),
+        REQUEST_COMPLETE => {
+            let mut p = payload;
+            let h = Header::decode(&mut p).map_err(|_| ShhError::Malformed("request complete"))?;
+            if h.list || p.len() != h.payload_length {
+                return Err(ShhError::Malformed("request complete"));
+            }
+            Message::RequestComplete(p.to_vec())
+        }
         other => Message::Unknown(other),
     })
 }
