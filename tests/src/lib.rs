@@ -7,6 +7,7 @@
 //! running this crate alone needs `cargo build -p staples-bridge -p staples-devnode --bins`
 //! first, and says so rather than starting a nested cargo.
 
+pub mod devp2p;
 pub mod geth;
 
 use std::io::{BufRead, BufReader};

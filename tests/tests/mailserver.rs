@@ -1,0 +1,270 @@
+//! Staples as a Status mailserver (issue #19, specs/relay.md §7), with real processes: a
+//! plain Whisper node posts to a public chat, a relay with its own Whisper node (devp2p)
+//! and `--mailserver` bridges the posts to Swarm, the posts expire on Whisper, and then a
+//! client that was away dials the relay over devp2p and asks for history as status-go
+//! v0.78 asks (code 126: an envelope sealed with the `status-offline-inbox` key, signed
+//! by the client's node key, RLP payload with topics). It gets every envelope once, byte
+//! for byte the author's (same hashes), in pages by cursor, each closed by code 125; bad
+//! requests are answered with status-go's `ERROR=` completions.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use rand::rngs::OsRng;
+use serde_json::{Value, json};
+use staples_e2e::devp2p::{dial, listening, read_message};
+use staples_e2e::{DevNode, Sidecar};
+use staples_protocol::crypto::PrivateKey;
+use staples_protocol::devp2p::frame::FrameCodec;
+use staples_protocol::devp2p::p2p::BASE_PROTOCOL_LENGTH;
+use staples_protocol::devp2p::shh::{self, Message, Status};
+use staples_protocol::mailserver::{Completion, Cursor, Request};
+use staples_protocol::status::OFFLINE_INBOX_PASSWORD;
+use staples_protocol::whisper::{
+    Draft, Envelope, EnvelopeHash, OpenKey, Recipient, SymKey, Topic, open, wrap,
+};
+
+const CHAT: &str = "staples-mailserver-e2e";
+/// Short enough that the posts are gone from Whisper before the client asks.
+const TTL: u32 = 6;
+
+/// A client session with the mailserver, after the `shh/6` status exchange.
+struct Client {
+    s: TcpStream,
+    codec: FrameCodec,
+    buf: Vec<u8>,
+    key: PrivateKey,
+}
+
+impl Client {
+    async fn connect(relay: &Sidecar) -> Client {
+        let (enode, their) = listening(relay).await;
+        let addr = enode.split('@').nth(1).unwrap().to_string();
+        let (mut s, mut codec, mut buf, key, _hello) = dial(addr, &their, "mailserver-e2e");
+        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        let status = Status::ours(0.0, [0xff; shh::BLOOM_SIZE], false);
+        s.write_all(
+            &codec
+                .write(BASE_PROTOCOL_LENGTH + shh::STATUS, &status.encode())
+                .unwrap(),
+        )
+        .unwrap();
+        loop {
+            let (code, _) = read_message(&mut s, &mut codec, &mut buf);
+            if code == BASE_PROTOCOL_LENGTH + shh::STATUS {
+                break;
+            }
+        }
+        Client { s, codec, buf, key }
+    }
+
+    /// Sends a request sealed with `seal` (the mailserver password's key unless told)
+    /// and signed by `signer` (our node key unless told); its id.
+    fn request(&mut self, r: &Request, signer: Option<&PrivateKey>, seal: &SymKey) -> EnvelopeHash {
+        let payload = r.encode();
+        let draft = Draft {
+            topic: Topic([0; 4]),
+            payload: &payload,
+            padding: None,
+            signer: Some(signer.unwrap_or(&self.key)),
+            ttl: 50,
+            to: Recipient::Symmetric(seal),
+        };
+        let env = wrap(&draft, unix_now(), &mut OsRng).unwrap();
+        let frame = self
+            .codec
+            .write(BASE_PROTOCOL_LENGTH + shh::P2P_REQUEST, &env.encode())
+            .unwrap();
+        self.s.write_all(&frame).unwrap();
+        env.hash()
+    }
+
+    /// Envelopes (code 127) until the completion (code 125) of request `id`.
+    fn answer(&mut self, id: EnvelopeHash) -> (Vec<Envelope>, Completion) {
+        let mut envs = Vec::new();
+        loop {
+            let (code, payload) = read_message(&mut self.s, &mut self.codec, &mut self.buf);
+            if code < BASE_PROTOCOL_LENGTH {
+                continue;
+            }
+            match shh::decode(code - BASE_PROTOCOL_LENGTH, &payload).unwrap() {
+                Message::P2pMessage(list) => envs.extend(list),
+                Message::RequestComplete(p) => {
+                    let c = Completion::decode(&p).unwrap();
+                    assert_eq!(c.request_id(), id, "the completion names the request");
+                    return (envs, c);
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+fn unix_now() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as u32
+}
+
+fn page(r: &Request, cursor: Option<Cursor>) -> Request {
+    Request {
+        cursor,
+        ..r.clone()
+    }
+}
+
+#[tokio::test]
+async fn a_status_go_request_gets_expired_whisper_history_from_swarm() {
+    let net = DevNode::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    let w =
+        Sidecar::start_whisper_with(&dir.path().join("whisper"), &["--p2p-addr", "127.0.0.1:0"]);
+    let w_enode = w.ok("admin_nodeInfo", json!([])).await["enode"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let relay = Sidecar::start_relay_over(
+        &dir.path().join("relay"),
+        &net.urls[0],
+        CHAT,
+        &[
+            "--whisper-peer",
+            &w_enode,
+            "--p2p-addr",
+            "127.0.0.1:0",
+            "--mailserver",
+        ],
+    );
+    relay.status_until_peers(1).await;
+    relay.mirrors_open(1).await;
+
+    // Five posts on Whisper, signed as Status signs public chat messages.
+    let (wkey, _) = staples_e2e::join_public(&w, CHAT).await;
+    let author = w.ok("shh_newKeyPair", json!([])).await;
+    let mut hashes = Vec::new();
+    for i in 0..5 {
+        let h = w
+            .ok(
+                "shh_post",
+                json!([{"symKeyID": wkey, "sig": author, "topic": staples_e2e::public_topic(CHAT),
+                        "ttl": TTL, "powTarget": 0.2, "powTime": 2,
+                        "payload": staples_e2e::hex0x(format!("history {i}").as_bytes())}]),
+            )
+            .await;
+        hashes.push(h.as_str().unwrap().to_string());
+    }
+    relay
+        .status_until(
+            "relay archived 5 envelopes",
+            Duration::from_secs(60),
+            |st| st["relay"]["counters"]["relay_envelopes_archived"].as_u64() == Some(5),
+        )
+        .await;
+    // Gone from Whisper: every pool drops them at expiry.
+    tokio::time::sleep(Duration::from_secs(u64::from(TTL) + 2)).await;
+    let started = Instant::now();
+
+    let mut c = Client::connect(&relay).await;
+    let password = SymKey::from_password(OFFLINE_INBOX_PASSWORD);
+    let topic = Topic::from_name(CHAT);
+    let now = unix_now();
+    let first = Request::for_topics(now - 600, now + 60, &[topic], 3);
+    let id = c.request(&first, None, &password);
+    let (envs, done) = c.answer(id);
+    let Completion::Completed {
+        last_envelope,
+        cursor: Some(cursor),
+        ..
+    } = done
+    else {
+        panic!("a first page with a cursor: {done:?}");
+    };
+    assert_eq!(envs.len(), 3);
+    assert_eq!(last_envelope, envs[2].hash());
+
+    // status-go allows one request a second per peer.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let id = c.request(&page(&first, Some(cursor)), None, &password);
+    let (rest, done) = c.answer(id);
+    assert!(
+        matches!(done, Completion::Completed { cursor: None, .. }),
+        "the last page has no cursor: {done:?}"
+    );
+    assert_eq!(rest.len(), 2);
+
+    // Every post once, byte for byte the author's envelope, opening to its payload.
+    let all: Vec<Envelope> = envs.into_iter().chain(rest).collect();
+    let got: HashSet<String> = all
+        .iter()
+        .map(|e| format!("0x{}", hex::encode(e.hash().0)))
+        .collect();
+    assert_eq!(got, hashes.iter().cloned().collect::<HashSet<_>>());
+    assert_eq!(got.len(), 5, "no envelope twice");
+    let chat_key = SymKey::from_password(CHAT);
+    let mut texts: Vec<String> = all
+        .iter()
+        .map(|e| {
+            let m = open(e, OpenKey::Symmetric(&chat_key)).expect("opens with the chat key");
+            assert!(
+                m.plaintext.signature.is_some(),
+                "the author's signature is there"
+            );
+            String::from_utf8(m.plaintext.payload).unwrap()
+        })
+        .collect();
+    texts.sort();
+    assert_eq!(
+        texts,
+        (0..5).map(|i| format!("history {i}")).collect::<Vec<_>>()
+    );
+    eprintln!("two pages of history in {:?}", started.elapsed());
+
+    // Refusals, as status-go words them, and the node goes on serving.
+    let refused = |c: &mut Client, r: &Request, signer: Option<&PrivateKey>, seal: &SymKey| {
+        std::thread::sleep(Duration::from_millis(1100));
+        let id = c.request(r, signer, seal);
+        match c.answer(id) {
+            (envs, Completion::Failed { message, .. }) => {
+                assert!(envs.is_empty());
+                message
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    };
+    let stranger = PrivateKey::random(&mut OsRng);
+    assert!(refused(&mut c, &first, Some(&stranger), &password).contains("signature"));
+    let wrong = SymKey::from_password("not the mailserver password");
+    assert_eq!(
+        refused(&mut c, &first, None, &wrong),
+        "failed to decrypt p2p request"
+    );
+    let greedy = Request::for_topics(now - 600, now, &[topic], 5000);
+    assert_eq!(
+        refused(&mut c, &greedy, None, &password),
+        "request is invalid: limit exceeds the maximum allowed value"
+    );
+    let ancient = Request::for_topics(now - 90 * 24 * 3600, now, &[topic], 10);
+    assert!(refused(&mut c, &ancient, None, &password).contains("query range too big"));
+    // Two at once: the second is over the rate.
+    std::thread::sleep(Duration::from_millis(1100));
+    let a = c.request(&first, None, &password);
+    let b = c.request(&first, None, &password);
+    let mut answers = vec![c.answer(a)];
+    let (envs, done) = c.answer(b);
+    answers.push((envs, done.clone()));
+    assert!(
+        matches!(&done, Completion::Failed { message, .. } if message == "rate limit exceeded"),
+        "{done:?}"
+    );
+    let st: Value = relay.ok("staples_status", json!([])).await;
+    let m = &st["mailserver"]["counters"];
+    assert_eq!(m["served_envelopes"], 8, "{st}");
+    assert_eq!(m["refused_signature"], 1, "{st}");
+    assert_eq!(m["refused_undecryptable"], 1, "{st}");
+    assert_eq!(m["refused_invalid"], 2, "{st}");
+    assert_eq!(m["refused_rate"], 1, "{st}");
+}
