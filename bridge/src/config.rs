@@ -131,7 +131,7 @@ pub struct RunArgs {
     pub topic_logs: bool,
     /// dual/relay with their own Whisper node (devp2p): answer Status mailserver requests
     /// (shh/6 code 126) from devp2p peers with history from Swarm, so status-go nodes can
-    /// use this node as their mailserver (specs/relay.md §7) [default: off].
+    /// use this node as their mailserver (specs/relay.md §10) [default: off].
     #[arg(long, env = "STAPLES_MAILSERVER")]
     pub mailserver: bool,
     /// --mailserver: file holding the password whose key opens requests (status-go's

@@ -1,5 +1,5 @@
 //! Staples as a Whisper mailserver for unmodified status-go (`--mailserver`,
-//! specs/relay.md §7): a code-126 request from a devp2p peer is answered from Swarm, as
+//! specs/relay.md §10): a code-126 request from a devp2p peer is answered from Swarm, as
 //! status-go v0.78's `mailserver.DeliverMail` answers it from its LevelDB archive.
 //!
 //! The request is opened with the node key or the mailserver password's key, must be signed

@@ -8,10 +8,14 @@ use std::time::Duration;
 
 use rand::rngs::OsRng;
 use serde_json::json;
-use staples_protocol::crypto::PrivateKey;
+use staples_protocol::crypto::{PrivateKey, PublicKey};
 use staples_protocol::devp2p::frame::FrameCodec;
 use staples_protocol::devp2p::handshake::{Initiator, node_id};
-use staples_protocol::devp2p::p2p::{self, Capability, Hello};
+use staples_protocol::devp2p::p2p::{self, BASE_PROTOCOL_LENGTH, Capability, Hello};
+use staples_protocol::devp2p::shh::{self, Message, Status};
+use staples_protocol::mailserver::{Completion, Request};
+use staples_protocol::status::OFFLINE_INBOX_PASSWORD;
+use staples_protocol::whisper::{Draft, Envelope, EnvelopeHash, Recipient, SymKey, Topic, wrap};
 
 /// Dials `addr`, does the RLPx handshake with `their_key` and sends our `Hello` as
 /// `name` (offering `shh/6`); returns the session, its read buffer, our key and the peer's
@@ -93,4 +97,90 @@ pub async fn listening(a: &crate::Sidecar) -> (String, staples_protocol::crypto:
     )
     .unwrap();
     (enode, key)
+}
+
+/// A client session with the mailserver, after the `shh/6` status exchange.
+pub struct Client {
+    s: TcpStream,
+    codec: FrameCodec,
+    buf: Vec<u8>,
+    /// Our node key.
+    pub key: PrivateKey,
+}
+
+impl Client {
+    /// Dials `at` (`enode://…@host:port` or `host:port`), whose node key is `their`, and
+    /// exchanges `Hello` and `shh/6` status.
+    pub fn connect(at: &str, their: &PublicKey) -> Client {
+        let addr = at.rsplit('@').next().unwrap_or(at).to_string();
+        let (mut s, mut codec, mut buf, key, _hello) = dial(addr, their, "staples-test-client");
+        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        let status = Status::ours(0.0, [0xff; shh::BLOOM_SIZE], false);
+        s.write_all(
+            &codec
+                .write(BASE_PROTOCOL_LENGTH + shh::STATUS, &status.encode())
+                .unwrap(),
+        )
+        .unwrap();
+        loop {
+            let (code, _) = read_message(&mut s, &mut codec, &mut buf);
+            if code == BASE_PROTOCOL_LENGTH + shh::STATUS {
+                break;
+            }
+        }
+        Client { s, codec, buf, key }
+    }
+
+    /// Sends a mailserver request as status-go's `shhext_requestMessages` builds it:
+    /// sealed with `seal` (the `status-offline-inbox` key unless told) and signed by
+    /// `signer` (our node key unless told); its id.
+    pub fn request(
+        &mut self,
+        r: &Request,
+        signer: Option<&PrivateKey>,
+        seal: Option<&SymKey>,
+    ) -> EnvelopeHash {
+        let password = SymKey::from_password(OFFLINE_INBOX_PASSWORD);
+        let seal = seal.unwrap_or(&password);
+        let payload = r.encode();
+        let draft = Draft {
+            topic: Topic([0; 4]),
+            payload: &payload,
+            padding: None,
+            signer: Some(signer.unwrap_or(&self.key)),
+            ttl: 50,
+            to: Recipient::Symmetric(seal),
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as u32;
+        let env = wrap(&draft, now, &mut OsRng).unwrap();
+        let frame = self
+            .codec
+            .write(BASE_PROTOCOL_LENGTH + shh::P2P_REQUEST, &env.encode())
+            .unwrap();
+        self.s.write_all(&frame).unwrap();
+        env.hash()
+    }
+
+    /// Envelopes (code 127) until the completion (code 125) of request `id`.
+    pub fn answer(&mut self, id: EnvelopeHash) -> (Vec<Envelope>, Completion) {
+        let mut envs = Vec::new();
+        loop {
+            let (code, payload) = read_message(&mut self.s, &mut self.codec, &mut self.buf);
+            if code < BASE_PROTOCOL_LENGTH {
+                continue;
+            }
+            match shh::decode(code - BASE_PROTOCOL_LENGTH, &payload).unwrap() {
+                Message::P2pMessage(list) => envs.extend(list),
+                Message::RequestComplete(p) => {
+                    let c = Completion::decode(&p).unwrap();
+                    assert_eq!(c.request_id(), id, "the completion names the request");
+                    return (envs, c);
+                }
+                _ => {}
+            }
+        }
+    }
 }

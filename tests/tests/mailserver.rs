@@ -1,4 +1,4 @@
-//! Staples as a Status mailserver (issue #19, specs/relay.md §7), with real processes: a
+//! Staples as a Status mailserver (issue #19, specs/relay.md §10), with real processes: a
 //! plain Whisper node posts to a public chat, a relay with its own Whisper node (devp2p)
 //! and `--mailserver` bridges the posts to Swarm, the posts expire on Whisper, and then a
 //! client that was away dials the relay over devp2p and asks for history as status-go
@@ -9,99 +9,19 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashSet;
-use std::io::Write;
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use rand::rngs::OsRng;
 use serde_json::{Value, json};
-use staples_e2e::devp2p::{dial, listening, read_message};
+use staples_e2e::devp2p::{Client, listening};
 use staples_e2e::{DevNode, Sidecar};
 use staples_protocol::crypto::PrivateKey;
-use staples_protocol::devp2p::frame::FrameCodec;
-use staples_protocol::devp2p::p2p::BASE_PROTOCOL_LENGTH;
-use staples_protocol::devp2p::shh::{self, Message, Status};
 use staples_protocol::mailserver::{Completion, Cursor, Request};
-use staples_protocol::status::OFFLINE_INBOX_PASSWORD;
-use staples_protocol::whisper::{
-    Draft, Envelope, EnvelopeHash, OpenKey, Recipient, SymKey, Topic, open, wrap,
-};
+use staples_protocol::whisper::{Envelope, OpenKey, SymKey, Topic, open};
 
 const CHAT: &str = "staples-mailserver-e2e";
 /// Short enough that the posts are gone from Whisper before the client asks.
 const TTL: u32 = 6;
-
-/// A client session with the mailserver, after the `shh/6` status exchange.
-struct Client {
-    s: TcpStream,
-    codec: FrameCodec,
-    buf: Vec<u8>,
-    key: PrivateKey,
-}
-
-impl Client {
-    async fn connect(relay: &Sidecar) -> Client {
-        let (enode, their) = listening(relay).await;
-        let addr = enode.split('@').nth(1).unwrap().to_string();
-        let (mut s, mut codec, mut buf, key, _hello) = dial(addr, &their, "mailserver-e2e");
-        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-        let status = Status::ours(0.0, [0xff; shh::BLOOM_SIZE], false);
-        s.write_all(
-            &codec
-                .write(BASE_PROTOCOL_LENGTH + shh::STATUS, &status.encode())
-                .unwrap(),
-        )
-        .unwrap();
-        loop {
-            let (code, _) = read_message(&mut s, &mut codec, &mut buf);
-            if code == BASE_PROTOCOL_LENGTH + shh::STATUS {
-                break;
-            }
-        }
-        Client { s, codec, buf, key }
-    }
-
-    /// Sends a request sealed with `seal` (the mailserver password's key unless told)
-    /// and signed by `signer` (our node key unless told); its id.
-    fn request(&mut self, r: &Request, signer: Option<&PrivateKey>, seal: &SymKey) -> EnvelopeHash {
-        let payload = r.encode();
-        let draft = Draft {
-            topic: Topic([0; 4]),
-            payload: &payload,
-            padding: None,
-            signer: Some(signer.unwrap_or(&self.key)),
-            ttl: 50,
-            to: Recipient::Symmetric(seal),
-        };
-        let env = wrap(&draft, unix_now(), &mut OsRng).unwrap();
-        let frame = self
-            .codec
-            .write(BASE_PROTOCOL_LENGTH + shh::P2P_REQUEST, &env.encode())
-            .unwrap();
-        self.s.write_all(&frame).unwrap();
-        env.hash()
-    }
-
-    /// Envelopes (code 127) until the completion (code 125) of request `id`.
-    fn answer(&mut self, id: EnvelopeHash) -> (Vec<Envelope>, Completion) {
-        let mut envs = Vec::new();
-        loop {
-            let (code, payload) = read_message(&mut self.s, &mut self.codec, &mut self.buf);
-            if code < BASE_PROTOCOL_LENGTH {
-                continue;
-            }
-            match shh::decode(code - BASE_PROTOCOL_LENGTH, &payload).unwrap() {
-                Message::P2pMessage(list) => envs.extend(list),
-                Message::RequestComplete(p) => {
-                    let c = Completion::decode(&p).unwrap();
-                    assert_eq!(c.request_id(), id, "the completion names the request");
-                    return (envs, c);
-                }
-                _ => {}
-            }
-        }
-    }
-}
 
 fn unix_now() -> u32 {
     std::time::SystemTime::now()
@@ -168,12 +88,12 @@ async fn a_status_go_request_gets_expired_whisper_history_from_swarm() {
     tokio::time::sleep(Duration::from_secs(u64::from(TTL) + 2)).await;
     let started = Instant::now();
 
-    let mut c = Client::connect(&relay).await;
-    let password = SymKey::from_password(OFFLINE_INBOX_PASSWORD);
+    let (enode, key) = listening(&relay).await;
+    let mut c = Client::connect(&enode, &key);
     let topic = Topic::from_name(CHAT);
     let now = unix_now();
     let first = Request::for_topics(now - 600, now + 60, &[topic], 3);
-    let id = c.request(&first, None, &password);
+    let id = c.request(&first, None, None);
     let (envs, done) = c.answer(id);
     let Completion::Completed {
         last_envelope,
@@ -188,7 +108,7 @@ async fn a_status_go_request_gets_expired_whisper_history_from_swarm() {
 
     // status-go allows one request a second per peer.
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let id = c.request(&page(&first, Some(cursor)), None, &password);
+    let id = c.request(&page(&first, Some(cursor)), None, None);
     let (rest, done) = c.answer(id);
     assert!(
         matches!(done, Completion::Completed { cursor: None, .. }),
@@ -224,35 +144,36 @@ async fn a_status_go_request_gets_expired_whisper_history_from_swarm() {
     eprintln!("two pages of history in {:?}", started.elapsed());
 
     // Refusals, as status-go words them, and the node goes on serving.
-    let refused = |c: &mut Client, r: &Request, signer: Option<&PrivateKey>, seal: &SymKey| {
-        std::thread::sleep(Duration::from_millis(1100));
-        let id = c.request(r, signer, seal);
-        match c.answer(id) {
-            (envs, Completion::Failed { message, .. }) => {
-                assert!(envs.is_empty());
-                message
+    let refused =
+        |c: &mut Client, r: &Request, signer: Option<&PrivateKey>, seal: Option<&SymKey>| {
+            std::thread::sleep(Duration::from_millis(1100));
+            let id = c.request(r, signer, seal);
+            match c.answer(id) {
+                (envs, Completion::Failed { message, .. }) => {
+                    assert!(envs.is_empty());
+                    message
+                }
+                other => panic!("expected a refusal, got {other:?}"),
             }
-            other => panic!("expected a refusal, got {other:?}"),
-        }
-    };
+        };
     let stranger = PrivateKey::random(&mut OsRng);
-    assert!(refused(&mut c, &first, Some(&stranger), &password).contains("signature"));
+    assert!(refused(&mut c, &first, Some(&stranger), None).contains("signature"));
     let wrong = SymKey::from_password("not the mailserver password");
     assert_eq!(
-        refused(&mut c, &first, None, &wrong),
+        refused(&mut c, &first, None, Some(&wrong)),
         "failed to decrypt p2p request"
     );
     let greedy = Request::for_topics(now - 600, now, &[topic], 5000);
     assert_eq!(
-        refused(&mut c, &greedy, None, &password),
+        refused(&mut c, &greedy, None, None),
         "request is invalid: limit exceeds the maximum allowed value"
     );
     let ancient = Request::for_topics(now - 90 * 24 * 3600, now, &[topic], 10);
-    assert!(refused(&mut c, &ancient, None, &password).contains("query range too big"));
+    assert!(refused(&mut c, &ancient, None, None).contains("query range too big"));
     // Two at once: the second is over the rate.
     std::thread::sleep(Duration::from_millis(1100));
-    let a = c.request(&first, None, &password);
-    let b = c.request(&first, None, &password);
+    let a = c.request(&first, None, None);
+    let b = c.request(&first, None, None);
     let mut answers = vec![c.answer(a)];
     let (envs, done) = c.answer(b);
     answers.push((envs, done.clone()));
