@@ -32,6 +32,9 @@ pub use staples_protocol::status::OFFLINE_INBOX_PASSWORD as DEFAULT_PASSWORD;
 /// A code-127 list is cut before it reaches this many bytes (geth's default maximum
 /// message size, which a status-go client enforces on what it reads).
 const MAX_BUNDLE: usize = staples_protocol::whisper::DEFAULT_MAX_MESSAGE_SIZE;
+/// Requests walked at once, whatever the number of peers asking: each walk makes many Bee
+/// requests in parallel, and peers are rate limited one by one only.
+const CONCURRENT: usize = 4;
 
 /// The mailserver.
 pub struct Mailserver {
@@ -39,6 +42,7 @@ pub struct Mailserver {
     node_key: Arc<PrivateKey>,
     password_key: SymKey,
     counters: Mutex<BTreeMap<&'static str, u64>>,
+    walks: tokio::sync::Semaphore,
 }
 
 impl Mailserver {
@@ -50,6 +54,7 @@ impl Mailserver {
             node_key,
             password_key: SymKey::from_password(password),
             counters: Mutex::default(),
+            walks: tokio::sync::Semaphore::new(CONCURRENT),
         })
     }
 
@@ -191,7 +196,11 @@ impl MailServer for Mailserver {
     ) -> BoxFuture<'static, ()> {
         Box::pin(async move {
             self.count("requests", 1);
-            let (bundles, completion) = self.answer(&peer, &request).await;
+            let (bundles, completion) = {
+                // Never closed, so acquiring cannot fail; without a permit, serve anyway.
+                let _permit = self.walks.acquire().await.ok();
+                self.answer(&peer, &request).await
+            };
             for b in bundles {
                 if reply.send(Outgoing::Mail(b)).await.is_err() {
                     // The peer left mid-answer: nothing more to send it.
