@@ -66,7 +66,12 @@ pub struct HistoryPage {
 /// A chat to walk: its id, its opener, and each inbox `(owner, page key)`.
 type Walk = (ChatId, chat::Opener, Vec<([u8; 20], [u8; 32])>);
 
+/// Rounds of fetching a window: a download that failed (timeout, Bee error) is tried again
+/// in the next round; after the last the page fails rather than come back short.
+const FETCH_ROUNDS: usize = 3;
+
 /// A listed message in the window, from one inbox.
+#[derive(Clone, Copy)]
 struct Listed {
     entry: InboxEntry,
     owner: [u8; 20],
@@ -126,8 +131,8 @@ impl<S: Swarm> Engine<S> {
             while start < listed.len() {
                 let end = (start + want.max(64)).min(listed.len());
                 let got = self
-                    .fetch_window(chat, &opener, &listed[start..end], q.originals)
-                    .await;
+                    .fetch_all(chat, &opener, &listed[start..end], q.originals)
+                    .await?;
                 page.fetched += (end - start) as u64;
                 for env in got {
                     let sent = env.expiry.saturating_sub(env.ttl);
@@ -216,59 +221,111 @@ impl<S: Swarm> Engine<S> {
         Ok((out, pages))
     }
 
-    /// Fetches and verifies `listed` in parallel; the envelopes that check out.
+    /// [`Self::fetch_window`] until every download has succeeded, for at most
+    /// [`FETCH_ROUNDS`] rounds: a page must not silently miss a message Bee was slow to give.
+    async fn fetch_all(
+        &self,
+        chat: ChatId,
+        opener: &chat::Opener,
+        listed: &[Listed],
+        originals: bool,
+    ) -> Result<Vec<Envelope>, EngineError> {
+        let mut out = Vec::new();
+        let mut todo = listed.to_vec();
+        for round in 1..=FETCH_ROUNDS {
+            let (got, failed) = self.fetch_window(chat, opener, &todo, originals).await;
+            out.extend(got);
+            match failed {
+                (_, None) => return Ok(out),
+                (again, Some(e)) if round == FETCH_ROUNDS => {
+                    tracing::warn!(missing = again.len(), error = %e, "history: messages could not be fetched");
+                    return Err(e.into());
+                }
+                (again, Some(_)) => todo = again,
+            }
+        }
+        Ok(out)
+    }
+
+    /// Fetches and verifies `listed` in parallel: the envelopes that check out, and the
+    /// entries whose download failed with the last such error (refused ones are dropped:
+    /// a message that does not verify is not served, now or later).
     async fn fetch_window(
         &self,
         chat: ChatId,
         opener: &chat::Opener,
         listed: &[Listed],
         originals: bool,
-    ) -> Vec<Envelope> {
+    ) -> (Vec<Envelope>, (Vec<Listed>, Option<SwarmError>)) {
         let par = self.inner.cfg.fetch_parallelism.max(1);
         let mut tasks = tokio::task::JoinSet::new();
         let mut out = Vec::new();
+        let mut failed = Vec::new();
+        let mut error = None;
         let mut seen = HashSet::new();
+        let mut take =
+            |r: Result<(Listed, Result<Option<Envelope>, SwarmError>), tokio::task::JoinError>,
+             out: &mut Vec<Envelope>| match r {
+                Ok((_, Ok(Some(env)))) => out.push(env),
+                Ok((l, Err(e))) => {
+                    failed.push(l);
+                    error = Some(e);
+                }
+                _ => {}
+            };
         for l in listed {
             if !seen.insert(l.entry.reference) {
                 continue;
             }
             while tasks.len() >= par {
-                if let Some(Ok(Some(env))) = tasks.join_next().await {
-                    out.push(env);
+                if let Some(r) = tasks.join_next().await {
+                    take(r, &mut out);
                 }
             }
-            let (swarm, opener) = (self.inner.swarm.clone(), opener.clone());
-            let (reference, id, owner) = (l.entry.reference, l.entry.message_id, l.owner);
+            let (swarm, opener, l) = (self.inner.swarm.clone(), opener.clone(), *l);
             tasks.spawn(async move {
-                let bytes = swarm
-                    .download_bytes(&ChunkAddress::from_bytes(reference))
+                let bytes = match swarm
+                    .download_bytes(&ChunkAddress::from_bytes(l.entry.reference))
                     .await
-                    .ok()?;
-                let incoming = chat::verify(&chat, &opener, &bytes, now_ms()).ok()?;
-                // The inbox names it and its author owns the inbox: anything else is
-                // not this inbox's to list.
-                let author: &PublicKey = incoming.message.author();
-                if incoming.message.id() != id || author.eth_address() != owner {
-                    return None;
-                }
-                if !originals {
-                    return Some(incoming.envelope);
-                }
-                match staples_protocol::bridged::decode(incoming.message.body()) {
-                    None => Some(incoming.envelope),
-                    // The record checked that the envelope hashes to the message it names;
-                    // it must also be on this chat's topic.
-                    Some(Ok(b)) => b.envelope.filter(|e| e.topic == incoming.envelope.topic),
-                    Some(Err(_)) => None,
-                }
+                {
+                    Ok(b) => b,
+                    Err(e) => return (l, Err(e)),
+                };
+                (l, Ok(Self::served(chat, &opener, &l, &bytes, originals)))
             });
         }
         while let Some(r) = tasks.join_next().await {
-            if let Ok(Some(env)) = r {
-                out.push(env);
-            }
+            take(r, &mut out);
         }
-        out
+        (out, (failed, error))
+    }
+
+    /// The envelope to serve for a downloaded message, if it verifies as `l` lists it.
+    fn served(
+        chat: ChatId,
+        opener: &chat::Opener,
+        l: &Listed,
+        bytes: &[u8],
+        originals: bool,
+    ) -> Option<Envelope> {
+        let (id, owner) = (l.entry.message_id, l.owner);
+        let incoming = chat::verify(&chat, opener, bytes, now_ms()).ok()?;
+        // The inbox names it and its author owns the inbox: anything else is
+        // not this inbox's to list.
+        let author: &PublicKey = incoming.message.author();
+        if incoming.message.id() != id || author.eth_address() != owner {
+            return None;
+        }
+        if !originals {
+            return Some(incoming.envelope);
+        }
+        match staples_protocol::bridged::decode(incoming.message.body()) {
+            None => Some(incoming.envelope),
+            // The record checked that the envelope hashes to the message it names;
+            // it must also be on this chat's topic.
+            Some(Ok(b)) => b.envelope.filter(|e| e.topic == incoming.envelope.topic),
+            Some(Err(_)) => None,
+        }
     }
 }
 
