@@ -21,7 +21,7 @@ pub mod proto;
 pub mod rlp;
 
 /// One mutation in this many is libFuzzer's own, unconstrained.
-pub const FREE_ONE_IN: u32 = 16;
+pub const FREE_ONE_IN: u32 = 64;
 
 /// The grammar of a target's input after its prefix.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
