@@ -139,44 +139,13 @@ async fn staples(dir: &Path) -> Vec<String> {
 
 /// status-go v0.78's mailserver, if a `statusd` binary is there.
 async fn status_go(dir: &Path) -> Vec<String> {
-    let bin = std::env::var("STAPLES_STATUSD").unwrap_or_else(|_| "/tmp/statusd".into());
-    if !Path::new(&bin).exists() {
-        return vec![format!(
-            "| status-go v0.78 mailserver | skipped: no statusd at {bin} (../shared/tools/status-go/build.sh) | |"
-        )];
-    }
-    let config = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/tools/status-go/mailserver.json"
-    );
-    let data = dir.join("statusd");
-    std::fs::create_dir_all(&data).unwrap();
-    let log = std::fs::File::create(dir.join("statusd.log")).unwrap();
-    let child = std::process::Command::new(&bin)
-        .args([
-            "-dir",
-            &data.display().to_string(),
-            "-c",
-            config,
-            "-log-without-color",
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("statusd starts");
-    let _statusd = staples_e2e::Process { child };
-    let url = "http://127.0.0.1:8611";
-    let t = Instant::now();
-    while call(url, "web3_clientVersion", json!([]), Duration::from_secs(2))
-        .await
-        .is_err()
-    {
-        assert!(
-            t.elapsed() < Duration::from_secs(60),
-            "statusd did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let bin = match staples_e2e::mailserver::statusd_binary() {
+        Ok(b) => b,
+        Err(skipped) => return vec![format!("| status-go v0.78 mailserver | {skipped} | |")],
+    };
+    let (_statusd, url) =
+        staples_e2e::mailserver::start_statusd(&bin, "mailserver.json", dir).await;
+    let url = url.as_str();
     let key = call(
         url,
         "shh_generateSymKeyFromPassword",

@@ -9,6 +9,7 @@
 
 pub mod devp2p;
 pub mod geth;
+pub mod mailserver;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 
 use rand::rngs::OsRng;
 use serde_json::{Value, json};
+use staples_e2e::DevNode;
 use staples_e2e::devp2p::{Client, listening};
-use staples_e2e::{DevNode, Sidecar};
+use staples_e2e::mailserver::{Expired, post_text};
 use staples_protocol::crypto::PrivateKey;
 use staples_protocol::mailserver::{Completion, Cursor, Request};
 use staples_protocol::whisper::{Envelope, OpenKey, SymKey, Topic, open};
@@ -41,51 +42,7 @@ fn page(r: &Request, cursor: Option<Cursor>) -> Request {
 async fn a_status_go_request_gets_expired_whisper_history_from_swarm() {
     let net = DevNode::start(1);
     let dir = tempfile::tempdir().unwrap();
-    let w =
-        Sidecar::start_whisper_with(&dir.path().join("whisper"), &["--p2p-addr", "127.0.0.1:0"]);
-    let w_enode = w.ok("admin_nodeInfo", json!([])).await["enode"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let relay = Sidecar::start_relay_over(
-        &dir.path().join("relay"),
-        &net.urls[0],
-        CHAT,
-        &[
-            "--whisper-peer",
-            &w_enode,
-            "--p2p-addr",
-            "127.0.0.1:0",
-            "--mailserver",
-        ],
-    );
-    relay.status_until_peers(1).await;
-    relay.mirrors_open(1).await;
-
-    // Five posts on Whisper, signed as Status signs public chat messages.
-    let (wkey, _) = staples_e2e::join_public(&w, CHAT).await;
-    let author = w.ok("shh_newKeyPair", json!([])).await;
-    let mut hashes = Vec::new();
-    for i in 0..5 {
-        let h = w
-            .ok(
-                "shh_post",
-                json!([{"symKeyID": wkey, "sig": author, "topic": staples_e2e::public_topic(CHAT),
-                        "ttl": TTL, "powTarget": 0.2, "powTime": 2,
-                        "payload": staples_e2e::hex0x(format!("history {i}").as_bytes())}]),
-            )
-            .await;
-        hashes.push(h.as_str().unwrap().to_string());
-    }
-    relay
-        .status_until(
-            "relay archived 5 envelopes",
-            Duration::from_secs(60),
-            |st| st["relay"]["counters"]["relay_envelopes_archived"].as_u64() == Some(5),
-        )
-        .await;
-    // Gone from Whisper: every pool drops them at expiry.
-    tokio::time::sleep(Duration::from_secs(u64::from(TTL) + 2)).await;
+    let Expired { relay, hashes, .. } = Expired::make(dir.path(), &net.urls[0], CHAT, 5, TTL).await;
     let started = Instant::now();
 
     let (enode, key) = listening(&relay).await;
@@ -122,7 +79,7 @@ async fn a_status_go_request_gets_expired_whisper_history_from_swarm() {
         .iter()
         .map(|e| format!("0x{}", hex::encode(e.hash().0)))
         .collect();
-    assert_eq!(got, hashes.iter().cloned().collect::<HashSet<_>>());
+    assert_eq!(got, hashes);
     assert_eq!(got.len(), 5, "no envelope twice");
     let chat_key = SymKey::from_password(CHAT);
     let mut texts: Vec<String> = all
@@ -137,10 +94,7 @@ async fn a_status_go_request_gets_expired_whisper_history_from_swarm() {
         })
         .collect();
     texts.sort();
-    assert_eq!(
-        texts,
-        (0..5).map(|i| format!("history {i}")).collect::<Vec<_>>()
-    );
+    assert_eq!(texts, (0..5).map(post_text).collect::<Vec<_>>());
     eprintln!("two pages of history in {:?}", started.elapsed());
 
     // Refusals, as status-go words them, and the node goes on serving.
