@@ -166,6 +166,14 @@ impl Client {
 
     /// Envelopes (code 127) until the completion (code 125) of request `id`.
     pub fn answer(&mut self, id: EnvelopeHash) -> (Vec<Envelope>, Completion) {
+        let (envs, c) = self.next_completion();
+        assert_eq!(c.request_id(), id, "the completion names the request");
+        (envs, c)
+    }
+
+    /// Envelopes (code 127) until the next completion (code 125), whichever request it
+    /// closes (a refusal sent at once can overtake an answer still being walked).
+    pub fn next_completion(&mut self) -> (Vec<Envelope>, Completion) {
         let mut envs = Vec::new();
         loop {
             let (code, payload) = read_message(&mut self.s, &mut self.codec, &mut self.buf);
@@ -174,11 +182,7 @@ impl Client {
             }
             match shh::decode(code - BASE_PROTOCOL_LENGTH, &payload).unwrap() {
                 Message::P2pMessage(list) => envs.extend(list),
-                Message::RequestComplete(p) => {
-                    let c = Completion::decode(&p).unwrap();
-                    assert_eq!(c.request_id(), id, "the completion names the request");
-                    return (envs, c);
-                }
+                Message::RequestComplete(p) => return (envs, Completion::decode(&p).unwrap()),
                 _ => {}
             }
         }
