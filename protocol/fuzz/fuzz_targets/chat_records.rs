@@ -5,8 +5,9 @@
 
 use libfuzzer_sys::{fuzz_mutator, fuzz_target};
 use staples_protocol::chat::{ContactRecord, Frame, RosterEntry, seal};
+use staples_protocol::crypto::PrivateKey;
 use staples_protocol::dag::ChatId;
-use staples_protocol_fuzz::{Format, mutate};
+use staples_protocol_fuzz::{Rng, edge_u64, mutate_with, proto};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(frame) = Frame::decode(data) {
@@ -27,8 +28,41 @@ fuzz_target!(|data: &[u8]| {
 });
 
 fuzz_mutator!(|data: &mut [u8], size: usize, max_size: usize, seed: u32| {
-    mutate(data, size, max_size, seed, 0, Format::Proto, 8, passes)
+    mutate_with(data, size, max_size, seed, 8, &edit, passes)
 });
+
+/// Sealed inputs are opened, edited and sealed again; roster entries are edited and
+/// signed again by a fixed member (whose key they then name); contact records get edited
+/// fields; frames and the rest are edited as protobuf.
+fn edit(input: &[u8], rng: &mut Rng, room: usize) -> Option<Vec<u8>> {
+    let member = PrivateKey::from_bytes(&[0x6b; 32]).ok()?;
+    if let Ok(inner) = seal::open(&[7; 32], input) {
+        let edited = edit(&inner, rng, room)?;
+        let nonce = [rng.next() as u8; 12];
+        return Some(seal::seal(&[7; 32], &nonce, &edited));
+    }
+    let chat = ChatId::new([0x11; 32]);
+    if let Ok(mut e) = RosterEntry::verify(&chat, input) {
+        match rng.below(4) {
+            0 => e.topic = rng.next().to_be_bytes(),
+            1 => e.overlay[rng.below(32)] ^= rng.next() as u8 | 1,
+            2 => e.timestamp_ms = edge_u64(rng, e.timestamp_ms),
+            _ => e.pss_key = member.public_key(),
+        }
+        e.node_key = member.public_key();
+        return Some(e.sign(&chat, &member));
+    }
+    if let Ok(mut c) = ContactRecord::decode(input) {
+        match rng.below(4) {
+            0 => c.node_key = member.public_key(),
+            1 => c.overlay[rng.below(32)] ^= rng.next() as u8 | 1,
+            2 => c.timestamp_ms = edge_u64(rng, c.timestamp_ms),
+            _ => c.pss_key = member.public_key(),
+        }
+        return Some(c.encode());
+    }
+    proto::mutate(input, rng, room)
+}
 
 /// The first parsers: any of the four accepts.
 fn passes(data: &[u8]) -> bool {

@@ -5,7 +5,7 @@
 use libfuzzer_sys::{fuzz_mutator, fuzz_target};
 use staples_protocol::crypto::PrivateKey;
 use staples_protocol::whisper::{Envelope, OpenKey, Topic, ecies, open};
-use staples_protocol_fuzz::{Format, mutate};
+use staples_protocol_fuzz::{Rng, bytes, mutate_with};
 
 fuzz_target!(|data: &[u8]| {
     let me = PrivateKey::from_bytes(&[0x11; 32]).expect("constant key is valid");
@@ -35,8 +35,20 @@ fuzz_target!(|data: &[u8]| {
 });
 
 fuzz_mutator!(|data: &mut [u8], size: usize, max_size: usize, seed: u32| {
-    mutate(data, size, max_size, seed, 0, Format::Raw, 6, passes)
+    mutate_with(data, size, max_size, seed, 6, &edit, passes)
 });
+
+/// A split input's plaintext is mutated (its length byte kept in step) and its flips
+/// are cleared, so the ciphertext decrypts and the plaintext parser is what gets fuzzed;
+/// tampering is left to the free mutations.
+fn edit(input: &[u8], _rng: &mut Rng, room: usize) -> Option<Vec<u8>> {
+    let (&split, _) = input.split_first()?;
+    let split = usize::from(split).clamp(1, input.len());
+    let plain = bytes(&input[1..split], 254.min(room.saturating_sub(1)));
+    let flips: Vec<u8> = input[split..].chunks(2).flat_map(|p| [p[0], 0]).collect();
+    let split = u8::try_from(plain.len() + 1).ok()?;
+    Some([&[split][..], &plain, &flips].concat())
+}
 
 /// The first parser: the data opens, or the split input's ciphertext decrypts.
 fn passes(data: &[u8]) -> bool {

@@ -73,6 +73,7 @@ pub fn bytes(bytes: &[u8], max: usize) -> Vec<u8> {
 
 /// The body of a `fuzz_mutator!`: see the module comment. `prefix` bytes (mode bytes, a
 /// topic) are kept out of the grammar and mutated only by the free mutations.
+#[allow(clippy::too_many_arguments)]
 pub fn mutate(
     data: &mut [u8],
     size: usize,
@@ -83,14 +84,31 @@ pub fn mutate(
     tries: usize,
     passes: fn(&[u8]) -> bool,
 ) -> usize {
+    let edit = move |input: &[u8], rng: &mut Rng, room: usize| {
+        structured(input, prefix, format, rng, room)
+    };
+    mutate_with(data, size, max_size, seed, tries, &edit, passes)
+}
+
+/// [`mutate`] with a target's own structural edit (e.g. one that re-signs what it
+/// changed, for formats whose first parser checks a signature).
+pub fn mutate_with(
+    data: &mut [u8],
+    size: usize,
+    max_size: usize,
+    seed: u32,
+    tries: usize,
+    edit: &dyn Fn(&[u8], &mut Rng, usize) -> Option<Vec<u8>>,
+    passes: fn(&[u8]) -> bool,
+) -> usize {
     let mut rng = Rng::new(seed);
     if rng.below(FREE_ONE_IN as usize) == 0 {
         return fuzzer_mutate(data, size, max_size);
     }
     let original = data[..size].to_vec();
     for _ in 0..tries.max(1) {
-        let candidate = structured(&original, prefix, format, &mut rng, max_size)
-            .unwrap_or_else(|| bytes(&original, max_size));
+        let candidate =
+            edit(&original, &mut rng, max_size).unwrap_or_else(|| bytes(&original, max_size));
         if candidate.len() > max_size {
             continue;
         }
