@@ -4,10 +4,10 @@
 #![no_main]
 
 use libfuzzer_sys::{fuzz_mutator, fuzz_target};
-use staples_protocol::chat::{ContactRecord, Frame, RosterEntry, seal};
+use staples_protocol::chat::{ContactRecord, Frame, FrameBody, RosterEntry, seal};
 use staples_protocol::crypto::PrivateKey;
 use staples_protocol::dag::ChatId;
-use staples_protocol_fuzz::{Rng, edge_u64, mutate_with, proto};
+use staples_protocol_fuzz::{Rng, bytes, edge_u64, mutate_with, proto, rlp};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(frame) = Frame::decode(data) {
@@ -33,7 +33,8 @@ fuzz_mutator!(|data: &mut [u8], size: usize, max_size: usize, seed: u32| {
 
 /// Sealed inputs are opened, edited and sealed again; roster entries are edited and
 /// signed again by a fixed member (whose key they then name); contact records get edited
-/// fields; frames and the rest are edited as protobuf.
+/// fields; frames get an edited chat, reference or inline body (RLP-aware); the rest is
+/// edited as protobuf.
 fn edit(input: &[u8], rng: &mut Rng, room: usize) -> Option<Vec<u8>> {
     let member = PrivateKey::from_bytes(&[0x6b; 32]).ok()?;
     if let Ok(inner) = seal::open(&[7; 32], input) {
@@ -60,6 +61,18 @@ fn edit(input: &[u8], rng: &mut Rng, room: usize) -> Option<Vec<u8>> {
             _ => c.pss_key = member.public_key(),
         }
         return Some(c.encode());
+    }
+    if let Ok(mut f) = Frame::decode(input) {
+        match (&mut f.body, rng.below(3)) {
+            (_, 0) => f.chat = ChatId::new([rng.next() as u8; 32]),
+            (FrameBody::Inline(b), _) => {
+                // The inline body is a sealed envelope: edit it as RLP when it is one.
+                *b = rlp::mutate(b, rng, room)
+                    .unwrap_or_else(|| bytes(b, (b.len() * 2 + 8).min(room)));
+            }
+            (FrameBody::Reference(r), _) => r[rng.below(32)] ^= rng.next() as u8 | 1,
+        }
+        return Some(f.encode());
     }
     proto::mutate(input, rng, room)
 }

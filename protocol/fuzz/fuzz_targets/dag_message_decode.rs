@@ -48,9 +48,15 @@ fuzz_mutator!(|data: &mut [u8], size: usize, max_size: usize, seed: u32| {
 
 /// A signed message is edited field by field and signed again (with a fixed key: any
 /// signature recovers some author), so the edit passes the signature check and reaches
-/// the identity and re-check properties; headers and carriers are edited as protobuf.
+/// the identity and re-check properties; a padding carrier keeps its header and gets new
+/// app padding; anything else is edited as protobuf.
 fn edit(input: &[u8], rng: &mut Rng, room: usize) -> Option<Vec<u8>> {
     let Ok(m) = SignedMessage::decode(input) else {
+        // A padding carrier: its header stays, the app's padding after it is edited.
+        if let (Ok(Some(h)), Some(filler)) = (decode_padding(input), app_padding(input)) {
+            let filler = bytes(filler, (filler.len() * 2 + 8).min(room));
+            return Some(encode_padding_with(&h, &filler));
+        }
         return proto::mutate(input, rng, room);
     };
     let mut d = Draft {
