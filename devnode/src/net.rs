@@ -103,7 +103,12 @@ pub struct NodeInfo {
     /// HTTP requests this node has answered since it started (benchmarks count a client's
     /// round trips with it).
     pub requests: u64,
+    /// Its `beeMode`: `full`, `light` or `ultra-light`.
+    pub mode: &'static str,
 }
+
+/// The modes a virtual node can act in, as Bee's `GET /node` names them.
+pub const MODES: [&str; 3] = ["full", "light", "ultra-light"];
 
 /// One virtual node.
 #[derive(Debug)]
@@ -115,6 +120,8 @@ pub(crate) struct Node {
     /// Requests answered, for [`NodeInfo::requests`].
     pub requests: std::sync::atomic::AtomicU64,
     up: AtomicBool,
+    /// [`Node::mode`] as 0 full, 1 light, 2 ultra-light.
+    mode: std::sync::atomic::AtomicU8,
     server: Mutex<Option<Server>>,
 }
 
@@ -131,6 +138,28 @@ impl Node {
 
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// Its `beeMode`. Light and ultra-light nodes receive no PSS (Bee delivers PSS to full
+    /// nodes only); an ultra-light node has no postage, so it uploads nothing.
+    pub fn mode(&self) -> &'static str {
+        MODES[usize::from(self.mode.load(Ordering::Relaxed)).min(MODES.len() - 1)]
+    }
+
+    /// Makes it act as a node of `mode` ([`MODES`]); `false` for an unknown mode.
+    pub fn set_mode(&self, mode: &str) -> bool {
+        match MODES.iter().position(|m| *m == mode) {
+            Some(i) => {
+                self.mode.store(i as u8, Ordering::Relaxed);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Whether PSS messages reach it: up, and a full node.
+    pub fn receives_pss(&self) -> bool {
+        self.is_up() && self.mode() == "full"
     }
 
     /// Marks the node down, ends its PSS subscriptions with `reason`, and tells its server
@@ -186,6 +215,7 @@ impl Shared {
             up: n.is_up(),
             pss_subscribers: n.pss.subscriber_count(),
             requests: n.requests.load(Ordering::Relaxed),
+            mode: n.mode(),
         })
     }
 
@@ -326,6 +356,7 @@ impl DevNet {
                 tags: Tags::new(),
                 requests: std::sync::atomic::AtomicU64::new(0),
                 up: AtomicBool::new(false),
+                mode: std::sync::atomic::AtomicU8::new(0),
                 server: Mutex::new(None),
             });
             listeners.push(listener);

@@ -758,3 +758,113 @@ fn chunks_in_one_bucket(n: usize) -> Vec<Vec<u8>> {
 fn hex_field(case: &serde_json::Value, name: &str) -> Vec<u8> {
     hex::decode(field(case, name)).expect("hex field")
 }
+
+/// A virtual node switched to `light` reports it on `/node` and `/status` and receives no
+/// PSS (Bee delivers PSS to full nodes only); `ultra-light` also refuses uploads and still
+/// serves downloads; `full` again receives PSS; an unknown mode is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn light_and_ultra_light_nodes_act_as_bee_ones() {
+    let net = start(2).await;
+    let batch = buy(&net, 0, 20).await;
+    let urls = net.urls();
+    let http = reqwest::Client::new();
+    let set_mode = |mode: &str| {
+        http.post(format!("{}/_staples/nodes/1/mode/{mode}", urls[0]))
+            .send()
+    };
+    let mode_of = |i: usize| {
+        let (http, url) = (http.clone(), urls[i].clone());
+        async move {
+            let v: serde_json::Value = http
+                .get(format!("{url}/node"))
+                .send()
+                .await
+                .expect("/node")
+                .json()
+                .await
+                .expect("json");
+            v["beeMode"].as_str().unwrap_or_default().to_string()
+        }
+    };
+    assert_eq!(mode_of(1).await, "full");
+    assert!(
+        set_mode("light")
+            .await
+            .expect("admin")
+            .status()
+            .is_success()
+    );
+    assert_eq!(mode_of(1).await, "light");
+    assert_eq!(mode_of(0).await, "full", "only node 1 changed");
+
+    let receiver = bee(&net, 1);
+    let target = receiver
+        .debug()
+        .addresses()
+        .await
+        .expect("addresses")
+        .overlay;
+    let topic = Topic::from_string("light");
+    let mut sub = receiver.pss().subscribe(&topic).await.expect("subscribe");
+    let sender = bee(&net, 0).pss();
+    sender
+        .send(
+            &batch,
+            &topic,
+            &target[..2],
+            &b"not for a light node"[..],
+            None,
+        )
+        .await
+        .expect("send");
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), sub.recv())
+            .await
+            .is_err(),
+        "a light node receives no PSS"
+    );
+
+    assert!(
+        set_mode("ultra-light")
+            .await
+            .expect("admin")
+            .status()
+            .is_success()
+    );
+    let up = http
+        .post(format!("{}/bytes", urls[1]))
+        .header("Swarm-Postage-Batch-Id", batch.to_hex())
+        .body(&b"no postage here"[..])
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(up.status(), reqwest::StatusCode::FORBIDDEN);
+    let stored = bee(&net, 0)
+        .file()
+        .upload_data(&batch, b"readable anywhere".to_vec(), None)
+        .await
+        .expect("upload on node 0");
+    let got = http
+        .get(format!("{}/bytes/{}", urls[1], stored.reference.to_hex()))
+        .send()
+        .await
+        .expect("download");
+    assert!(
+        got.status().is_success(),
+        "an ultra-light node still downloads"
+    );
+
+    assert!(set_mode("full").await.expect("admin").status().is_success());
+    sender
+        .send(&batch, &topic, &target[..2], &b"full again"[..], None)
+        .await
+        .expect("send");
+    let got = tokio::time::timeout(Duration::from_secs(10), sub.recv())
+        .await
+        .expect("in time")
+        .expect("frame");
+    assert_eq!(&got[..], b"full again");
+    let bad = set_mode("heavy").await.expect("admin");
+    assert_eq!(bad.status(), reqwest::StatusCode::BAD_REQUEST);
+    net.stop().await;
+}

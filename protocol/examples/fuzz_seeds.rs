@@ -400,6 +400,9 @@ mod bee_api {
             ("error-json", 6, json!({"code": 402, "message": "batch is overissued", "reasons": []}).to_string()),
             ("error-text", 6, "404 page not found".to_string()),
             ("feed-index", 7, "00000000000000ff".to_string()),
+            ("node-full", 8, json!({"beeMode": "full", "chequebookEnabled": true, "swapEnabled": true}).to_string()),
+            ("node-light", 8, json!({"beeMode": "light", "chequebookEnabled": false, "swapEnabled": false}).to_string()),
+            ("node-ultra-light", 8, json!({"beeMode": "ultra-light", "chequebookEnabled": false, "swapEnabled": false}).to_string()),
         ];
         for (name, mode, body) in bodies {
             s.add(name, [&[mode][..], body.as_bytes()].concat());
@@ -412,7 +415,7 @@ mod bee_api {
         let Some((mode, body)) = data.split_first() else {
             return false;
         };
-        match mode % 8 {
+        match mode % 9 {
             0 => bee_api::addresses(body).is_ok(),
             1 => bee_api::peer_count(body).is_ok(),
             2 => bee_api::usable_batch(body).is_ok(),
@@ -420,6 +423,7 @@ mod bee_api {
             4 => bee_api::stamp_usable(body).is_ok(),
             5 => bee_api::reference("/bytes", body).is_ok(),
             6 => true,
+            8 => bee_api::node_mode(body).is_ok(),
             _ => bee_api::feed_index(body).is_ok(),
         }
     }

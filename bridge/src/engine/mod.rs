@@ -34,6 +34,7 @@ use staples_protocol::dag::{
     self, ChatId, Delivery, Draft, GapReason, Limits, MessageId, SignedMessage,
 };
 use staples_protocol::inbox::InboxWriter;
+use staples_protocol::swarm::bee_api::BeeMode;
 use staples_protocol::whisper::{Envelope, SymKey};
 use tokio::sync::{Notify, mpsc};
 
@@ -56,6 +57,12 @@ pub enum EngineError {
     /// An envelope that no topic log entry can carry (too large for one chunk).
     #[error(transparent)]
     TopicLog(#[from] staples_protocol::topic_log::TopicLogError),
+    /// The Bee node is ultra-light: without postage it uploads nothing, so nothing can be
+    /// sent through it (reading still works).
+    #[error(
+        "the Bee node is ultra-light and cannot upload: sending needs a light or full node (--bee-api)"
+    )]
+    UltraLight,
 }
 
 /// Lets the engine hand released envelopes to the app's filters, in two steps around the
@@ -352,6 +359,8 @@ struct Inner<S> {
     bee_ok: AtomicBool,
     /// Bee's connected peers, last read.
     bee_peers: std::sync::atomic::AtomicU64,
+    /// Bee's mode, last read ([`BEE_MODES`] index; 0 = not known yet).
+    bee_mode: std::sync::atomic::AtomicU8,
     last_error: Mutex<Option<String>>,
     wake_send: Notify,
     wake_sync: Notify,
@@ -417,6 +426,7 @@ impl<S: Swarm> Engine<S> {
                 counters: Mutex::new(BTreeMap::new()),
                 bee_ok: AtomicBool::new(false),
                 bee_peers: std::sync::atomic::AtomicU64::new(0),
+                bee_mode: std::sync::atomic::AtomicU8::new(0),
                 last_error: Mutex::new(None),
                 wake_send: Notify::new(),
                 wake_sync: Notify::new(),
@@ -693,6 +703,11 @@ impl<S: Swarm> Engine<S> {
                 None,
             ),
         };
+        // Refused before anything is stored: the app gets the reason, and no post waits in
+        // an outbox that could never drain.
+        if self.bee_mode() == Some(BeeMode::UltraLight) {
+            return Err(EngineError::UltraLight);
+        }
         let (id, created) = self.ensure_chat(chat, key_ref, opener);
         if created {
             self.persist_chat(id).await?;
@@ -1050,6 +1065,7 @@ impl<S: Swarm> Engine<S> {
             "bee": {
                 "ok": self.inner.bee_ok.load(Ordering::Relaxed),
                 "peers": self.inner.bee_peers.load(Ordering::Relaxed),
+                "mode": self.bee_mode().map(BeeMode::as_str),
                 "lastError": lock(&self.inner.last_error).clone(),
             },
             "outboxDepth": depth,
@@ -1107,14 +1123,21 @@ impl<S: Swarm> Engine<S> {
         lock(&self.inner.chats).keys().copied().collect()
     }
 
+    /// The Bee node's mode, once read (every [`PEERS_EVERY`]).
+    pub fn bee_mode(&self) -> Option<BeeMode> {
+        let i = usize::from(self.inner.bee_mode.load(Ordering::Relaxed));
+        i.checked_sub(1).and_then(|i| BEE_MODES.get(i)).copied()
+    }
+
     /// Counter values (tests and `staples_status`).
     pub fn counter(&self, name: &str) -> u64 {
         lock(&self.inner.counters).get(name).copied().unwrap_or(0)
     }
 }
 
-/// Reads the Bee node's peer count every [`PEERS_EVERY`] for `net_peerCount`; an
-/// unreachable Bee counts as no peers (the app then shows "offline", which it is).
+/// Reads the Bee node's peer count every [`PEERS_EVERY`] for `net_peerCount` (an
+/// unreachable Bee counts as no peers: the app then shows "offline", which it is), and its
+/// mode ([`Engine::bee_mode`]) on the same tick.
 async fn watch_peers<S: Swarm>(engine: Engine<S>) {
     let mut tick = tokio::time::interval(PEERS_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -1122,8 +1145,27 @@ async fn watch_peers<S: Swarm>(engine: Engine<S>) {
         tick.tick().await;
         let n = engine.inner.swarm.peers().await.unwrap_or(0);
         engine.inner.bee_peers.store(n as u64, Ordering::Relaxed);
+        if let Ok(mode) = engine.inner.swarm.node_mode().await {
+            let was = engine.bee_mode();
+            let i = BEE_MODES
+                .iter()
+                .position(|m| *m == mode)
+                .map_or(0, |i| i + 1);
+            engine.inner.bee_mode.store(i as u8, Ordering::Relaxed);
+            if was != Some(mode) {
+                tracing::info!(mode = mode.as_str(), "Bee node mode");
+            }
+        }
     }
 }
+
+/// The modes [`Inner::bee_mode`] stores, by index + 1.
+const BEE_MODES: [BeeMode; 4] = [
+    BeeMode::Full,
+    BeeMode::Light,
+    BeeMode::UltraLight,
+    BeeMode::Dev,
+];
 
 /// Fetches wanted parents, up to `fetch_parallelism` at once.
 async fn fetcher<S: Swarm>(

@@ -29,6 +29,9 @@ use super::chat::{Member, Opener};
 use super::{Engine, db, lock, now_ms};
 use crate::swarm::{Swarm, SwarmError};
 
+/// How often a node whose Bee receives no PSS (light, ultra-light) polls for new messages.
+pub const LIGHT_POLL: Duration = Duration::from_secs(1);
+
 pub(super) async fn run<S: Swarm>(engine: Engine<S>) {
     let mut contacts_done: HashSet<[u8; 20]> = HashSet::new();
     loop {
@@ -36,7 +39,11 @@ pub(super) async fn run<S: Swarm>(engine: Engine<S>) {
         engine.note_swarm(&r);
         engine.tick_timeouts().await;
         let wait = if r.is_ok() {
-            engine.inner.cfg.sync_interval
+            match engine.bee_mode() {
+                // No PSS reaches a light node: live delivery is by polling the feeds.
+                Some(m) if !m.receives_pss() => LIGHT_POLL.min(engine.inner.cfg.sync_interval),
+                _ => engine.inner.cfg.sync_interval,
+            }
         } else {
             Duration::from_secs(1).min(engine.inner.cfg.sync_interval)
         };

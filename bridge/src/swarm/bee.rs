@@ -262,6 +262,11 @@ impl Swarm for BeeSwarm {
         self.parsed("peers", resp, bee_api::peer_count).await
     }
 
+    async fn node_mode(&self) -> Result<bee_api::BeeMode, SwarmError> {
+        let resp = self.send("node", self.http.get(self.url("/node"))).await?;
+        self.parsed("node", resp, bee_api::node_mode).await
+    }
+
     async fn upload_bytes(&self, data: &[u8]) -> Result<ChunkAddress, SwarmError> {
         let expected = bytes_tree::root(data, Redundancy::None)
             .map_err(|e| SwarmError::Invalid(e.to_string()))?;

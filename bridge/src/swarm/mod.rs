@@ -103,6 +103,12 @@ pub trait Swarm: Send + Sync + 'static {
     /// How many peers the node is connected to (`GET /peers`).
     fn peers(&self) -> impl Future<Output = Result<usize, SwarmError>> + Send;
 
+    /// What kind of node it is (`GET /node`): light and ultra-light nodes receive no PSS,
+    /// ultra-light nodes upload nothing.
+    fn node_mode(
+        &self,
+    ) -> impl Future<Output = Result<staples_protocol::swarm::bee_api::BeeMode, SwarmError>> + Send;
+
     /// Uploads `data` as a `/bytes` tree (redundancy none), stamped with a usable batch the
     /// implementation finds or buys. Returns the root reference.
     fn upload_bytes(

@@ -6,6 +6,7 @@
 //! | `GET /_staples/nodes` | every node: index, url, overlay, keys, up/down, PSS subscribers |
 //! | `POST /_staples/nodes/{i}/down[?for_ms=N]` | take node `i` down (and back up after N ms) |
 //! | `POST /_staples/nodes/{i}/up` | bring node `i` back on its port |
+//! | `POST /_staples/nodes/{i}/mode/{mode}` | make node `i` act as a `full`, `light` (no PSS received) or `ultra-light` (no PSS, no uploads) node; `GET /node` reports it |
 //! | `GET /_staples/knobs` | current knobs and dropped addresses |
 //! | `PUT /_staples/knobs` | partial update, e.g. `{"latency_ms":50}`, `{"stale_feed_ms":2000}`, `{"drop_probability":0.1}` |
 //! | `POST /_staples/chunks/{addr}/drop` | remove a chunk and refuse it from now on |
@@ -36,6 +37,7 @@ pub(super) fn routes() -> Router<Ctx> {
         .route("/nodes", get(nodes))
         .route("/nodes/{i}/down", post(down))
         .route("/nodes/{i}/up", post(up))
+        .route("/nodes/{i}/mode/{mode}", post(set_mode))
         .route("/knobs", get(knobs).put(set_knobs))
         .route(
             "/chunks/{addr}/drop",
@@ -93,6 +95,23 @@ async fn up(State(ctx): State<Ctx>, P((i,)): P<(String,)>) -> Result<Response, A
     Ok(json_response(
         StatusCode::OK,
         &json!({"node": index, "up": true}),
+    ))
+}
+
+async fn set_mode(
+    State(ctx): State<Ctx>,
+    P((i, mode)): P<(String, String)>,
+) -> Result<Response, ApiError> {
+    let index = parse_index(&ctx, &i)?;
+    if !ctx.net.node(index).map_err(node_error)?.set_mode(&mode) {
+        return Err(ApiError::bad_request(format!(
+            "mode must be one of {:?}",
+            crate::net::MODES
+        )));
+    }
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"node": index, "mode": mode}),
     ))
 }
 

@@ -72,6 +72,7 @@ pub(crate) fn router(net: Arc<Shared>, index: usize) -> Router {
     let ctx = Ctx { net, index };
     let bee = bee_routes()
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(ctx.clone(), ultra_light))
         .layer(middleware::from_fn_with_state(ctx.clone(), added_latency));
     Router::new()
         .route("/", axum::routing::any(status::root))
@@ -134,6 +135,24 @@ async fn method_not_allowed() -> ApiError {
 
 async fn unsupported_bzz() -> ApiError {
     ApiError::unsupported("/bzz (mantaray manifests)")
+}
+
+/// An ultra-light node has no chain backend, hence no postage: it refuses whatever would
+/// upload or change state (every Bee route but `GET`/`HEAD`), with 403 and a message
+/// saying why (the dev node's wording; Bee's differs by route).
+async fn ultra_light(State(ctx): State<Ctx>, req: Request, next: Next) -> Response {
+    let reads = matches!(
+        *req.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
+    );
+    if ctx.node().mode() == "ultra-light" && !reads {
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "ultra-light node: no postage, cannot upload",
+        )
+        .into_response();
+    }
+    next.run(req).await
 }
 
 /// Counts requests in flight (tests check nothing leaks) and traces each one.

@@ -98,7 +98,7 @@ pub async fn send(
             .net
             .nodes
             .iter()
-            .map(|n| (*n.identity.overlay().as_bytes(), n.is_up()))
+            .map(|n| (*n.identity.overlay().as_bytes(), n.receives_pss()))
             .collect();
         for i in route(chunk.address().as_bytes(), targets.prefix_len(), &overlays) {
             let node = &ctx.net.nodes[i];

@@ -41,10 +41,11 @@ pub async fn readiness() -> Response {
     )
 }
 
-pub async fn node() -> Response {
+pub async fn node(State(ctx): State<Ctx>) -> Response {
+    let full = ctx.node().mode() == "full";
     json_response(
         StatusCode::OK,
-        &json!({"beeMode": "full", "chequebookEnabled": true, "swapEnabled": true}),
+        &json!({"beeMode": ctx.node().mode(), "chequebookEnabled": full, "swapEnabled": full}),
     )
 }
 
@@ -72,7 +73,7 @@ pub async fn status(State(ctx): State<Ctx>) -> Response {
         &json!({
             "overlay": ctx.node().identity.overlay().to_string(),
             "proximity": 256,
-            "beeMode": "full",
+            "beeMode": ctx.node().mode(),
             "reserveSize": stored,
             "reserveSizeWithinRadius": stored,
             "pullsyncRate": 0.0,

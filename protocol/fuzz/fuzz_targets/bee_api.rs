@@ -11,7 +11,7 @@ fuzz_target!(|data: &[u8]| {
     let Some((mode, body)) = data.split_first() else {
         return;
     };
-    match mode % 8 {
+    match mode % 9 {
         0 => {
             let _ = bee_api::addresses(body);
         }
@@ -36,6 +36,9 @@ fuzz_target!(|data: &[u8]| {
         }
         6 => {
             assert!(bee_api::error_message(body).chars().count() <= bee_api::MAX_ERROR_CHARS);
+        }
+        8 => {
+            let _ = bee_api::node_mode(body);
         }
         _ => {
             if let Ok(i) = bee_api::feed_index(body) {
@@ -63,7 +66,7 @@ fn passes(data: &[u8]) -> bool {
     let Some((mode, body)) = data.split_first() else {
         return false;
     };
-    match mode % 8 {
+    match mode % 9 {
         0 => bee_api::addresses(body).is_ok(),
         1 => bee_api::peer_count(body).is_ok(),
         2 => bee_api::usable_batch(body).is_ok(),
@@ -71,6 +74,7 @@ fn passes(data: &[u8]) -> bool {
         4 => bee_api::stamp_usable(body).is_ok(),
         5 => bee_api::reference("/bytes", body).is_ok(),
         6 => true,
+        8 => bee_api::node_mode(body).is_ok(),
         _ => bee_api::feed_index(body).is_ok(),
     }
 }

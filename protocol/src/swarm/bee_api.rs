@@ -100,6 +100,61 @@ pub fn addresses(body: &[u8]) -> Result<Addresses, BeeApiError> {
     })
 }
 
+/// What kind of Bee node answers (`GET /node`'s `beeMode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BeeMode {
+    /// Stores, forwards and receives PSS.
+    Full,
+    /// Uploads and downloads, but receives no PSS (phones, browsers).
+    Light,
+    /// Downloads only: no postage, so no uploads and no PSS sends.
+    UltraLight,
+    /// A development node (bee-js maps it; it behaves as full).
+    Dev,
+}
+
+impl BeeMode {
+    /// As Bee writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BeeMode::Full => "full",
+            BeeMode::Light => "light",
+            BeeMode::UltraLight => "ultra-light",
+            BeeMode::Dev => "dev",
+        }
+    }
+
+    /// Whether PSS messages reach this node (only full nodes receive them).
+    pub fn receives_pss(self) -> bool {
+        matches!(self, BeeMode::Full | BeeMode::Dev)
+    }
+
+    /// Whether this node can upload (stamp chunks, send PSS).
+    pub fn uploads(self) -> bool {
+        self != BeeMode::UltraLight
+    }
+}
+
+/// `GET /node`: the node's mode; any other `beeMode` is refused, as bee-js refuses it.
+pub fn node_mode(body: &[u8]) -> Result<BeeMode, BeeApiError> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Raw<'a> {
+        bee_mode: &'a str,
+    }
+    const A: &str = "/node";
+    match json::<Raw<'_>>(A, body)?.bee_mode {
+        "full" => Ok(BeeMode::Full),
+        "light" => Ok(BeeMode::Light),
+        "ultra-light" => Ok(BeeMode::UltraLight),
+        "dev" => Ok(BeeMode::Dev),
+        _ => Err(BeeApiError::Field {
+            answer: A,
+            field: "beeMode",
+        }),
+    }
+}
+
 /// `GET /peers`: how many peers the node has.
 pub fn peer_count(body: &[u8]) -> Result<usize, BeeApiError> {
     #[derive(Deserialize)]
@@ -268,6 +323,24 @@ mod tests {
     }
 
     #[test]
+    fn node_modes_read_as_bee_js_reads_them() {
+        for (text, mode) in [
+            ("full", BeeMode::Full),
+            ("light", BeeMode::Light),
+            ("ultra-light", BeeMode::UltraLight),
+            ("dev", BeeMode::Dev),
+        ] {
+            let body = serde_json::json!({"beeMode": text, "chequebookEnabled": true, "swapEnabled": false});
+            assert_eq!(node_mode(body.to_string().as_bytes()), Ok(mode));
+            assert_eq!(mode.as_str(), text);
+        }
+        assert!(node_mode(br#"{"beeMode":"heavy"}"#).is_err());
+        assert!(node_mode(b"{}").is_err());
+        assert!(!BeeMode::Light.receives_pss() && BeeMode::Light.uploads());
+        assert!(!BeeMode::UltraLight.uploads());
+    }
+
+    #[test]
     fn small_answers() {
         assert_eq!(peer_count(br#"{"peers":[{"address":"ab"},{}]}"#), Ok(2));
         assert!(peer_count(b"{}").is_err());
@@ -299,6 +372,7 @@ mod tests {
             let _ = stamp_usable(&b);
             let _ = reference("x", &b);
             let _ = feed_index(&b);
+            let _ = node_mode(&b);
             prop_assert!(error_message(&b).chars().count() <= MAX_ERROR_CHARS);
         }
 
