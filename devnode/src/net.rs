@@ -22,6 +22,8 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 
+use staples_protocol::swarm::bee_api::BeeMode;
+
 use crate::config::{ConfigError, DevNetConfig, Limits};
 use crate::identity::{NodeIdentity, checksum_address};
 use crate::journal::{Journal, JournalError};
@@ -107,8 +109,8 @@ pub struct NodeInfo {
     pub mode: &'static str,
 }
 
-/// The modes a virtual node can act in, as Bee's `GET /node` names them.
-pub const MODES: [&str; 3] = ["full", "light", "ultra-light"];
+/// The modes a virtual node can act in (a dev node is not offered: it acts as full).
+pub const MODES: [BeeMode; 3] = [BeeMode::Full, BeeMode::Light, BeeMode::UltraLight];
 
 /// One virtual node.
 #[derive(Debug)]
@@ -120,8 +122,8 @@ pub(crate) struct Node {
     /// Requests answered, for [`NodeInfo::requests`].
     pub requests: std::sync::atomic::AtomicU64,
     up: AtomicBool,
-    /// [`Node::mode`] as 0 full, 1 light, 2 ultra-light.
-    mode: std::sync::atomic::AtomicU8,
+    /// [`Node::mode`].
+    mode: Mutex<BeeMode>,
     server: Mutex<Option<Server>>,
 }
 
@@ -142,24 +144,25 @@ impl Node {
 
     /// Its `beeMode`. Light and ultra-light nodes receive no PSS (Bee delivers PSS to full
     /// nodes only); an ultra-light node has no postage, so it uploads nothing.
-    pub fn mode(&self) -> &'static str {
-        MODES[usize::from(self.mode.load(Ordering::Relaxed)).min(MODES.len() - 1)]
+    pub fn mode(&self) -> BeeMode {
+        *self.mode.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Makes it act as a node of `mode` ([`MODES`]); `false` for an unknown mode.
-    pub fn set_mode(&self, mode: &str) -> bool {
-        match MODES.iter().position(|m| *m == mode) {
-            Some(i) => {
-                self.mode.store(i as u8, Ordering::Relaxed);
+    /// Makes it act as a node of the mode Bee calls `name` ([`MODES`]); `false` for any
+    /// other name.
+    pub fn set_mode(&self, name: &str) -> bool {
+        match BeeMode::parse(name).filter(|m| MODES.contains(m)) {
+            Some(m) => {
+                *self.mode.lock().unwrap_or_else(PoisonError::into_inner) = m;
                 true
             }
             None => false,
         }
     }
 
-    /// Whether PSS messages reach it: up, and a full node.
+    /// Whether PSS messages reach it: up, and a node that receives PSS.
     pub fn receives_pss(&self) -> bool {
-        self.is_up() && self.mode() == "full"
+        self.is_up() && self.mode().receives_pss()
     }
 
     /// Marks the node down, ends its PSS subscriptions with `reason`, and tells its server
@@ -215,7 +218,7 @@ impl Shared {
             up: n.is_up(),
             pss_subscribers: n.pss.subscriber_count(),
             requests: n.requests.load(Ordering::Relaxed),
-            mode: n.mode(),
+            mode: n.mode().as_str(),
         })
     }
 
@@ -356,7 +359,7 @@ impl DevNet {
                 tags: Tags::new(),
                 requests: std::sync::atomic::AtomicU64::new(0),
                 up: AtomicBool::new(false),
-                mode: std::sync::atomic::AtomicU8::new(0),
+                mode: Mutex::new(BeeMode::Full),
                 server: Mutex::new(None),
             });
             listeners.push(listener);

@@ -64,7 +64,8 @@ pub(super) async fn run(
             return Err(protocol("handshake timed out"));
         }
     };
-    let peer_id = node_id(&secrets.remote);
+    let peer_key = secrets.remote;
+    let peer_id = node_id(&peer_key);
     let mut s = Session {
         codec: FrameCodec::new(secrets),
         stream,
@@ -123,7 +124,7 @@ pub(super) async fn run(
         bloom: None,
         known: Default::default(),
         trusted,
-        key: staples_protocol::devp2p::handshake::from_node_id(&peer_id).map_err(protocol)?,
+        key: peer_key,
         direct,
         outbox,
         last_request: None,

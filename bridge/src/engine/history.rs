@@ -135,7 +135,8 @@ impl<S: Swarm> Engine<S> {
                     .await?;
                 page.fetched += (end - start) as u64;
                 for env in got {
-                    let sent = env.expiry.saturating_sub(env.ttl);
+                    // The same `sent` the cursor key starts with (geth's Expiry − TTL).
+                    let sent = env.sent();
                     if sent < q.from || sent > q.to {
                         continue;
                     }
@@ -233,15 +234,15 @@ impl<S: Swarm> Engine<S> {
         let mut out = Vec::new();
         let mut todo = listed.to_vec();
         for round in 1..=FETCH_ROUNDS {
-            let (got, failed) = self.fetch_window(chat, opener, &todo, originals).await;
+            let (got, failed, error) = self.fetch_window(chat, opener, &todo, originals).await;
             out.extend(got);
-            match failed {
-                (_, None) => return Ok(out),
-                (again, Some(e)) if round == FETCH_ROUNDS => {
-                    tracing::warn!(missing = again.len(), error = %e, "history: messages could not be fetched");
+            match error {
+                None => return Ok(out),
+                Some(e) if round == FETCH_ROUNDS => {
+                    tracing::warn!(missing = failed.len(), error = %e, "history: messages could not be fetched");
                     return Err(e.into());
                 }
-                (again, Some(_)) => todo = again,
+                Some(_) => todo = failed,
             }
         }
         Ok(out)
@@ -256,30 +257,18 @@ impl<S: Swarm> Engine<S> {
         opener: &chat::Opener,
         listed: &[Listed],
         originals: bool,
-    ) -> (Vec<Envelope>, (Vec<Listed>, Option<SwarmError>)) {
+    ) -> (Vec<Envelope>, Vec<Listed>, Option<SwarmError>) {
         let par = self.inner.cfg.fetch_parallelism.max(1);
         let mut tasks = tokio::task::JoinSet::new();
-        let mut out = Vec::new();
-        let mut failed = Vec::new();
-        let mut error = None;
+        let mut done = Vec::with_capacity(listed.len());
         let mut seen = HashSet::new();
-        let mut take =
-            |r: Result<(Listed, Result<Option<Envelope>, SwarmError>), tokio::task::JoinError>,
-             out: &mut Vec<Envelope>| match r {
-                Ok((_, Ok(Some(env)))) => out.push(env),
-                Ok((l, Err(e))) => {
-                    failed.push(l);
-                    error = Some(e);
-                }
-                _ => {}
-            };
         for l in listed {
             if !seen.insert(l.entry.reference) {
                 continue;
             }
             while tasks.len() >= par {
-                if let Some(r) = tasks.join_next().await {
-                    take(r, &mut out);
+                if let Some(Ok(r)) = tasks.join_next().await {
+                    done.push(r);
                 }
             }
             let (swarm, opener, l) = (self.inner.swarm.clone(), opener.clone(), *l);
@@ -295,9 +284,22 @@ impl<S: Swarm> Engine<S> {
             });
         }
         while let Some(r) = tasks.join_next().await {
-            take(r, &mut out);
+            if let Ok(r) = r {
+                done.push(r);
+            }
         }
-        (out, (failed, error))
+        let (mut out, mut failed, mut error) = (Vec::new(), Vec::new(), None);
+        for (l, r) in done {
+            match r {
+                Ok(Some(env)) => out.push(env),
+                Ok(None) => {}
+                Err(e) => {
+                    failed.push(l);
+                    error = Some(e);
+                }
+            }
+        }
+        (out, failed, error)
     }
 
     /// The envelope to serve for a downloaded message, if it verifies as `l` lists it.

@@ -359,8 +359,8 @@ struct Inner<S> {
     bee_ok: AtomicBool,
     /// Bee's connected peers, last read.
     bee_peers: std::sync::atomic::AtomicU64,
-    /// Bee's mode, last read ([`BEE_MODES`] index; 0 = not known yet).
-    bee_mode: std::sync::atomic::AtomicU8,
+    /// Bee's mode, last read (`None` until first read).
+    bee_mode: Mutex<Option<BeeMode>>,
     last_error: Mutex<Option<String>>,
     wake_send: Notify,
     wake_sync: Notify,
@@ -426,7 +426,7 @@ impl<S: Swarm> Engine<S> {
                 counters: Mutex::new(BTreeMap::new()),
                 bee_ok: AtomicBool::new(false),
                 bee_peers: std::sync::atomic::AtomicU64::new(0),
-                bee_mode: std::sync::atomic::AtomicU8::new(0),
+                bee_mode: Mutex::new(None),
                 last_error: Mutex::new(None),
                 wake_send: Notify::new(),
                 wake_sync: Notify::new(),
@@ -1125,8 +1125,7 @@ impl<S: Swarm> Engine<S> {
 
     /// The Bee node's mode, once read (every [`PEERS_EVERY`]).
     pub fn bee_mode(&self) -> Option<BeeMode> {
-        let i = usize::from(self.inner.bee_mode.load(Ordering::Relaxed));
-        i.checked_sub(1).and_then(|i| BEE_MODES.get(i)).copied()
+        *lock(&self.inner.bee_mode)
     }
 
     /// Counter values (tests and `staples_status`).
@@ -1145,27 +1144,13 @@ async fn watch_peers<S: Swarm>(engine: Engine<S>) {
         tick.tick().await;
         let n = engine.inner.swarm.peers().await.unwrap_or(0);
         engine.inner.bee_peers.store(n as u64, Ordering::Relaxed);
-        if let Ok(mode) = engine.inner.swarm.node_mode().await {
-            let was = engine.bee_mode();
-            let i = BEE_MODES
-                .iter()
-                .position(|m| *m == mode)
-                .map_or(0, |i| i + 1);
-            engine.inner.bee_mode.store(i as u8, Ordering::Relaxed);
-            if was != Some(mode) {
-                tracing::info!(mode = mode.as_str(), "Bee node mode");
-            }
+        if let Ok(mode) = engine.inner.swarm.node_mode().await
+            && lock(&engine.inner.bee_mode).replace(mode) != Some(mode)
+        {
+            tracing::info!(mode = mode.as_str(), "Bee node mode");
         }
     }
 }
-
-/// The modes [`Inner::bee_mode`] stores, by index + 1.
-const BEE_MODES: [BeeMode; 4] = [
-    BeeMode::Full,
-    BeeMode::Light,
-    BeeMode::UltraLight,
-    BeeMode::Dev,
-];
 
 /// Fetches wanted parents, up to `fetch_parallelism` at once.
 async fn fetcher<S: Swarm>(

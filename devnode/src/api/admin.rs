@@ -104,9 +104,9 @@ async fn set_mode(
 ) -> Result<Response, ApiError> {
     let index = parse_index(&ctx, &i)?;
     if !ctx.net.node(index).map_err(node_error)?.set_mode(&mode) {
+        let names: Vec<&str> = crate::net::MODES.iter().map(|m| m.as_str()).collect();
         return Err(ApiError::bad_request(format!(
-            "mode must be one of {:?}",
-            crate::net::MODES
+            "mode must be one of {names:?}"
         )));
     }
     Ok(json_response(

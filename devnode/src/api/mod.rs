@@ -145,7 +145,7 @@ async fn ultra_light(State(ctx): State<Ctx>, req: Request, next: Next) -> Respon
         *req.method(),
         axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
     );
-    if ctx.node().mode() == "ultra-light" && !reads {
+    if !ctx.node().mode().uploads() && !reads {
         return ApiError::new(
             StatusCode::FORBIDDEN,
             "ultra-light node: no postage, cannot upload",

@@ -10,6 +10,7 @@ use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
+use staples_protocol::swarm::bee_api::BeeMode;
 
 use super::Ctx;
 use super::error::json_response;
@@ -42,10 +43,11 @@ pub async fn readiness() -> Response {
 }
 
 pub async fn node(State(ctx): State<Ctx>) -> Response {
-    let full = ctx.node().mode() == "full";
+    let mode = ctx.node().mode();
+    let full = mode == BeeMode::Full;
     json_response(
         StatusCode::OK,
-        &json!({"beeMode": ctx.node().mode(), "chequebookEnabled": full, "swapEnabled": full}),
+        &json!({"beeMode": mode.as_str(), "chequebookEnabled": full, "swapEnabled": full}),
     )
 }
 
@@ -73,7 +75,7 @@ pub async fn status(State(ctx): State<Ctx>) -> Response {
         &json!({
             "overlay": ctx.node().identity.overlay().to_string(),
             "proximity": 256,
-            "beeMode": ctx.node().mode(),
+            "beeMode": ctx.node().mode().as_str(),
             "reserveSize": stored,
             "reserveSizeWithinRadius": stored,
             "pullsyncRate": 0.0,

@@ -114,6 +114,19 @@ pub enum BeeMode {
 }
 
 impl BeeMode {
+    /// Every mode, as Bee names them.
+    pub const ALL: [BeeMode; 4] = [
+        BeeMode::Full,
+        BeeMode::Light,
+        BeeMode::UltraLight,
+        BeeMode::Dev,
+    ];
+
+    /// The mode Bee calls `name`.
+    pub fn parse(name: &str) -> Option<BeeMode> {
+        Self::ALL.into_iter().find(|m| m.as_str() == name)
+    }
+
     /// As Bee writes it.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -143,16 +156,10 @@ pub fn node_mode(body: &[u8]) -> Result<BeeMode, BeeApiError> {
         bee_mode: &'a str,
     }
     const A: &str = "/node";
-    match json::<Raw<'_>>(A, body)?.bee_mode {
-        "full" => Ok(BeeMode::Full),
-        "light" => Ok(BeeMode::Light),
-        "ultra-light" => Ok(BeeMode::UltraLight),
-        "dev" => Ok(BeeMode::Dev),
-        _ => Err(BeeApiError::Field {
-            answer: A,
-            field: "beeMode",
-        }),
-    }
+    BeeMode::parse(json::<Raw<'_>>(A, body)?.bee_mode).ok_or(BeeApiError::Field {
+        answer: A,
+        field: "beeMode",
+    })
 }
 
 /// `GET /peers`: how many peers the node has.
