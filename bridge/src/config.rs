@@ -138,6 +138,24 @@ pub struct RunArgs {
     /// `MailServerPassword`) [default: status-offline-inbox].
     #[arg(long, env = "STAPLES_MAILSERVER_PASSWORD_FILE")]
     pub mailserver_password_file: Option<PathBuf>,
+    /// pss: act as a peer from before the chat index: write no index entries and no
+    /// version-2 roster entries, read every member's inbox on every pass, and send every
+    /// post live to every member (specs/chat-index.md) [default: index on].
+    #[arg(long, env = "STAPLES_NO_CHAT_INDEX")]
+    pub no_chat_index: bool,
+    /// pss: how often every member's inbox is read although the chat index names nothing
+    /// new (the safety net against withheld or overwritten entries), in milliseconds
+    /// [default: 600000].
+    #[arg(long, env = "STAPLES_FULL_PASS_INTERVAL_MS")]
+    pub full_pass_interval_ms: Option<u64>,
+    /// pss: a symmetric chat with more members than this is large: posts go live through
+    /// its index (polled every --live-poll-ms) instead of one PSS send per member
+    /// [default: 16].
+    #[arg(long, env = "STAPLES_LIVE_PSS_MAX")]
+    pub live_pss_max: Option<usize>,
+    /// pss: how often large chats' indexes are polled, in milliseconds [default: 1000].
+    #[arg(long, env = "STAPLES_LIVE_POLL_MS")]
+    pub live_poll_ms: Option<u64>,
     /// Serve Prometheus metrics (`/metrics`) here as well, e.g. 127.0.0.1:9464 (same
     /// loopback and token rules as the RPC; `/metrics` is always on the RPC listener too).
     #[arg(long, env = "STAPLES_METRICS_ADDR")]
@@ -174,6 +192,10 @@ struct FileConfig {
     mailserver: Option<bool>,
     mailserver_password_file: Option<PathBuf>,
     metrics_addr: Option<SocketAddr>,
+    no_chat_index: Option<bool>,
+    full_pass_interval_ms: Option<u64>,
+    live_pss_max: Option<usize>,
+    live_poll_ms: Option<u64>,
 }
 
 /// The `[relay]` section of the `--config` file (read by `staples relay`).
@@ -361,6 +383,34 @@ pub struct Config {
     pub mailserver: Option<String>,
     /// Where `/metrics` is served besides the RPC listener.
     pub metrics_addr: Option<SocketAddr>,
+    /// pss: the chat index ([`crate::engine::EngineConfig::chat_index`] and the knobs
+    /// beside it).
+    pub chat_index: ChatIndexConfig,
+}
+
+/// The chat index's knobs (`specs/chat-index.md`).
+#[derive(Clone, Debug)]
+pub struct ChatIndexConfig {
+    /// Off: act as a peer from before the index.
+    pub enabled: bool,
+    /// Interval of full passes.
+    pub full_pass_interval: std::time::Duration,
+    /// Members beyond which a chat is large.
+    pub live_pss_max: usize,
+    /// Poll interval of large chats.
+    pub live_poll: std::time::Duration,
+}
+
+impl Default for ChatIndexConfig {
+    fn default() -> Self {
+        let e = crate::engine::EngineConfig::default();
+        Self {
+            enabled: e.chat_index,
+            full_pass_interval: e.full_pass_interval,
+            live_pss_max: e.live_pss_max,
+            live_poll: e.live_poll,
+        }
+    }
 }
 
 /// A bearer token; never printed.
@@ -494,6 +544,25 @@ impl RunArgs {
                 (true, Some(f)) => Some(read_secret("mailserver password", &f)?),
             },
             metrics_addr: self.metrics_addr.or(file.metrics_addr),
+            chat_index: {
+                let d = ChatIndexConfig::default();
+                let ms = std::time::Duration::from_millis;
+                ChatIndexConfig {
+                    enabled: !(self.no_chat_index || file.no_chat_index.unwrap_or(false)),
+                    full_pass_interval: self
+                        .full_pass_interval_ms
+                        .or(file.full_pass_interval_ms)
+                        .map_or(d.full_pass_interval, |v| ms(v.max(100))),
+                    live_pss_max: self
+                        .live_pss_max
+                        .or(file.live_pss_max)
+                        .unwrap_or(d.live_pss_max),
+                    live_poll: self
+                        .live_poll_ms
+                        .or(file.live_poll_ms)
+                        .map_or(d.live_poll, |v| ms(v.max(50))),
+                }
+            },
         })
     }
 }

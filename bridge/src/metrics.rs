@@ -68,6 +68,7 @@ struct Histograms {
     rpc: RwLock<BTreeMap<String, &'static Histogram>>,
     commit: Histogram,
     pss_send: Histogram,
+    sync_pass: Histogram,
 }
 
 static HISTOGRAMS: LazyLock<Histograms> = LazyLock::new(Histograms::default);
@@ -105,6 +106,11 @@ pub fn observe_commit(d: std::time::Duration) {
 /// Records a PSS send (mined by Bee) that took `d`.
 pub fn observe_pss_send(d: std::time::Duration) {
     HISTOGRAMS.pss_send.observe(d);
+}
+
+/// Records a sync pass (rosters, indexes, inboxes) that took `d`.
+pub fn observe_sync_pass(d: std::time::Duration) {
+    HISTOGRAMS.sync_pass.observe(d);
 }
 
 /// One metric family being written.
@@ -331,6 +337,12 @@ pub fn render(status: Option<&Value>, devp2p: Option<&Value>) -> String {
         "PSS send latency, Bee's mining included",
         &[],
         &HISTOGRAMS.pss_send,
+    );
+    e.histogram(
+        "staples_sync_pass_duration_seconds",
+        "Sync pass latency (rosters, chat indexes and the inboxes they name)",
+        &[],
+        &HISTOGRAMS.sync_pass,
     );
     e.render()
 }

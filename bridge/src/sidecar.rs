@@ -484,6 +484,10 @@ async fn start_pss(
             ..Default::default()
         },
         topic_logs: cfg.topic_logs,
+        chat_index: cfg.chat_index.enabled,
+        full_pass_interval: cfg.chat_index.full_pass_interval,
+        live_pss_max: cfg.chat_index.live_pss_max,
+        live_poll: cfg.chat_index.live_poll,
         ..Default::default()
     };
     let engine = crate::engine::Engine::open(

@@ -150,6 +150,9 @@ const MIGRATIONS: &[&str] = &[
     // Who wrote each message (the author's node address, 20 bytes), for the picture of a
     // chat's DAG (`staples dag`); rows from before are NULL and drawn as unknown.
     "ALTER TABLE pss_messages ADD COLUMN author BLOB;",
+    // Whether a member writes the chat index (`specs/chat-index.md`): its inbox is then
+    // read on the index's word instead of on every pass.
+    "ALTER TABLE pss_members ADD COLUMN indexed INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// Jobs waiting for the store thread; callers wait when it is full.

@@ -464,6 +464,7 @@ fn roster_soc(
         overlay: me.overlay,
         pss_key: me.pss_public_key,
         timestamp_ms: 1,
+        features: 0,
     }
     .sign(&chat.id(), node);
     let page_key = keys::symmetric_page_key(key.as_bytes(), &chat.topic());

@@ -490,11 +490,11 @@ mod bridged_record {
 
 mod chat_records {
     use super::*;
-    use staples_protocol::chat::{ContactRecord, Frame, RosterEntry, seal};
+    use staples_protocol::chat::{ContactRecord, Frame, IndexEntry, RosterEntry, seal};
     use staples_protocol::swarm::Cac;
 
-    /// PSS frames (inline and by reference), contact records, roster entries signed for
-    /// `CHAT`, and pages and entries sealed with the target's `[7; 32]` key.
+    /// PSS frames (inline and by reference), contact records, roster entries (both
+    /// versions) and index entries signed for `CHAT`, and pages and entries sealed with the target's `[7; 32]` key.
     pub fn seeds(_: &Vectors) -> Seeds {
         let mut s = Seeds::default();
         let chat_key = SymKey::from_bytes(&[0x33; 32]).expect("valid key");
@@ -557,6 +557,8 @@ mod chat_records {
                 overlay: keccak256(format!("overlay-{i}")),
                 pss_key: pk(&format!("fuzz-pss-{i}")),
                 timestamp_ms: NOW_MS + i,
+                // Entries 2 and 3 are version 2 (the chat-index feature bit and one more).
+                features: [0, 0, 1, 3][i as usize],
             };
             let signed = entry.sign(&CHAT, &node);
             s.add(format!("roster-{i}"), signed.clone());
@@ -565,17 +567,32 @@ mod chat_records {
                 seal::seal(&[7; 32], &[i as u8 + 1; 12], &signed),
             );
         }
+        for i in 0..3u64 {
+            let node = key(&format!("fuzz-node-{i}"));
+            let entry = IndexEntry {
+                node_key: node.public_key(),
+                inbox_index: [0, 54, u64::MAX][i as usize],
+                timestamp_ms: NOW_MS + i,
+            };
+            let signed = entry.sign(&CHAT, &node);
+            s.add(format!("index-{i}"), signed.clone());
+            s.add(
+                format!("sealed-index-{i}"),
+                seal::seal(&[7; 32], &[i as u8 + 9; 12], &signed),
+            );
+        }
         let page = super::inbox_page_decode::pages().pop().expect("pages").1;
         s.add("sealed-inbox-page", seal::seal(&[7; 32], &[9; 12], &page));
         s
     }
 
-    /// Any of the target's parsers accepts it: frame, contact record, roster entry verified
-    /// for `CHAT`, or opening with the `[7; 32]` seal key.
+    /// Any of the target's parsers accepts it: frame, contact record, roster or index entry
+    /// verified for `CHAT`, or opening with the `[7; 32]` seal key.
     pub fn passes(data: &[u8]) -> bool {
         Frame::decode(data).is_ok()
             || ContactRecord::decode(data).is_ok()
             || RosterEntry::verify(&CHAT, data).is_ok()
+            || IndexEntry::verify(&CHAT, data).is_ok()
             || seal::open(&[7; 32], data).is_ok()
     }
 }

@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 use proptest::prelude::*;
-use staples_protocol::chat::{ContactRecord, Frame, FrameBody, RosterEntry, seal};
+use staples_protocol::chat::{ContactRecord, Frame, FrameBody, IndexEntry, RosterEntry, seal};
 use staples_protocol::crypto::PrivateKey;
 use staples_protocol::dag::ChatId;
 
@@ -41,13 +41,29 @@ proptest! {
 
     #[test]
     fn roster_entries_verify_only_unchanged(node in key(), pss in key(), overlay in any::<[u8; 32]>(),
-        topic in any::<[u8; 4]>(), ts in any::<u64>(), chat in any::<[u8; 32]>(), flip in 0usize..183) {
+        topic in any::<[u8; 4]>(), ts in any::<u64>(), chat in any::<[u8; 32]>(), features in any::<u8>(),
+        flip in any::<prop::sample::Index>()) {
         let chat = ChatId::new(chat);
-        let e = RosterEntry { topic, node_key: node.public_key(), overlay, pss_key: pss.public_key(), timestamp_ms: ts };
+        let e = RosterEntry { topic, node_key: node.public_key(), overlay, pss_key: pss.public_key(), timestamp_ms: ts, features };
         let mut bytes = e.sign(&chat, &node);
         prop_assert_eq!(RosterEntry::verify(&chat, &bytes).unwrap(), e);
-        bytes[flip] ^= 0x01;
+        let i = flip.index(bytes.len());
+        bytes[i] ^= 0x01;
         prop_assert!(RosterEntry::verify(&chat, &bytes).is_err());
+    }
+
+    #[test]
+    fn index_entries_verify_only_unchanged_and_only_in_their_chat(node in key(), inbox_index in any::<u64>(),
+        ts in any::<u64>(), chat in any::<[u8; 32]>(), other in any::<[u8; 32]>(), flip in 0usize..122) {
+        let id = ChatId::new(chat);
+        let e = IndexEntry { node_key: node.public_key(), inbox_index, timestamp_ms: ts };
+        let mut bytes = e.sign(&id, &node);
+        prop_assert_eq!(IndexEntry::verify(&id, &bytes).unwrap(), e);
+        if other != chat {
+            prop_assert!(IndexEntry::verify(&ChatId::new(other), &bytes).is_err());
+        }
+        bytes[flip] ^= 0x01;
+        prop_assert!(IndexEntry::verify(&id, &bytes).is_err());
     }
 
     #[test]

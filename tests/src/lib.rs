@@ -7,6 +7,7 @@
 //! running this crate alone needs `cargo build -p staples-bridge -p staples-devnode --bins`
 //! first, and says so rather than starting a nested cargo.
 
+pub mod crowd;
 pub mod devp2p;
 pub mod geth;
 pub mod mailserver;
@@ -157,6 +158,22 @@ impl DevNode {
             "{method} {path}: {}",
             resp.status()
         );
+    }
+}
+
+impl DevNode {
+    /// HTTP requests node `i` has answered so far (`GET /_staples/nodes`).
+    pub async fn requests(&self, i: usize) -> u64 {
+        let nodes: Value = reqwest::get(format!("{}/_staples/nodes", self.urls[0]))
+            .await
+            .expect("admin call")
+            .json()
+            .await
+            .expect("node list");
+        let list = nodes.get("nodes").unwrap_or(&nodes);
+        list[i]["requests"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("node {i} has a request count: {nodes}"))
     }
 }
 

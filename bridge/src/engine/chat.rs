@@ -130,7 +130,63 @@ pub struct Member {
     pub reader: InboxReader,
     /// Whether the reader changed since it was last stored.
     pub dirty: bool,
+    /// Whether it writes the chat index (a version-2 roster entry or an index entry said
+    /// so): then its inbox is read when the index names a new update, and on full passes,
+    /// instead of on every pass.
+    pub indexed: bool,
+    /// The newest inbox update the chat index named that we have not read yet.
+    pub hint: Option<u64>,
+    /// Reads of `hint` that found no such update.
+    pub hint_misses: u8,
 }
+
+impl Member {
+    /// A member known by its node key only.
+    pub fn new(node_key: PublicKey, chat: ChatId) -> Self {
+        Self {
+            node_key,
+            live: None,
+            reader: InboxReader::new(chat),
+            dirty: true,
+            indexed: false,
+            hint: None,
+            hint_misses: 0,
+        }
+    }
+}
+
+/// A symmetric chat's index as we read and write it (`specs/chat-index.md`).
+#[derive(Default)]
+pub struct IndexState {
+    /// The next index entry to read; `None` until the first pass finds the feed's end.
+    pub next: Option<u64>,
+    /// Our entries of this run (index, sealed bytes, when written), re-read once after
+    /// [`INDEX_RECHECK`] because a racing writer may have replaced them.
+    pub own: Vec<(u64, Vec<u8>, std::time::Instant)>,
+    /// Entries accepted per author in the current minute (the flood bound).
+    pub flood: HashMap<[u8; 20], (std::time::Instant, u32)>,
+    /// When every member's inbox was last read (the safety net against withheld or
+    /// overwritten entries, and the catch-up of a reader that just started).
+    pub last_full: Option<std::time::Instant>,
+    /// The last read found entries that do not open or verify: read every inbox until a
+    /// read is clean again.
+    pub degraded: bool,
+    /// Slots read lately (slot, hash of what was there, when), read once more after
+    /// [`INDEX_SETTLE`]: a racing writer may have replaced the entry we saw with its own,
+    /// and nobody would append that one again.
+    pub settling: std::collections::VecDeque<(u64, [u8; 32], std::time::Instant)>,
+}
+
+/// How long after reading an index slot we read it again (longer than the few requests a
+/// racing writer needs between finding a slot free and writing it).
+pub const INDEX_SETTLE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// At most this many slots wait to be read again; beyond it the oldest are left to the
+/// full pass (a flood must not grow our memory).
+pub const INDEX_SETTLE_MAX: usize = 4096;
+
+/// How long after writing an index entry we read it back a second time.
+pub const INDEX_RECHECK: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// How long our roster (or drop-box) entry is re-read after we wrote it. Feeds have no
 /// compare-and-swap: a member that found the same index free just before our upload
@@ -167,9 +223,12 @@ pub struct ChatState {
     pub roster_next: u64,
     /// Whether our roster entry is written.
     pub announced: bool,
-    /// Our entry as written this run (index, sealed bytes, when): re-read by the sync task
-    /// until [`OWN_ENTRY_RECHECK`] has passed, because a racing writer may replace it.
-    pub own_entry: Option<(u64, Vec<u8>, std::time::Instant)>,
+    /// Our entries as written this run (index, sealed bytes, when: version 1, and version
+    /// 2 where we write the chat index): re-read by the sync task until
+    /// [`OWN_ENTRY_RECHECK`] has passed, because a racing writer may replace them.
+    pub own_entry: Vec<(u64, Vec<u8>, std::time::Instant)>,
+    /// The chat index (symmetric chats).
+    pub index: IndexState,
     /// For a chat we write to someone's public key: their node's overlay and PSS key, from
     /// their contact record.
     pub recipient_live: Option<([u8; 32], PublicKey)>,
@@ -330,7 +389,8 @@ impl ChatState {
             wanted: Vec::new(),
             roster_next: 0,
             announced: false,
-            own_entry: None,
+            own_entry: Vec::new(),
+            index: IndexState::default(),
             recipient_live: None,
             outgoing: Default::default(),
             delivered: 0,
@@ -353,6 +413,18 @@ impl ChatState {
                 Some(keys::asymmetric_page_key(&ours.ecdh_x(recipient), topic))
             }
         }
+    }
+
+    /// Whether the chat has an index: symmetric chats (an asymmetric chat has one writer per
+    /// direction, whose inbox is read directly).
+    pub fn has_index(&self) -> bool {
+        matches!(self.chat, Chat::Symmetric { .. })
+    }
+
+    /// Whether the chat is large: more members than `live_pss_max`. A writer of the index
+    /// then sends no per-member PSS to members that read the index.
+    pub fn is_large(&self, live_pss_max: usize) -> bool {
+        self.has_index() && self.members.len() > live_pss_max
     }
 
     /// Whether we may read `id` as a new message (not delivered, pending or a gap).

@@ -39,6 +39,8 @@ pub struct MemberRow {
     pub pss_key: Option<Vec<u8>>,
     /// Inbox reader JSON.
     pub reader: String,
+    /// Whether it writes the chat index.
+    pub indexed: bool,
 }
 
 /// A row of the PSS outbox.
@@ -188,18 +190,20 @@ pub async fn put_members(store: &Store, rows: Vec<MemberRow>) -> Result<(), Stor
         .run(move |t| {
             for row in rows {
                 t.execute(
-                    "INSERT INTO pss_members (chat, node, overlay, pss_key, reader)
-                     VALUES (?1, ?2, ?3, ?4, ?5)
+                    "INSERT INTO pss_members (chat, node, overlay, pss_key, reader, indexed)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                      ON CONFLICT (chat, node) DO UPDATE SET
                         overlay = coalesce(excluded.overlay, overlay),
                         pss_key = coalesce(excluded.pss_key, pss_key),
-                        reader = excluded.reader",
+                        reader = excluded.reader,
+                        indexed = max(indexed, excluded.indexed)",
                     params![
                         &row.chat.as_bytes()[..],
                         row.node,
                         row.overlay,
                         row.pss_key,
-                        row.reader
+                        row.reader,
+                        row.indexed
                     ],
                 )?;
             }
@@ -213,7 +217,7 @@ pub async fn members(store: &Store) -> Result<Vec<MemberRow>, StoreError> {
     store
         .run(|t| {
             let mut st =
-                t.prepare("SELECT chat, node, overlay, pss_key, reader FROM pss_members")?;
+                t.prepare("SELECT chat, node, overlay, pss_key, reader, indexed FROM pss_members")?;
             let rows = st.query_map([], |r| {
                 Ok(MemberRow {
                     chat: chat_of(&r.get::<_, Vec<u8>>(0)?)?,
@@ -221,6 +225,7 @@ pub async fn members(store: &Store) -> Result<Vec<MemberRow>, StoreError> {
                     overlay: r.get(2)?,
                     pss_key: r.get(3)?,
                     reader: r.get(4)?,
+                    indexed: r.get(5)?,
                 })
             })?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)

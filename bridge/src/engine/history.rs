@@ -214,8 +214,9 @@ impl<S: Swarm> Engine<S> {
                     }
                 }
                 ev => {
-                    pages += super::sync::follow(self, &mut reader, &owner, &topic, page_key, ev)
-                        .await?;
+                    pages +=
+                        super::sync::follow(self, &mut reader, &owner, &topic, page_key, ev, None)
+                            .await?;
                 }
             }
         }

@@ -17,6 +17,7 @@
 pub mod chat;
 pub mod db;
 pub mod history;
+mod index;
 pub mod send;
 pub mod sync;
 pub mod topic_log;
@@ -265,6 +266,20 @@ pub struct EngineConfig {
     /// `--topic-logs`: append every post's envelope to its topic's log, and read the logs
     /// of the filters' topics ([`topic_log`]).
     pub topic_logs: bool,
+    /// Write and read symmetric chats' indexes (`specs/chat-index.md`); off acts as a
+    /// peer from before the index (`--no-chat-index`).
+    pub chat_index: bool,
+    /// A chat with more members than this is large: its index writers send no per-member
+    /// PSS to members that read the index, and its readers poll the index every
+    /// `live_poll` (from half this many members on).
+    pub live_pss_max: usize,
+    /// How often the index of a large chat is polled.
+    pub live_poll: Duration,
+    /// How often every member's inbox is read even when the index names nothing new.
+    pub full_pass_interval: Duration,
+    /// Index entries accepted per author per minute; the excess is counted and left to
+    /// the next full pass.
+    pub index_per_author_per_minute: u32,
 }
 
 impl Default for EngineConfig {
@@ -276,6 +291,11 @@ impl Default for EngineConfig {
             pss_target_bytes: 2,
             live_parallelism: 16,
             topic_logs: false,
+            chat_index: true,
+            live_pss_max: 16,
+            live_poll: Duration::from_secs(1),
+            full_pass_interval: Duration::from_secs(600),
+            index_per_author_per_minute: 120,
         }
     }
 }
@@ -353,6 +373,8 @@ struct Inner<S> {
     identities: Mutex<BTreeMap<String, Arc<PrivateKey>>>,
     /// Next drop-box index to read, by drop-box owner (in memory: a restart re-reads).
     drop_box_next: Mutex<HashMap<[u8; 20], u64>>,
+    /// When our roster entries were last read back ([`send::recheck_own_entries`]).
+    own_entries_checked: Mutex<Option<std::time::Instant>>,
     /// Followed topic logs.
     topic_logs: Mutex<topic_log::Follows>,
     counters: Mutex<BTreeMap<&'static str, u64>>,
@@ -422,6 +444,7 @@ impl<S: Swarm> Engine<S> {
                 turns: Mutex::new(HashMap::new()),
                 identities: Mutex::new(BTreeMap::new()),
                 drop_box_next: Mutex::new(HashMap::new()),
+                own_entries_checked: Mutex::new(None),
                 topic_logs: Mutex::new(HashMap::new()),
                 counters: Mutex::new(BTreeMap::new()),
                 bee_ok: AtomicBool::new(false),
@@ -587,10 +610,11 @@ impl<S: Swarm> Engine<S> {
             st.members.insert(
                 node_key.eth_address(),
                 Member {
-                    node_key,
                     live,
                     reader,
                     dirty: false,
+                    indexed: m.indexed,
+                    ..Member::new(node_key, st.id)
                 },
             );
         }
@@ -842,15 +866,7 @@ impl<S: Swarm> Engine<S> {
             // parents are listed there, R4).
             let addr = author.eth_address();
             if addr != self.node_address() && !st.members.contains_key(&addr) {
-                st.members.insert(
-                    addr,
-                    Member {
-                        node_key: author,
-                        live: None,
-                        reader: staples_protocol::inbox::InboxReader::new(chat),
-                        dirty: true,
-                    },
-                );
+                st.members.insert(addr, Member::new(author, chat));
                 self.inner.wake_sync.notify_one();
             }
             if !st.wants(&incoming.message.id()) {
@@ -1046,6 +1062,15 @@ impl<S: Swarm> Engine<S> {
                     "clock": st.clock.last(),
                     "inboxNextIndex": st.writer.as_ref().map(|w| w.next_index()),
                     "catchUp": st.catchup.status(),
+                    // specs/chat-index.md: where we read the index, how many members
+                    // write it, and when every inbox was last read.
+                    "index": st.has_index().then(|| json!({
+                        "next": st.index.next,
+                        "degraded": st.index.degraded,
+                        "indexedMembers": st.members.values().filter(|m| m.indexed).count(),
+                        "large": st.is_large(self.inner.cfg.live_pss_max),
+                        "lastFullPassMsAgo": st.index.last_full.map(|t| t.elapsed().as_millis() as u64),
+                    })),
                     "membersKnownIndex": st.members.iter().map(|(a, m)| (format!("0x{}", hex::encode(a)), m.reader.known_index())).collect::<BTreeMap<_, _>>(),
                 })
             })

@@ -13,6 +13,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use staples_protocol::chat::keys::{self, Chat};
+use staples_protocol::chat::roster::FEATURE_CHAT_INDEX;
 use staples_protocol::chat::{Frame, RosterEntry, seal};
 use staples_protocol::crypto::{PrivateKey, keccak256_concat};
 use staples_protocol::dag::{ChatId, MessageId};
@@ -26,6 +27,9 @@ use staples_protocol::whisper::ecies;
 use super::chat::OWN_ENTRY_RECHECK;
 use super::{Engine, db, lock, now_ms};
 use crate::swarm::{Swarm, SwarmError};
+
+/// How often our recent roster entries are read back.
+const OWN_ENTRY_RECHECK_EVERY: Duration = Duration::from_secs(5);
 
 /// How long the sender waits before retrying after a failure.
 const RETRY: Duration = Duration::from_secs(1);
@@ -145,6 +149,11 @@ async fn send_row<S: Swarm>(engine: &Engine<S>, mut row: db::OutboxRow) -> Resul
         row.page_index = Some(page.index());
     }
     let address = publish_page(engine, &row.chat, &page, &page_key).await?;
+    if inner.cfg.chat_index {
+        // Readers of the index learn of the post from here (a retry after a crash may
+        // append a second entry for the same update; readers take the newest hint).
+        super::index::append(engine, row.chat, page.index()).await?;
+    }
     if inner.cfg.topic_logs {
         append_to_topic_log(engine, &row.envelope).await?;
     }
@@ -267,16 +276,24 @@ async fn send_live<S: Swarm>(
     envelope: &[u8],
     reference: [u8; 32],
 ) -> bool {
-    let targets: Vec<_> = {
+    let (targets, large) = {
         let chats = lock(&engine.inner.chats);
         let Some(st) = chats.get(chat) else {
             return false;
         };
-        let mut t: Vec<_> = st.members.values().filter_map(|m| m.live).collect();
+        // A large chat's index readers poll the index: PSS goes only to members that do
+        // not read it (peers from before the index, while a network upgrades).
+        let large = engine.inner.cfg.chat_index && st.is_large(engine.inner.cfg.live_pss_max);
+        let mut t: Vec<_> = st
+            .members
+            .values()
+            .filter(|m| !(large && m.indexed))
+            .filter_map(|m| m.live)
+            .collect();
         t.extend(st.recipient_live);
-        t
+        (t, large)
     };
-    let targets_empty = targets.is_empty();
+    let targets_empty = targets.is_empty() && !large;
     let frame = Frame::for_message(*chat, envelope, reference).encode();
     let topic = keys::PSS_TOPIC_NAME;
     let prefix = engine.inner.cfg.pss_target_bytes.clamp(1, 3);
@@ -325,10 +342,20 @@ async fn announce_all<S: Swarm>(engine: &Engine<S>) -> Result<(), SwarmError> {
                 .get(&id)
                 .is_some_and(|st| st.opener.is_some());
         if owes_entry && !ours {
-            let (index, sealed) = announce(engine, &id, &chat).await?;
+            // Version 1 for every reader; in a symmetric chat where we write the index,
+            // version 2 too, which tells upgraded readers to follow us by the index (both
+            // while a network upgrades: specs/chat-index.md §6).
+            let mut written = vec![announce(engine, &id, &chat, 0).await?];
+            if engine.inner.cfg.chat_index && matches!(chat, Chat::Symmetric { .. }) {
+                written.push(announce(engine, &id, &chat, FEATURE_CHAT_INDEX).await?);
+            }
             if let Some(st) = lock(&engine.inner.chats).get_mut(&id) {
                 st.announced = true;
-                st.own_entry = Some((index, sealed, std::time::Instant::now()));
+                let now = std::time::Instant::now();
+                st.own_entry = written
+                    .into_iter()
+                    .map(|(index, sealed)| (index, sealed, now))
+                    .collect();
             }
             store_or_log(engine.persist_chat(id).await);
             engine.count("announced");
@@ -357,6 +384,7 @@ async fn announce<S: Swarm>(
     engine: &Engine<S>,
     id: &ChatId,
     chat: &Chat,
+    features: u8,
 ) -> Result<(u64, Vec<u8>), SwarmError> {
     let me = engine.me().await?;
     let entry = RosterEntry {
@@ -365,6 +393,7 @@ async fn announce<S: Swarm>(
         overlay: me.overlay,
         pss_key: me.pss_public_key,
         timestamp_ms: now_ms(),
+        features,
     }
     .sign(id, &engine.inner.node_key);
     let sealed = match chat {
@@ -436,18 +465,26 @@ pub(super) async fn append_shared<S: Swarm>(
     )))
 }
 
-/// Re-reads the roster entries we wrote in the last [`OWN_ENTRY_RECHECK`]; one that was
-/// replaced is owed again, and the sender writes it at the next free index.
+/// Re-reads the roster entries we wrote in the last [`OWN_ENTRY_RECHECK`], at most once per
+/// [`OWN_ENTRY_RECHECK_EVERY`] (a fast-polling pass must not pay for it every time); one
+/// that was replaced is owed again, and the sender writes it at the next free index.
 pub(super) async fn recheck_own_entries<S: Swarm>(engine: &Engine<S>) -> Result<(), SwarmError> {
+    {
+        let mut last = lock(&engine.inner.own_entries_checked);
+        if last.is_some_and(|t| t.elapsed() < OWN_ENTRY_RECHECK_EVERY) {
+            return Ok(());
+        }
+        *last = Some(std::time::Instant::now());
+    }
     let due: Vec<(ChatId, Chat, u64, Vec<u8>)> = lock(&engine.inner.chats)
         .values_mut()
-        .filter_map(|st| {
-            let (index, sealed, at) = st.own_entry.as_ref()?;
-            if at.elapsed() > OWN_ENTRY_RECHECK {
-                st.own_entry = None;
-                return None;
-            }
-            Some((st.id, st.chat.clone(), *index, sealed.clone()))
+        .flat_map(|st| {
+            st.own_entry
+                .retain(|(_, _, at)| at.elapsed() <= OWN_ENTRY_RECHECK);
+            let (id, chat) = (st.id, st.chat.clone());
+            st.own_entry
+                .iter()
+                .map(move |(index, sealed, _)| (id, chat.clone(), *index, sealed.clone()))
         })
         .collect();
     for (id, chat, index, sealed) in due {
@@ -462,7 +499,7 @@ pub(super) async fn recheck_own_entries<S: Swarm>(engine: &Engine<S>) -> Result<
             engine.count("roster_entry_replaced");
             if let Some(st) = lock(&engine.inner.chats).get_mut(&id) {
                 st.announced = false;
-                st.own_entry = None;
+                st.own_entry.clear();
             }
             engine.inner.wake_send.notify_one();
         }

@@ -19,7 +19,7 @@ use staples_protocol::chat::keys::{self, Chat};
 use staples_protocol::chat::{ContactRecord, Frame, FrameBody, RosterEntry, seal};
 use staples_protocol::crypto::{PrivateKey, PublicKey};
 use staples_protocol::dag::{ChatId, MessageId};
-use staples_protocol::inbox::{InboxEntry, InboxReader, ReadError, ReaderEvent};
+use staples_protocol::inbox::{InboxEntry, InboxReader, MAX_ENTRIES, ReadError, ReaderEvent};
 use staples_protocol::swarm::feed;
 use staples_protocol::swarm::soc::SingleOwnerChunk;
 use staples_protocol::swarm::{Cac, ChunkAddress};
@@ -29,20 +29,26 @@ use super::chat::{Member, Opener};
 use super::{Engine, db, lock, now_ms};
 use crate::swarm::{Swarm, SwarmError};
 
-/// How often a node whose Bee receives no PSS (light, ultra-light) polls for new messages.
-pub const LIGHT_POLL: Duration = Duration::from_secs(1);
-
 pub(super) async fn run<S: Swarm>(engine: Engine<S>) {
     let mut contacts_done: HashSet<[u8; 20]> = HashSet::new();
     loop {
+        let started = std::time::Instant::now();
         let r = pass(&engine, &mut contacts_done).await;
         engine.note_swarm(&r);
+        engine.count("sync_passes");
+        crate::metrics::observe_sync_pass(started.elapsed());
         engine.tick_timeouts().await;
         let wait = if r.is_ok() {
-            match engine.bee_mode() {
-                // No PSS reaches a light node: live delivery is by polling the feeds.
-                Some(m) if !m.receives_pss() => LIGHT_POLL.min(engine.inner.cfg.sync_interval),
-                _ => engine.inner.cfg.sync_interval,
+            // No PSS reaches a light node, and large chats get none: live delivery is by
+            // polling (the index, or every feed without one).
+            if polls_live(&engine) {
+                engine
+                    .inner
+                    .cfg
+                    .live_poll
+                    .min(engine.inner.cfg.sync_interval)
+            } else {
+                engine.inner.cfg.sync_interval
             }
         } else {
             Duration::from_secs(1).min(engine.inner.cfg.sync_interval)
@@ -91,24 +97,119 @@ async fn pass<S: Swarm>(
     for chat in rosters {
         read_roster(engine, chat).await?;
     }
-    let readers: Vec<(ChatId, [u8; 20])> = lock(&engine.inner.chats)
+    if engine.inner.cfg.chat_index {
+        super::index::recheck_own(engine).await?;
+    }
+    // Which inboxes this pass reads: every member of a chat due for a full pass; else
+    // members that do not write the index, and those the index named a new update of.
+    let mut full: HashSet<ChatId> = HashSet::new();
+    let reading: Vec<(ChatId, bool)> = lock(&engine.inner.chats)
         .values()
         .filter(|st| st.opener.is_some())
-        .flat_map(|st| st.members.keys().map(move |a| (st.id, *a)))
+        .map(|st| (st.id, st.has_index()))
         .collect();
-    for (chat, member) in readers {
-        match read_inbox(engine, chat, member).await {
+    for (chat, indexed) in reading {
+        let due = !indexed || !engine.inner.cfg.chat_index || full_pass_due(engine, &chat);
+        if indexed && engine.inner.cfg.chat_index {
+            match super::index::read(engine, chat, due).await {
+                Ok(r) if r.refused > 0 => {
+                    tracing::debug!(refused = r.refused, "chat index holds invalid entries");
+                }
+                Ok(_) => {}
+                Err(e) if e.is_transient() => return Err(e),
+                Err(e) => {
+                    engine.count("index_unreadable");
+                    tracing::debug!(error = %e, "chat index unreadable; reading every inbox");
+                    if let Some(st) = lock(&engine.inner.chats).get_mut(&chat) {
+                        st.index.degraded = true;
+                    }
+                }
+            }
+        }
+        if due || full_pass_due(engine, &chat) {
+            full.insert(chat);
+        }
+    }
+    let readers: Vec<(ChatId, [u8; 20], Option<u64>)> = lock(&engine.inner.chats)
+        .values()
+        .filter(|st| st.opener.is_some())
+        .flat_map(|st| {
+            let full = full.contains(&st.id);
+            st.members.iter().filter_map(move |(a, m)| {
+                if full || !m.indexed {
+                    Some((st.id, *a, None))
+                } else {
+                    m.hint
+                        .filter(|h| m.reader.known_index() < Some(*h))
+                        .map(|h| (st.id, *a, Some(h)))
+                }
+            })
+        })
+        .collect();
+    // Inboxes are read side by side (each walk fetches its own listed messages in
+    // parallel too), so a new reader of a chat of a thousand writers is not a thousand
+    // round trips long.
+    let par = engine.inner.cfg.fetch_parallelism.max(1);
+    let results: Vec<Result<(), SyncError>> = futures_util::stream::iter(readers)
+        .map(|(chat, member, hint)| read_inbox(engine, chat, member, hint))
+        .buffer_unordered(par)
+        .collect()
+        .await;
+    let mut transient = None;
+    for r in results {
+        match r {
             Ok(()) => {}
-            Err(SyncError::Swarm(e)) if e.is_transient() => return Err(e),
+            Err(SyncError::Swarm(e)) if e.is_transient() => transient = Some(e),
             Err(e) => {
                 engine.count(e.reason());
                 tracing::debug!(error = %e, "inbox read refused");
             }
         }
     }
+    if let Some(e) = transient {
+        persist_members(engine).await;
+        return Err(e);
+    }
+    for chat in &full {
+        if let Some(st) = lock(&engine.inner.chats).get_mut(chat) {
+            st.index.last_full = Some(std::time::Instant::now());
+        }
+    }
+    if !full.is_empty() {
+        engine.count_n("full_passes", full.len() as u64);
+    }
     persist_members(engine).await;
     fetch_wanted(engine).await;
     super::topic_log::read_all(engine).await
+}
+
+/// Whether `chat` is due for a full pass: never read in full this run, the interval
+/// passed, or the index was degraded at the last read (then at most once per sync
+/// interval, so a member writing garbage cannot make us read every inbox every second).
+fn full_pass_due<S: Swarm>(engine: &Engine<S>, chat: &ChatId) -> bool {
+    let cfg = &engine.inner.cfg;
+    lock(&engine.inner.chats)
+        .get(chat)
+        .is_some_and(|st| match st.index.last_full {
+            None => true,
+            Some(t) => {
+                let since = t.elapsed();
+                since >= cfg.full_pass_interval || (st.index.degraded && since >= cfg.sync_interval)
+            }
+        })
+}
+
+/// Whether some chat we read needs polling faster than the sync interval: a large chat
+/// (its writers send no per-member PSS), or any chat when our Bee receives no PSS.
+pub(super) fn polls_live<S: Swarm>(engine: &Engine<S>) -> bool {
+    if engine.bee_mode().is_some_and(|m| !m.receives_pss()) {
+        return true;
+    }
+    let cfg = &engine.inner.cfg;
+    cfg.chat_index
+        && lock(&engine.inner.chats).values().any(|st| {
+            st.opener.is_some() && st.has_index() && st.members.len() * 2 > cfg.live_pss_max
+        })
 }
 
 /// Why reading one inbox stopped.
@@ -207,27 +308,47 @@ async fn publish_contact<S: Swarm>(engine: &Engine<S>, key: &PrivateKey) -> Resu
     Ok(())
 }
 
-/// Reads a rendezvous feed from index `start` until the first missing update; returns
-/// the sealed payloads and the next index to read. Updates that fail verification (a
-/// forging Bee) are counted and skipped.
+/// Reads a shared feed (a rendezvous roster, a chat index) from index `start` until the
+/// first missing update; returns the payloads with their indexes and the next index to
+/// read. Updates are fetched in windows that double from one (an idle read is one
+/// request) up to `fetch_parallelism`, since every index is a known address. Updates that
+/// fail verification (a forging Bee) are counted and skipped.
+pub(super) async fn read_shared<S: Swarm>(
+    engine: &Engine<S>,
+    owner: &[u8; 20],
+    topic: &feed::FeedTopic,
+    start: u64,
+) -> Result<(Vec<(u64, Vec<u8>)>, u64), SwarmError> {
+    let max = engine.inner.cfg.fetch_parallelism.max(1) as u64;
+    let mut out = Vec::new();
+    let (mut index, mut window) = (start, 1u64);
+    loop {
+        let fetched = futures_util::future::join_all(
+            (index..index.saturating_add(window)).map(|i| fetch_update(engine, owner, topic, i)),
+        )
+        .await;
+        for got in fetched {
+            match got {
+                Ok(soc) => out.push((index, soc.wrapped().payload().to_vec())),
+                Err(SwarmError::NotFound) => return Ok((out, index)),
+                Err(SwarmError::Invalid(_)) => engine.count("forged_chunk"),
+                Err(e) => return Err(e),
+            }
+            index += 1;
+        }
+        window = (window * 2).min(max);
+    }
+}
+
+/// Reads a rendezvous feed from index `start`: the sealed payloads and the next index.
 async fn read_rendezvous<S: Swarm>(
     engine: &Engine<S>,
     chat: &Chat,
     start: u64,
 ) -> Result<(Vec<Vec<u8>>, u64), SwarmError> {
     let owner = chat.rendezvous_key().public_key().eth_address();
-    let topic = keys::rendezvous_topic();
-    let mut index = start;
-    let mut out = Vec::new();
-    loop {
-        match fetch_update(engine, &owner, &topic, index).await {
-            Ok(soc) => out.push(soc.wrapped().payload().to_vec()),
-            Err(SwarmError::NotFound) => return Ok((out, index)),
-            Err(SwarmError::Invalid(_)) => engine.count("forged_chunk"),
-            Err(e) => return Err(e),
-        }
-        index += 1;
-    }
+    let (updates, next) = read_shared(engine, &owner, &keys::rendezvous_topic(), start).await?;
+    Ok((updates.into_iter().map(|(_, p)| p).collect(), next))
 }
 
 /// Reads new entries of an identity's drop box: each names a writer node and topic of an
@@ -293,12 +414,15 @@ fn add_member<S: Swarm>(engine: &Engine<S>, chat: &ChatId, entry: &RosterEntry) 
     let Some(st) = chats.get_mut(chat) else {
         return;
     };
-    let m = st.members.entry(addr).or_insert_with(|| Member {
-        node_key: entry.node_key,
-        live: None,
-        reader: InboxReader::new(*chat),
-        dirty: true,
-    });
+    let indexed = st.has_index() && entry.writes_index();
+    let m = st
+        .members
+        .entry(addr)
+        .or_insert_with(|| Member::new(entry.node_key, *chat));
+    if indexed && !m.indexed {
+        m.indexed = true;
+        m.dirty = true;
+    }
     let live = Some((entry.overlay, entry.pss_key));
     if m.live != live {
         m.live = live;
@@ -340,11 +464,56 @@ async fn read_roster<S: Swarm>(engine: &Engine<S>, chat: ChatId) -> Result<(), S
 }
 
 /// Walks one member's inbox for one chat back to what we have, then fetches the listed
-/// messages we lack in parallel.
+/// messages we lack in parallel. `hint` is the update the chat index named: read from
+/// there without asking Bee for the feed's newest update.
 async fn read_inbox<S: Swarm>(
     engine: &Engine<S>,
     chat: ChatId,
     member: [u8; 20],
+    hint: Option<u64>,
+) -> Result<(), SyncError> {
+    let hinted = lock(&engine.inner.chats)
+        .get(&chat)
+        .and_then(|st| st.members.get(&member))
+        .and_then(|m| m.hint);
+    let r = walk_inbox(engine, chat, member, hint).await;
+    if matches!(&r, Err(SyncError::Swarm(e)) if e.is_transient()) {
+        return r;
+    }
+    // The hint we started with is now read, unless the update it names is still not
+    // there: a chunk not yet retrievable gets HINT_TRIES passes, an entry naming an
+    // update that was never written is then dropped. A hint that arrived during the read
+    // stays for the next pass.
+    let mut dangling = false;
+    if let Some(m) = lock(&engine.inner.chats)
+        .get_mut(&chat)
+        .and_then(|st| st.members.get_mut(&member))
+        && m.hint == hinted
+    {
+        match hinted {
+            Some(h) if m.reader.known_index() < Some(h) => {
+                m.hint_misses += 1;
+                if m.hint_misses >= HINT_TRIES {
+                    (m.hint, m.hint_misses, dangling) = (None, 0, true);
+                }
+            }
+            _ => (m.hint, m.hint_misses) = (None, 0),
+        }
+    }
+    if dangling {
+        engine.count("index_dangling");
+    }
+    r
+}
+
+/// How many passes an index hint naming a missing inbox update is tried.
+const HINT_TRIES: u8 = 3;
+
+async fn walk_inbox<S: Swarm>(
+    engine: &Engine<S>,
+    chat: ChatId,
+    member: [u8; 20],
+    hint: Option<u64>,
 ) -> Result<(), SyncError> {
     let (mut reader, page_key, progress) = {
         let chats = lock(&engine.inner.chats);
@@ -371,11 +540,16 @@ async fn read_inbox<S: Swarm>(
     };
     let topic = keys::inbox_topic(&chat);
     let known = reader.known_index();
-    let latest = engine
-        .inner
-        .swarm
-        .feed_latest_index(&member, &topic, known)
-        .await?;
+    let latest = match hint {
+        Some(h) => Some(h),
+        None => {
+            engine
+                .inner
+                .swarm
+                .feed_latest_index(&member, &topic, known)
+                .await?
+        }
+    };
     let Some(latest) = latest else {
         return Ok(());
     };
@@ -390,16 +564,21 @@ async fn read_inbox<S: Swarm>(
     let head = match fetch_update(engine, &member, &topic, latest).await {
         Ok(s) => s,
         Err(SwarmError::NotFound) => {
-            engine.count("stale_read");
+            // A stale read, or an index entry naming an update not (yet) there, which
+            // `read_inbox` counts.
+            if hint.is_none() {
+                engine.count("stale_read");
+            }
             return Ok(());
         }
         Err(e) => return Err(e.into()),
     };
-    reader.handle_latest(
-        latest,
-        *head.address().as_bytes(),
-        &open_page(&page_key, &head)?,
-    )?;
+    let head_page = open_page(&page_key, &head)?;
+    let first_index = staples_protocol::inbox::Page::decode(&head_page)
+        .map(|p| p.first_index())
+        .unwrap_or(0);
+    reader.handle_latest(latest, *head.address().as_bytes(), &head_page)?;
+    let mut prefetch = Prefetch::new(engine, member, topic, first_index, known);
     // The walk (one sequential page fetch per 55 entries) and the message fetches (in
     // parallel) overlap: each page's entries are fetched while the next page is read.
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<InboxEntry>();
@@ -417,7 +596,16 @@ async fn read_inbox<S: Swarm>(
                 ev @ (ReaderEvent::FetchPage(_) | ReaderEvent::Skipped { .. }) => {
                     walk_progress.listed(page.len() as u64);
                     flush(&mut page, &tx);
-                    let n = follow(engine, reader_ref, &member, &topic, &page_key, ev).await?;
+                    let n = follow(
+                        engine,
+                        reader_ref,
+                        &member,
+                        &topic,
+                        &page_key,
+                        ev,
+                        Some(&mut prefetch),
+                    )
+                    .await?;
                     walk_progress.pages(n);
                     pages += n;
                 }
@@ -463,6 +651,76 @@ async fn read_inbox<S: Swarm>(
     Ok(())
 }
 
+/// The earlier pages of an inbox, fetched ahead of the walk that follows `prev` links.
+///
+/// A page rolls over after [`MAX_ENTRIES`] entries and entry `k` of a page is published at
+/// feed index `first_index + k` (`specs/inbox.md`), so the last version of the page
+/// before the head is update `first_index − 1`, the one before that
+/// `first_index − 1 − MAX_ENTRIES`, and so on: addresses known before any of them is
+/// read. Up to `fetch_parallelism` are fetched at once, in walk order; a `prev` link that
+/// names another address (a writer that broke the rule) is fetched on its own, and the
+/// rest of the prefetch is dropped.
+pub(super) struct Prefetch<'a> {
+    pages: Option<PageStream<'a>>,
+}
+
+/// Prefetched page chunks with their addresses, in walk order.
+type PageStream<'a> = std::pin::Pin<
+    Box<
+        dyn futures_util::Stream<Item = (ChunkAddress, Result<SingleOwnerChunk, SwarmError>)>
+            + Send
+            + 'a,
+    >,
+>;
+
+impl<'a> Prefetch<'a> {
+    /// Prefetches the pages before a head page starting at `first_index`, down to the one
+    /// holding `known` (everything when `None`).
+    pub(super) fn new<S: Swarm>(
+        engine: &'a Engine<S>,
+        owner: [u8; 20],
+        topic: feed::FeedTopic,
+        first_index: u64,
+        known: Option<u64>,
+    ) -> Self {
+        let step = MAX_ENTRIES as u64;
+        let indexes =
+            std::iter::successors(first_index.checked_sub(1), move |i| i.checked_sub(step))
+                .take_while(move |i| known.is_none_or(|k| *i > k));
+        let par = engine.inner.cfg.fetch_parallelism.max(1);
+        let pages = futures_util::stream::iter(indexes)
+            .map(move |i| async move {
+                (
+                    feed::update_address(&owner, &topic, i),
+                    engine
+                        .inner
+                        .swarm
+                        .download_soc(&feed::update_address(&owner, &topic, i))
+                        .await,
+                )
+            })
+            .buffered(par);
+        Self {
+            pages: Some(Box::pin(pages)),
+        }
+    }
+
+    /// The prefetched chunk at `address`, if it is the next one in walk order.
+    async fn take(
+        &mut self,
+        address: &ChunkAddress,
+    ) -> Option<Result<SingleOwnerChunk, SwarmError>> {
+        let pages = self.pages.as_mut()?;
+        match pages.next().await {
+            Some((a, got)) if &a == address => Some(got),
+            _ => {
+                self.pages = None;
+                None
+            }
+        }
+    }
+}
+
 /// Feeds `reader` what walk event `ev` asks for: the previous page (which must be the
 /// owner's), or the feed updates of indexes no page listed. Entries and `Done` are the
 /// caller's business. Returns the pages fetched.
@@ -473,14 +731,19 @@ pub(super) async fn follow<S: Swarm>(
     topic: &feed::FeedTopic,
     page_key: &[u8; 32],
     ev: ReaderEvent,
+    prefetch: Option<&mut Prefetch<'_>>,
 ) -> Result<u64, SyncError> {
     match ev {
         ReaderEvent::FetchPage(r) => {
-            let soc = engine
-                .inner
-                .swarm
-                .download_soc(&ChunkAddress::from_bytes(r))
-                .await?;
+            let address = ChunkAddress::from_bytes(r);
+            let ahead = match prefetch {
+                Some(p) => p.take(&address).await,
+                None => None,
+            };
+            let soc = match ahead {
+                Some(got) => got?,
+                None => engine.inner.swarm.download_soc(&address).await?,
+            };
             if soc.owner() != owner {
                 return Err(SyncError::from(SwarmError::Invalid(
                     "page chain leaves the owner's feed".into(),
@@ -580,6 +843,7 @@ async fn persist_members<S: Swarm>(engine: &Engine<S>) {
                     overlay: m.live.as_ref().map(|l| l.0.to_vec()),
                     pss_key: m.live.as_ref().map(|l| l.1.to_compressed().to_vec()),
                     reader: serde_json::to_string(&m.reader).unwrap_or_default(),
+                    indexed: m.indexed,
                 });
             }
         }

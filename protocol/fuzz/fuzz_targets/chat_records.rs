@@ -1,10 +1,11 @@
-//! The Swarm-transport parsers of `protocol::chat`: PSS frames, contact records and roster
-//! entries never panic, and what parses re-encodes to the same bytes (frames, contact
-//! records) or verifies only under the signer it names (roster entries).
+//! The Swarm-transport parsers of `protocol::chat`: PSS frames, contact records, roster
+//! entries and chat-index entries never panic, and what parses re-encodes to the same
+//! bytes (frames, contact records) or verifies only under the signer and chat it names
+//! (roster and index entries).
 #![no_main]
 
 use libfuzzer_sys::{fuzz_mutator, fuzz_target};
-use staples_protocol::chat::{ContactRecord, Frame, FrameBody, RosterEntry, seal};
+use staples_protocol::chat::{ContactRecord, Frame, FrameBody, IndexEntry, RosterEntry, seal};
 use staples_protocol::crypto::PrivateKey;
 use staples_protocol::dag::ChatId;
 use staples_protocol_fuzz::{Rng, bytes, edge_u64, mutate_with, proto, rlp};
@@ -23,6 +24,10 @@ fuzz_target!(|data: &[u8]| {
         assert!(RosterEntry::verify(&ChatId::new([0x22; 32]), data).is_err());
         let _ = entry;
     }
+    if let Ok(entry) = IndexEntry::verify(&chat, data) {
+        assert!(IndexEntry::verify(&ChatId::new([0x22; 32]), data).is_err());
+        assert_eq!(entry.sign(&chat, &member()), data, "index entry re-signs identically");
+    }
     // Opening arbitrary bytes as a sealed page or entry fails cleanly.
     let _ = seal::open(&[7; 32], data);
 });
@@ -36,7 +41,7 @@ fuzz_mutator!(|data: &mut [u8], size: usize, max_size: usize, seed: u32| {
 /// fields; frames get an edited chat, reference or inline body (RLP-aware); the rest is
 /// edited as protobuf.
 fn edit(input: &[u8], rng: &mut Rng, room: usize) -> Option<Vec<u8>> {
-    let member = PrivateKey::from_bytes(&[0x6b; 32]).ok()?;
+    let member = member();
     if let Ok(inner) = seal::open(&[7; 32], input) {
         let edited = edit(&inner, rng, room)?;
         let nonce = [rng.next() as u8; 12];
@@ -44,11 +49,20 @@ fn edit(input: &[u8], rng: &mut Rng, room: usize) -> Option<Vec<u8>> {
     }
     let chat = ChatId::new([0x11; 32]);
     if let Ok(mut e) = RosterEntry::verify(&chat, input) {
-        match rng.below(4) {
+        match rng.below(5) {
             0 => e.topic = rng.next().to_be_bytes(),
             1 => e.overlay[rng.below(32)] ^= rng.next() as u8 | 1,
             2 => e.timestamp_ms = edge_u64(rng, e.timestamp_ms),
+            3 => e.features = rng.next() as u8,
             _ => e.pss_key = member.public_key(),
+        }
+        e.node_key = member.public_key();
+        return Some(e.sign(&chat, &member));
+    }
+    if let Ok(mut e) = IndexEntry::verify(&chat, input) {
+        match rng.below(2) {
+            0 => e.inbox_index = edge_u64(rng, e.inbox_index),
+            _ => e.timestamp_ms = edge_u64(rng, e.timestamp_ms),
         }
         e.node_key = member.public_key();
         return Some(e.sign(&chat, &member));
@@ -77,10 +91,17 @@ fn edit(input: &[u8], rng: &mut Rng, room: usize) -> Option<Vec<u8>> {
     proto::mutate(input, rng, room)
 }
 
-/// The first parsers: any of the four accepts.
+/// The member whose key edited entries are signed with (and name).
+fn member() -> PrivateKey {
+    PrivateKey::from_bytes(&[0x6b; 32]).expect("a valid secp256k1 secret")
+}
+
+/// The first parsers: any of the five accepts.
 fn passes(data: &[u8]) -> bool {
+    let chat = ChatId::new([0x11; 32]);
     Frame::decode(data).is_ok()
         || ContactRecord::decode(data).is_ok()
-        || RosterEntry::verify(&ChatId::new([0x11; 32]), data).is_ok()
+        || RosterEntry::verify(&chat, data).is_ok()
+        || IndexEntry::verify(&chat, data).is_ok()
         || seal::open(&[7; 32], data).is_ok()
 }

@@ -40,6 +40,12 @@ pub fn rendezvous_topic() -> FeedTopic {
     FeedTopic::from_bytes(keccak256_concat(&[b"staples/rendezvous/v1"]))
 }
 
+/// Topic of every symmetric chat's index feed (owned by the chat's rendezvous key, like
+/// its roster; [`super::index`]).
+pub fn index_topic() -> FeedTopic {
+    FeedTopic::from_bytes(keccak256_concat(&[b"staples/chat-index/v1"]))
+}
+
 /// The name of the one PSS topic Staples frames travel on (Bee's API takes the name and
 /// hashes it); the frame names the chat, and PSS encrypts each message to its recipient
 /// node, so a shared topic reveals nothing more.

@@ -9,6 +9,8 @@
 //! - [`seal`]: AES-256-GCM sealing of pages and roster entries with a 32-byte key;
 //! - [`roster`]: the signed entry a member writes to a chat's rendezvous feed ("my inbox
 //!   for this chat is the feed of node key N; reach me live at overlay O");
+//! - [`index`]: the signed entry a member appends to a symmetric chat's index feed after
+//!   each post ("my inbox for this chat has update K"), read instead of every inbox;
 //! - [`contact`]: the contact record an identity key publishes on its own feed;
 //! - [`frame`]: the PSS frame that carries a sealed message (inline or by reference).
 //!
@@ -16,12 +18,14 @@
 
 pub mod contact;
 pub mod frame;
+pub mod index;
 pub mod keys;
 pub mod roster;
 pub mod seal;
 
 pub use contact::{ContactError, ContactRecord};
 pub use frame::{Frame, FrameBody, FrameError};
+pub use index::{IndexEntry, IndexError};
 pub use keys::Chat;
 pub use roster::{RosterEntry, RosterError};
 pub use seal::SealError;
