@@ -156,6 +156,10 @@ pub struct RunArgs {
     /// pss: how often large chats' indexes are polled, in milliseconds [default: 1000].
     #[arg(long, env = "STAPLES_LIVE_POLL_MS")]
     pub live_poll_ms: Option<u64>,
+    /// pss: Bee requests a catch-up keeps in flight (inboxes, pages, messages)
+    /// [default: 64].
+    #[arg(long, env = "STAPLES_FETCH_PARALLELISM")]
+    pub fetch_parallelism: Option<usize>,
     /// Serve Prometheus metrics (`/metrics`) here as well, e.g. 127.0.0.1:9464 (same
     /// loopback and token rules as the RPC; `/metrics` is always on the RPC listener too).
     #[arg(long, env = "STAPLES_METRICS_ADDR")]
@@ -196,6 +200,7 @@ struct FileConfig {
     full_pass_interval_ms: Option<u64>,
     live_pss_max: Option<usize>,
     live_poll_ms: Option<u64>,
+    fetch_parallelism: Option<usize>,
 }
 
 /// The `[relay]` section of the `--config` file (read by `staples relay`).
@@ -383,32 +388,35 @@ pub struct Config {
     pub mailserver: Option<String>,
     /// Where `/metrics` is served besides the RPC listener.
     pub metrics_addr: Option<SocketAddr>,
-    /// pss: the chat index ([`crate::engine::EngineConfig::chat_index`] and the knobs
-    /// beside it).
-    pub chat_index: ChatIndexConfig,
+    /// pss: how chats are read: the chat index and the knobs beside it.
+    pub reads: ReadConfig,
 }
 
-/// The chat index's knobs (`specs/chat-index.md`).
+/// How a `pss` sidecar reads chats: the chat index (`specs/chat-index.md`), full passes,
+/// live polling, and how many Bee requests a catch-up keeps in flight.
 #[derive(Clone, Debug)]
-pub struct ChatIndexConfig {
+pub struct ReadConfig {
     /// Off: act as a peer from before the index.
-    pub enabled: bool,
+    pub chat_index: bool,
     /// Interval of full passes.
     pub full_pass_interval: std::time::Duration,
     /// Members beyond which a chat is large.
     pub live_pss_max: usize,
     /// Poll interval of large chats.
     pub live_poll: std::time::Duration,
+    /// Bee requests in flight during a catch-up.
+    pub fetch_parallelism: usize,
 }
 
-impl Default for ChatIndexConfig {
+impl Default for ReadConfig {
     fn default() -> Self {
         let e = crate::engine::EngineConfig::default();
         Self {
-            enabled: e.chat_index,
+            chat_index: e.chat_index,
             full_pass_interval: e.full_pass_interval,
             live_pss_max: e.live_pss_max,
             live_poll: e.live_poll,
+            fetch_parallelism: e.fetch_parallelism,
         }
     }
 }
@@ -544,11 +552,11 @@ impl RunArgs {
                 (true, Some(f)) => Some(read_secret("mailserver password", &f)?),
             },
             metrics_addr: self.metrics_addr.or(file.metrics_addr),
-            chat_index: {
-                let d = ChatIndexConfig::default();
+            reads: {
+                let d = ReadConfig::default();
                 let ms = std::time::Duration::from_millis;
-                ChatIndexConfig {
-                    enabled: !(self.no_chat_index || file.no_chat_index.unwrap_or(false)),
+                ReadConfig {
+                    chat_index: !(self.no_chat_index || file.no_chat_index.unwrap_or(false)),
                     full_pass_interval: self
                         .full_pass_interval_ms
                         .or(file.full_pass_interval_ms)
@@ -561,6 +569,11 @@ impl RunArgs {
                         .live_poll_ms
                         .or(file.live_poll_ms)
                         .map_or(d.live_poll, |v| ms(v.max(50))),
+                    fetch_parallelism: self
+                        .fetch_parallelism
+                        .or(file.fetch_parallelism)
+                        .unwrap_or(d.fetch_parallelism)
+                        .clamp(1, 1024),
                 }
             },
         })

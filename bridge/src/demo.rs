@@ -68,7 +68,7 @@ impl Peer {
             topic_logs: false,
             mailserver: None,
             metrics_addr: None,
-            chat_index: Default::default(),
+            reads: Default::default(),
             whisper_peers: Vec::new(),
         };
         let (tx, rx) = oneshot::channel::<()>();

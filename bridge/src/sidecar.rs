@@ -484,10 +484,11 @@ async fn start_pss(
             ..Default::default()
         },
         topic_logs: cfg.topic_logs,
-        chat_index: cfg.chat_index.enabled,
-        full_pass_interval: cfg.chat_index.full_pass_interval,
-        live_pss_max: cfg.chat_index.live_pss_max,
-        live_poll: cfg.chat_index.live_poll,
+        chat_index: cfg.reads.chat_index,
+        full_pass_interval: cfg.reads.full_pass_interval,
+        live_pss_max: cfg.reads.live_pss_max,
+        live_poll: cfg.reads.live_poll,
+        fetch_parallelism: cfg.reads.fetch_parallelism,
         ..Default::default()
     };
     let engine = crate::engine::Engine::open(

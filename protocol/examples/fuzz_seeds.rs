@@ -1006,7 +1006,7 @@ mod devp2p {
 mod inbox_page_decode {
     use super::*;
     use staples_protocol::chat::seal;
-    use staples_protocol::inbox::{Entry, InboxWriter, MAX_ENTRIES, Page};
+    use staples_protocol::inbox::{Entry, InboxWriter, MAX_ENTRIES, Page, bundle};
     use staples_protocol::swarm::Cac;
 
     /// Page versions from the crate's `InboxWriter`: growing, full (55 entries), and after
@@ -1050,17 +1050,25 @@ mod inbox_page_decode {
         out
     }
 
+    /// The pages, and page bundles of sealed DAG messages (one, three, a full page's).
     pub fn seeds(_: &Vectors) -> Seeds {
         let mut s = Seeds::default();
         for (name, bytes) in pages() {
             s.add(name, bytes);
         }
+        let messages: Vec<Vec<u8>> = dag_chain().iter().map(SignedMessage::encode).collect();
+        for n in [1, 3] {
+            let b = bundle::encode(&messages[..n]).expect("fits");
+            s.add(format!("bundle-{n}"), b);
+        }
+        let full: Vec<&Vec<u8>> = messages.iter().cycle().take(MAX_ENTRIES).collect();
+        s.add("bundle-full", bundle::encode(&full).expect("fits"));
         s
     }
 
-    /// `Page::decode` accepts it.
+    /// `Page::decode` or `bundle::decode` accepts it.
     pub fn passes(data: &[u8]) -> bool {
-        Page::decode(data).is_ok()
+        Page::decode(data).is_ok() || bundle::decode(data).is_ok()
     }
 }
 

@@ -10,7 +10,9 @@ use staples_protocol::dag::{
     Align, ChatId, Draft, MessageId, SignedMessage, app_padding, decode_padding, encode_padding,
     encode_padding_with,
 };
-use staples_protocol::inbox::{Entry, InboxReader, InboxWriter, Page, ReaderEvent, SwarmRef};
+use staples_protocol::inbox::{
+    Entry, InboxReader, InboxWriter, Page, ReaderEvent, SwarmRef, bundle,
+};
 
 fn config() -> ProptestConfig {
     ProptestConfig {
@@ -65,6 +67,21 @@ fn publish(n: u64) -> Vec<(SwarmRef, Vec<u8>)> {
 
 proptest! {
     #![proptest_config(config())]
+    #[test]
+    fn page_bundles_round_trip_and_refuse_any_cut(
+        messages in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..600), 0..=55),
+        cut in any::<prop::sample::Index>(),
+    ) {
+        let b = bundle::encode(&messages).expect("55 small messages fit");
+        let back = bundle::decode(&b).expect("decodes");
+        prop_assert_eq!(back.len(), messages.len());
+        for (a, m) in back.iter().zip(&messages) {
+            prop_assert_eq!(*a, m.as_slice());
+        }
+        let at = cut.index(b.len());
+        prop_assert!(bundle::decode(&b[..at]).is_err());
+    }
+
 
     #[test]
     fn messages_round_trip_through_protobuf_and_whisper_padding(

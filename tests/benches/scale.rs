@@ -12,9 +12,10 @@
 //!   PSS sends per post;
 //! - the reader's RSS after catch-up.
 //!
-//! Each is measured for a sidecar with the chat index (`new`) and, in the same run, for
-//! one with `--no-chat-index` (`per-member`: every inbox looked up on every pass and one
-//! PSS send per member per post, as before the index). A last round times one writer's
+//! Each is measured for sidecars with the chat index (`new`) and, in the same run, for
+//! sidecars with `--no-chat-index` (`per-member`: every inbox looked up on every pass and
+//! one PSS send per member per post, as before the index), one kind after the other (the
+//! first kind's sidecars stopped, their roster entries left: offline members). A last round times one writer's
 //! 10,000-message inbox (`STAPLES_BENCH_INBOX`, default 10000) caught up by a new reader.
 //!
 //! Run: `cargo build --release -p staples-bridge -p staples-devnode --bins &&
@@ -209,12 +210,20 @@ async fn live(
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    // The sender's work for the last post (page, index entry, PSS sends) may still run.
-    tokio::time::sleep(Duration::from_secs(6)).await;
-    let (r1, p1) = (
-        net.requests(sender_node).await,
-        counter(&status(sender).await, "pss_sent"),
-    );
+    // The sender's work for the last post (page, index entry, PSS sends: one after
+    // another to every member for the per-member sender) may still run: wait until its
+    // PSS count stands still for 3 s.
+    let mut p1 = counter(&status(sender).await, "pss_sent");
+    let mut still = Instant::now();
+    let settle = Instant::now();
+    while still.elapsed() < Duration::from_secs(3) && settle.elapsed() < Duration::from_secs(300) {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let now = counter(&status(sender).await, "pss_sent");
+        if now != p1 {
+            (p1, still) = (now, Instant::now());
+        }
+    }
+    let r1 = net.requests(sender_node).await;
     let mut lat: Vec<Duration> = seen
         .iter()
         .flat_map(|s| {
@@ -224,8 +233,8 @@ async fn live(
         })
         .collect();
     lat.sort();
-    // Requests over the round include the sender's idle passes (1 s polling, 6 s of
-    // settling): reported as measured.
+    // Requests over the round include the sender's own polling (every second in a large
+    // chat) until it settled: reported as measured.
     (
         lat,
         (r1 - r0) as f64 / posts as f64,
@@ -243,9 +252,8 @@ async fn set_latency(net: &DevNode, ms: u64) {
 }
 
 async fn round(n: usize, k: usize) -> Vec<String> {
-    // Nodes: 0 the crowd, 1 new reader, 2 per-member reader, 3 new sender, 4 per-member
-    // sender, 5.. online members.
-    let net = DevNode::start(5 + k);
+    // Nodes: 0 the crowd, 1 the reader, 2 the sender, 3.. online members.
+    let net = DevNode::start(3 + k);
     let dir = tempfile::tempdir().unwrap();
     let mut crowd = Crowd::new(&net.urls[0], CHAT, true).unwrap();
     let t = Instant::now();
@@ -262,69 +270,71 @@ async fn round(n: usize, k: usize) -> Vec<String> {
         "N = {n}: crowd written in {:.1} s",
         t.elapsed().as_secs_f64()
     );
-    let total = (n * PER_WRITER) as u64;
+    let mut total = (n * PER_WRITER) as u64;
 
-    // Online members and senders catch up before the latency goes on.
-    let mut online = Vec::new();
-    for i in 0..k {
-        let p = start(dir.path(), &format!("online-{i}"), &net.urls[5 + i], &[]);
-        let (_, f) = join(&p).await;
-        online.push((p, f));
-    }
-    let sender = start(dir.path(), "sender", &net.urls[3], &[]);
-    let old_sender = start(dir.path(), "old-sender", &net.urls[4], &["--no-chat-index"]);
-    for p in [&sender, &old_sender] {
-        join(p).await;
-    }
-    for (p, _) in &online {
-        until_delivered(p, total, Instant::now()).await;
-    }
-    for p in [&sender, &old_sender] {
-        until_delivered(p, total, Instant::now()).await;
-    }
-    // Drain what the online members' filters hold so far.
-    for (p, f) in &online {
-        p.ok("shh_getFilterMessages", json!([f])).await;
-    }
-    set_latency(&net, LATENCY_MS).await;
-
-    let mut rows = Vec::new();
-    for (node, name, extra) in [
-        (1usize, "new", &[][..]),
-        (2, "per-member", &["--no-chat-index"][..]),
+    // One phase per kind of sidecar, each with its own online members and sender, so
+    // neither pays for members of the other kind (a mixed chat is tests/tests/chat_index.rs).
+    let (mut rows, mut live_rows) = (Vec::new(), Vec::new());
+    for (name, extra, posts) in [
+        ("new", &[][..], LIVE_POSTS),
+        (
+            "per-member",
+            &["--no-chat-index"][..],
+            if n >= 1000 { 3 } else { LIVE_POSTS },
+        ),
     ] {
-        let r0 = net.requests(node).await;
+        // Online members and the sender catch up before the latency goes on.
+        set_latency(&net, 0).await;
+        let mut online = Vec::new();
+        for i in 0..k {
+            let p = start(
+                dir.path(),
+                &format!("{name}-online-{i}"),
+                &net.urls[3 + i],
+                extra,
+            );
+            let (_, f) = join(&p).await;
+            online.push((p, f));
+        }
+        let sender = start(dir.path(), &format!("{name}-sender"), &net.urls[2], extra);
+        join(&sender).await;
+        for p in online.iter().map(|(p, _)| p).chain([&sender]) {
+            until_delivered(p, total, Instant::now()).await;
+        }
+        // Drain what the online members' filters hold so far.
+        for (p, f) in &online {
+            p.ok("shh_getFilterMessages", json!([f])).await;
+        }
+        set_latency(&net, LATENCY_MS).await;
+
+        let r0 = net.requests(1).await;
         let t0 = Instant::now();
-        let reader = start(dir.path(), name, &net.urls[node], extra);
+        let reader = start(dir.path(), &format!("{name}-reader"), &net.urls[1], extra);
         join(&reader).await;
         let took = until_delivered(&reader, total, t0).await;
-        let requests = net.requests(node).await - r0;
+        let requests = net.requests(1).await - r0;
         let rss = rss_mib(&reader);
-        let (per_pass, pass_time) = idle(&net, node, &reader, Duration::from_secs(12)).await;
+        let (per_pass, pass_time) = idle(&net, 1, &reader, Duration::from_secs(12)).await;
         rows.push(format!(
             "| {n} | {name} | {:.2} s, {requests} requests | {per_pass:.1} requests, {:.0} ms | {rss:.0} MiB |",
             took.as_secs_f64(),
             pass_time.as_secs_f64() * 1000.0
         ));
         reader.process.kill();
-    }
-    let mut live_rows = Vec::new();
-    for (node, name, s, posts) in [
-        (3usize, "new", &sender, LIVE_POSTS),
-        (
-            4,
-            "per-member",
-            &old_sender,
-            if n >= 1000 { 3 } else { LIVE_POSTS },
-        ),
-    ] {
-        let (lat, requests, pss) = live(&net, node, s, &online, posts, name).await;
+
+        let (lat, requests, pss) = live(&net, 2, &sender, &online, posts, name).await;
         live_rows.push(format!(
             "| {n} | {name} | {:.2} s / {:.2} s / {:.2} s | {requests:.1} | {pss:.1} |",
             pct(&lat, 0.5),
             pct(&lat, 0.95),
             pct(&lat, 1.0),
         ));
+        sender.process.kill();
+        for (p, _) in online {
+            p.process.kill();
+        }
+        // The next phase's readers catch up on these too.
+        total += posts as u64;
     }
     rows.push(String::new());
     rows.extend(live_rows);
@@ -382,7 +392,7 @@ fn main() {
         for r in &catchup {
             println!("{r}");
         }
-        println!("\nlive: {LIVE_POSTS} posts 300 ms apart (3 for the per-member sender at N >= 1000) to min(N, {k}) online members");
+        println!("\nlive: {LIVE_POSTS} posts 300 ms apart (3 for the per-member sender at N >= 1000) to min(N, {k}) online members of the sender's kind");
         println!("| N | sender | post -> member p50 / p95 / last | sender's Bee requests per post | PSS sends per post |");
         println!("|---|---|---|---|---|");
         for r in &live {

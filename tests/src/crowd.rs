@@ -3,8 +3,9 @@
 //! can put a thousand writers in a chat without a thousand sidecars.
 //!
 //! Each member does what a sidecar does for a post (transport-pss.md §2, chat-index.md
-//! §2): upload the sealed envelope, append it to its inbox page and publish the page as
-//! its feed's next update, and (when the crowd writes the index) append an index entry. It
+//! §2, inbox.md §6): upload the sealed envelope, append it to its inbox page and publish
+//! the page as its feed's next update, publish the bundle of a page that filled, and (when
+//! the crowd writes the index) append an index entry. It
 //! announces itself with a version-1 roster entry, and a version-2 one when it writes the
 //! index. Hostile members use [`Crowd::write_index_slot`] to put anything anywhere.
 
@@ -15,7 +16,7 @@ use staples_protocol::chat::roster::FEATURE_CHAT_INDEX;
 use staples_protocol::chat::{IndexEntry, RosterEntry, seal};
 use staples_protocol::crypto::PrivateKey;
 use staples_protocol::dag::{self, ChatId, Draft, MessageId};
-use staples_protocol::inbox::{Entry, InboxWriter};
+use staples_protocol::inbox::{Entry, InboxWriter, MAX_ENTRIES, bundle};
 use staples_protocol::swarm::feed::{self, FeedTopic};
 use staples_protocol::swarm::soc::SingleOwnerChunk;
 use staples_protocol::swarm::{Cac, ChunkAddress};
@@ -28,6 +29,8 @@ pub struct Member {
     writer: InboxWriter,
     clock: u64,
     last: Option<MessageId>,
+    /// The sealed messages of its current page (for the page's bundle).
+    page: Vec<Vec<u8>>,
 }
 
 /// Many members of one public chat.
@@ -177,6 +180,7 @@ impl Crowd {
                 writer: InboxWriter::new(self.id),
                 clock: 0,
                 last: None,
+                page: Vec::new(),
             });
         }
         Ok(())
@@ -246,12 +250,45 @@ impl Crowd {
             .confirm(page.index(), *address.as_bytes())
             .map_err(|e| invalid(&e))?;
         m.last = Some(id);
+        if page.entries().len() == 1 {
+            m.page.clear();
+        }
+        m.page.push(envelope);
+        if page.entries().len() == MAX_ENTRIES {
+            // A full page: its messages in one object, as a sidecar publishes them.
+            let bytes = bundle::encode(&m.page).ok_or_else(|| invalid(&"bundle too large"))?;
+            let key = m.key.clone();
+            let reference = self.bee.upload_bytes(&bytes).await?;
+            let cac = Cac::new(reference.as_bytes()).map_err(|e| invalid(&e))?;
+            let id = feed::identifier(&keys::bundle_topic(&self.id), page.first_index());
+            self.bee
+                .upload_soc(&SingleOwnerChunk::sign(&key, id, cac))
+                .await?;
+        }
         if self.writes_index && announce {
             let entry = self.index_entry(i, page.index());
             self.write_shared(Shared::Index, None, &self.seal(&entry))
                 .await?;
         }
         Ok(id)
+    }
+
+    /// Replaces member `i`'s bundle of the page starting at inbox index `first` with one
+    /// holding `messages` (what a hostile writer, or a broken one, could publish).
+    pub async fn forge_bundle(
+        &self,
+        i: usize,
+        first: u64,
+        messages: &[Vec<u8>],
+    ) -> Result<(), SwarmError> {
+        let bytes =
+            bundle::encode(messages).ok_or_else(|| SwarmError::Invalid("too large".into()))?;
+        let reference = self.bee.upload_bytes(&bytes).await?;
+        let cac = Cac::new(reference.as_bytes()).map_err(|e| SwarmError::Invalid(e.to_string()))?;
+        let id = feed::identifier(&keys::bundle_topic(&self.id), first);
+        self.bee
+            .upload_soc(&SingleOwnerChunk::sign(&self.members[i].key, id, cac))
+            .await
     }
 
     /// Member `i`'s signed (unsealed) index entry for its inbox update `inbox_index`.

@@ -270,3 +270,56 @@ async fn old_and_new_sidecars_share_a_large_chat() {
     );
     assert_eq!(chat["index"]["large"], true, "{chat}");
 }
+
+#[tokio::test]
+async fn a_full_page_is_read_from_its_bundle_and_a_forged_bundle_adds_nothing() {
+    const CHAT: &str = "staples-index-bundles";
+    let net = DevNode::start(2);
+    let dir = tempfile::tempdir().unwrap();
+    // A sidecar writes 56 messages (one full page and one more) while nobody reads.
+    let writer = Sidecar::start_pss(&dir.path().join("writer"), &net.urls[0]);
+    let (key, _) = join_public(&writer, CHAT).await;
+    for i in 0..56 {
+        say_public(&writer, &key, CHAT, &format!("sidecar {i}")).await;
+    }
+    writer
+        .status_until("the bundle published", Duration::from_secs(40), |st| {
+            st["outboxDepth"] == 0 && counter(st, "bundle_published") == 1
+        })
+        .await;
+    let reader = Sidecar::start_pss(&dir.path().join("reader"), &net.urls[1]);
+    let (_, f) = join_public(&reader, CHAT).await;
+    let mut got = Vec::new();
+    assert_eq!(collect(&reader, &f, &mut got, 56).await.len(), 56);
+    let st = status(&reader).await;
+    assert_eq!(
+        counter(&st, "from_bundle"),
+        55,
+        "the full page from its bundle: {st}"
+    );
+    assert_eq!(counter(&st, "fetched"), 1, "the 56th one by one: {st}");
+
+    // A member whose bundle was replaced by one holding other bytes: every listed
+    // message is still fetched one by one, nothing else is taken.
+    let mut crowd = Crowd::new(&net.urls[0], CHAT, true).unwrap();
+    crowd.join(1).await.unwrap();
+    for i in 0..55 {
+        crowd.post(0, &format!("crowd {i}"), false).await.unwrap();
+    }
+    let forged: Vec<Vec<u8>> = (0..55u8).map(|i| vec![i; 300]).collect();
+    crowd.forge_bundle(0, 0, &forged).await.unwrap();
+    let entry = crowd.index_entry(0, 54);
+    crowd
+        .write_shared(Shared::Index, None, &crowd.seal(&entry))
+        .await
+        .unwrap();
+    let all = collect(&reader, &f, &mut got, 56 + 55).await;
+    assert_eq!(all.len(), 111, "every message once: {all:?}");
+    let st = status(&reader).await;
+    assert_eq!(
+        counter(&st, "from_bundle"),
+        55,
+        "nothing taken from the forged bundle: {st}"
+    );
+    assert_eq!(counter(&st, "fetched"), 56, "{st}");
+}

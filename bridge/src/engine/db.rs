@@ -373,6 +373,29 @@ pub async fn set_published(
         .await
 }
 
+/// Our sealed messages of `chat` appended at inbox indexes `first..=last`, in index order
+/// (for a page bundle; published rows keep their envelope).
+pub async fn page_envelopes(
+    store: &Store,
+    chat: ChatId,
+    first: u64,
+    last: u64,
+) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+    store
+        .run(move |t| {
+            let mut st = t.prepare(
+                "SELECT page_index, envelope FROM pss_outbox
+                 WHERE chat = ?1 AND page_index BETWEEN ?2 AND ?3 ORDER BY page_index",
+            )?;
+            let rows = st.query_map(
+                params![&chat.as_bytes()[..], first as i64, last as i64],
+                |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, Vec<u8>>(1)?)),
+            )?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+}
+
 /// Stores a received message waiting for parents.
 pub async fn put_pending(
     store: &Store,

@@ -81,7 +81,7 @@ impl<S: Swarm> Engine<S> {
     /// One page of history for `q`, read from Swarm.
     pub async fn history_page(&self, q: &HistoryQuery) -> Result<HistoryPage, EngineError> {
         // The chats on these topics, and whose inboxes to read in each.
-        let ours = self.inner.node_key.public_key();
+        let ours = self.inner.node_public;
         let walks: Vec<Walk> = {
             let chats = lock(&self.inner.chats);
             chats

@@ -221,7 +221,7 @@ pub(super) async fn append<S: Swarm>(
         return Ok(());
     };
     let entry = IndexEntry {
-        node_key: engine.inner.node_key.public_key(),
+        node_key: engine.inner.node_public,
         inbox_index,
         timestamp_ms: now_ms(),
     }

@@ -364,6 +364,10 @@ struct Inner<S> {
     node: Arc<dyn Release>,
     keys: Arc<dyn KeyLookup>,
     node_key: Arc<PrivateKey>,
+    /// `node_key`'s public key and address, derived once (an EC multiplication each time
+    /// otherwise, and `accept` needs the address for every message).
+    node_public: PublicKey,
+    node_addr: [u8; 20],
     cfg: EngineConfig,
     me: Mutex<Option<NodeAddresses>>,
     chats: Mutex<HashMap<ChatId, ChatState>>,
@@ -437,6 +441,8 @@ impl<S: Swarm> Engine<S> {
                 store,
                 node,
                 keys,
+                node_public: node_key.public_key(),
+                node_addr: node_key.public_key().eth_address(),
                 node_key,
                 cfg,
                 me: Mutex::new(None),
@@ -498,7 +504,7 @@ impl<S: Swarm> Engine<S> {
 
     /// Our node's address (owner of our inbox feeds).
     pub fn node_address(&self) -> [u8; 20] {
-        self.inner.node_key.public_key().eth_address()
+        self.inner.node_addr
     }
 
     fn count(&self, what: &'static str) {
@@ -1086,7 +1092,7 @@ impl<S: Swarm> Engine<S> {
             },
             "transport": "pss",
             "node": format!("0x{}", hex::encode(self.node_address())),
-            "nodeKey": format!("0x{}", hex::encode(self.inner.node_key.public_key().to_compressed())),
+            "nodeKey": format!("0x{}", hex::encode(self.inner.node_public.to_compressed())),
             "bee": {
                 "ok": self.inner.bee_ok.load(Ordering::Relaxed),
                 "peers": self.inner.bee_peers.load(Ordering::Relaxed),

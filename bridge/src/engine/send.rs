@@ -17,7 +17,7 @@ use staples_protocol::chat::roster::FEATURE_CHAT_INDEX;
 use staples_protocol::chat::{Frame, RosterEntry, seal};
 use staples_protocol::crypto::{PrivateKey, keccak256_concat};
 use staples_protocol::dag::{ChatId, MessageId};
-use staples_protocol::inbox::{Entry, InboxWriter, Page};
+use staples_protocol::inbox::{Entry, InboxWriter, MAX_ENTRIES, Page, bundle};
 use staples_protocol::swarm::feed;
 use staples_protocol::swarm::pss::Targets;
 use staples_protocol::swarm::soc::SingleOwnerChunk;
@@ -110,7 +110,7 @@ async fn send_row<S: Swarm>(engine: &Engine<S>, mut row: db::OutboxRow) -> Resul
             return Ok(());
         };
         let page_key = st
-            .page_key(&inner.node_key.public_key(), &inner.node_key)
+            .page_key(&inner.node_public, &inner.node_key)
             .unwrap_or_default();
         let writer = st.writer.get_or_insert_with(|| InboxWriter::new(row.chat));
         match row.page_index {
@@ -154,6 +154,9 @@ async fn send_row<S: Swarm>(engine: &Engine<S>, mut row: db::OutboxRow) -> Resul
         // append a second entry for the same update; readers take the newest hint).
         super::index::append(engine, row.chat, page.index()).await?;
     }
+    if page.entries().len() == MAX_ENTRIES {
+        publish_bundle(engine, &row.chat, &page).await;
+    }
     if inner.cfg.topic_logs {
         append_to_topic_log(engine, &row.envelope).await?;
     }
@@ -164,6 +167,46 @@ async fn send_row<S: Swarm>(engine: &Engine<S>, mut row: db::OutboxRow) -> Resul
         }
     }
     finish_row(engine, &row, Some(reference)).await
+}
+
+/// A full page's bundle (`staples_protocol::inbox::bundle`): its sealed messages in one
+/// `/bytes` object, named by update `first_index` of our bundle feed. Best effort: a
+/// reader without it fetches the messages one by one, so a failure is counted, not
+/// retried.
+async fn publish_bundle<S: Swarm>(engine: &Engine<S>, chat: &ChatId, page: &Page) {
+    let first = page.first_index();
+    let rows = match db::page_envelopes(&engine.inner.store, *chat, first, page.index()).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::debug!(error = %e, "reading a page's envelopes failed; no bundle");
+            return;
+        }
+    };
+    // Exactly the page's messages, in its order (rows from before a lost outbox, or a
+    // page appended across a restart, leave the page without a bundle).
+    let in_order = rows.len() == page.entries().len()
+        && rows.iter().zip(first..).all(|((i, _), want)| *i == want);
+    let Some(bytes) = in_order
+        .then(|| bundle::encode(&rows.iter().map(|(_, e)| e).collect::<Vec<_>>()))
+        .flatten()
+    else {
+        engine.count("bundle_skipped");
+        return;
+    };
+    let published = async {
+        let reference = engine.inner.swarm.upload_bytes(&bytes).await?;
+        let cac = Cac::new(reference.as_bytes()).map_err(|e| SwarmError::Invalid(e.to_string()))?;
+        let id = feed::identifier(&keys::bundle_topic(chat), first);
+        let soc = SingleOwnerChunk::sign(&engine.inner.node_key, id, cac);
+        engine.inner.swarm.upload_soc(&soc).await
+    };
+    match published.await {
+        Ok(()) => engine.count("bundle_published"),
+        Err(e) => {
+            engine.count("bundle_failed");
+            tracing::debug!(error = %e, "page bundle not published; readers fetch one by one");
+        }
+    }
 }
 
 /// `--topic-logs`: the post's envelope on its topic's log, for Whisper peers a relay
@@ -389,7 +432,7 @@ async fn announce<S: Swarm>(
     let me = engine.me().await?;
     let entry = RosterEntry {
         topic: chat.topic(),
-        node_key: engine.inner.node_key.public_key(),
+        node_key: engine.inner.node_public,
         overlay: me.overlay,
         pss_key: me.pss_public_key,
         timestamp_ms: now_ms(),

@@ -19,7 +19,10 @@ use staples_protocol::chat::keys::{self, Chat};
 use staples_protocol::chat::{ContactRecord, Frame, FrameBody, RosterEntry, seal};
 use staples_protocol::crypto::{PrivateKey, PublicKey};
 use staples_protocol::dag::{ChatId, MessageId};
-use staples_protocol::inbox::{InboxEntry, InboxReader, MAX_ENTRIES, ReadError, ReaderEvent};
+use staples_protocol::inbox::{
+    InboxEntry, InboxReader, MAX_ENTRIES, ReadError, ReaderEvent, bundle,
+};
+use staples_protocol::swarm::bytes_tree;
 use staples_protocol::swarm::feed;
 use staples_protocol::swarm::soc::SingleOwnerChunk;
 use staples_protocol::swarm::{Cac, ChunkAddress};
@@ -281,7 +284,7 @@ pub(super) async fn read_contact<S: Swarm>(
 async fn publish_contact<S: Swarm>(engine: &Engine<S>, key: &PrivateKey) -> Result<(), SwarmError> {
     let me = engine.me().await?;
     let record = ContactRecord {
-        node_key: engine.inner.node_key.public_key(),
+        node_key: engine.inner.node_public,
         overlay: me.overlay,
         pss_key: me.pss_public_key,
         timestamp_ms: now_ms(),
@@ -581,7 +584,7 @@ async fn walk_inbox<S: Swarm>(
     let mut prefetch = Prefetch::new(engine, member, topic, first_index, known);
     // The walk (one sequential page fetch per 55 entries) and the message fetches (in
     // parallel) overlap: each page's entries are fetched while the next page is read.
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<InboxEntry>();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<InboxEntry>>();
     let reader_ref = &mut reader;
     progress.begin();
     progress.pages(1);
@@ -622,16 +625,37 @@ async fn walk_inbox<S: Swarm>(
         // Spawned tasks (not `for_each_concurrent`): the engine is cheap to clone, and a
         // borrowing closure here trips the compiler's `Send` inference (rust#102211).
         let mut tasks = tokio::task::JoinSet::new();
-        while let Some(e) = rx.recv().await {
-            while tasks.len() >= par {
-                tasks.join_next().await;
+        while let Some(page) = rx.recv().await {
+            // A full page may have a bundle: one task takes it, then fetches what it
+            // did not hold (specs/inbox.md §6).
+            let bundled = bundle_index(&page);
+            let work: Vec<Vec<InboxEntry>> = match bundled {
+                Some(_) => vec![page],
+                None => page.into_iter().map(|e| vec![e]).collect(),
+            };
+            for entries in work {
+                while tasks.len() >= par {
+                    tasks.join_next().await;
+                }
+                let engine = engine.clone();
+                let progress = progress.clone();
+                tasks.spawn(async move {
+                    let n = entries.len();
+                    let rest = match bundled {
+                        Some(first) => take_bundle(&engine, chat, member, first, entries).await,
+                        None => entries,
+                    };
+                    let mut fetches = tokio::task::JoinSet::new();
+                    for e in rest {
+                        let engine = engine.clone();
+                        fetches.spawn(async move { fetch_listed(&engine, chat, e).await });
+                    }
+                    while fetches.join_next().await.is_some() {}
+                    for _ in 0..n {
+                        progress.fetched(&chat);
+                    }
+                });
             }
-            let engine = engine.clone();
-            let progress = progress.clone();
-            tasks.spawn(async move {
-                fetch_listed(&engine, chat, e).await;
-                progress.fetched(&chat);
-            });
         }
         while tasks.join_next().await.is_some() {}
     };
@@ -781,10 +805,103 @@ impl From<SyncError> for super::EngineError {
 
 /// Sends a page's entries (listed newest first) oldest first, so the causal buffer can
 /// release them as they arrive.
-fn flush(page: &mut Vec<InboxEntry>, tx: &tokio::sync::mpsc::UnboundedSender<InboxEntry>) {
-    for e in page.drain(..).rev() {
-        let _ = tx.send(e);
+fn flush(page: &mut Vec<InboxEntry>, tx: &tokio::sync::mpsc::UnboundedSender<Vec<InboxEntry>>) {
+    if !page.is_empty() {
+        let _ = tx.send(page.drain(..).rev().collect());
     }
+}
+
+/// The bundle feed index of a page's entries (oldest first) when they are a whole full
+/// page: `MAX_ENTRIES` entries at consecutive indexes starting at a multiple of it.
+fn bundle_index(page: &[InboxEntry]) -> Option<u64> {
+    let first = page.first()?.index;
+    let whole = page.len() == MAX_ENTRIES
+        && first % MAX_ENTRIES as u64 == 0
+        && page.iter().zip(first..).all(|(e, i)| e.index == i);
+    whole.then_some(first)
+}
+
+/// Takes the messages of a full page from its bundle (update `first` of the author's
+/// bundle feed), after recording every listed reference (R4); returns the wanted entries
+/// the bundle did not hold (none published, unreadable, or a message whose reference is
+/// not the listed one), for fetching one by one.
+async fn take_bundle<S: Swarm>(
+    engine: &Engine<S>,
+    chat: ChatId,
+    owner: [u8; 20],
+    first: u64,
+    entries: Vec<InboxEntry>,
+) -> Vec<InboxEntry> {
+    let wanted: Vec<InboxEntry> = {
+        let mut chats = lock(&engine.inner.chats);
+        let Some(st) = chats.get_mut(&chat) else {
+            return Vec::new();
+        };
+        for e in &entries {
+            st.refs.insert(e.message_id, e.reference);
+        }
+        entries
+            .into_iter()
+            .filter(|e| st.wants(&e.message_id))
+            .collect()
+    };
+    if wanted.is_empty() {
+        return wanted;
+    }
+    let topic = keys::bundle_topic(&chat);
+    let reference = match fetch_update(engine, &owner, &topic, first).await {
+        Ok(soc) => match <[u8; 32]>::try_from(soc.wrapped().payload()) {
+            Ok(r) => r,
+            Err(_) => {
+                engine.count("bundle_invalid");
+                return wanted;
+            }
+        },
+        // A writer from before bundles, or one that could not publish it.
+        Err(SwarmError::NotFound) => return wanted,
+        Err(e) => {
+            tracing::debug!(error = %e, "page bundle unavailable; fetching one by one");
+            return wanted;
+        }
+    };
+    let bytes = match engine
+        .inner
+        .swarm
+        .download_bytes(&ChunkAddress::from_bytes(reference))
+        .await
+    {
+        Ok(b) => b,
+        Err(e) => {
+            engine.count("bundle_unavailable");
+            tracing::debug!(error = %e, "page bundle unavailable; fetching one by one");
+            return wanted;
+        }
+    };
+    let Ok(messages) = bundle::decode(&bytes) else {
+        engine.count("bundle_invalid");
+        return wanted;
+    };
+    // Only a message whose Swarm reference is the one the signed page lists is taken.
+    let by_reference: std::collections::HashMap<[u8; 32], &[u8]> = messages
+        .into_iter()
+        .filter_map(|m| {
+            bytes_tree::root(m, bytes_tree::Redundancy::None)
+                .ok()
+                .map(|r| (*r.as_bytes(), m))
+        })
+        .collect();
+    let mut rest = Vec::new();
+    for e in wanted {
+        match by_reference.get(&e.reference) {
+            Some(m) => {
+                engine
+                    .accept(chat, m, "from_bundle", Some(e.message_id))
+                    .await
+            }
+            None => rest.push(e),
+        }
+    }
+    rest
 }
 
 /// Opens a sealed inbox page.

@@ -1,12 +1,21 @@
-//! Inbox page decoder and reader: no panic on any input, whatever decodes re-encodes to
-//! the same bytes, and the reader survives any page as head and as previous page.
+//! Inbox page decoder and reader, and page bundles: no panic on any input, whatever decodes
+//! re-encodes to the same bytes, and the reader survives any page as head and as previous
+//! page.
 #![no_main]
 
 use libfuzzer_sys::{fuzz_mutator, fuzz_target};
-use staples_protocol::inbox::{InboxReader, MAX_ENTRIES, Page, ReaderEvent};
+use staples_protocol::inbox::{InboxReader, MAX_ENTRIES, Page, ReaderEvent, bundle};
 use staples_protocol_fuzz::{Format, mutate};
 
 fuzz_target!(|data: &[u8]| {
+    if let Ok(messages) = bundle::decode(data) {
+        assert!(messages.len() <= MAX_ENTRIES);
+        assert_eq!(
+            bundle::encode(&messages).as_deref(),
+            Some(data),
+            "bundle re-encodes identically"
+        );
+    }
     let Ok(page) = Page::decode(data) else {
         return;
     };
@@ -33,7 +42,7 @@ fuzz_mutator!(|data: &mut [u8], size: usize, max_size: usize, seed: u32| {
     mutate(data, size, max_size, seed, 0, Format::Proto, 8, passes)
 });
 
-/// The first parser: the page decodes.
+/// The first parsers: the page or the bundle decodes.
 fn passes(data: &[u8]) -> bool {
-    Page::decode(data).is_ok()
+    Page::decode(data).is_ok() || bundle::decode(data).is_ok()
 }

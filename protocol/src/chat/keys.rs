@@ -98,6 +98,13 @@ pub fn inbox_topic(chat: &ChatId) -> FeedTopic {
     FeedTopic::from_bytes(keccak256_concat(&[b"staples/inbox/v1", chat.as_bytes()]))
 }
 
+/// The bundle feed topic of a chat (the owner is the writing node's key; update `i` names
+/// the bundle of the full page whose first entry is at inbox index `i`:
+/// [`crate::inbox::bundle`]).
+pub fn bundle_topic(chat: &ChatId) -> FeedTopic {
+    FeedTopic::from_bytes(keccak256_concat(&[b"staples/bundle/v1", chat.as_bytes()]))
+}
+
 /// The key that seals the pages of a symmetric chat's inboxes.
 pub fn symmetric_page_key(key: &[u8; 32], topic: &[u8; 4]) -> [u8; 32] {
     keccak256_concat(&[b"staples/pagekey/sym/v1", key, topic])

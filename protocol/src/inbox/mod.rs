@@ -12,11 +12,14 @@
 //!
 //! - [`page`]: the byte layout and its checks;
 //! - [`writer`]: the sender's side (append, roll-over);
-//! - [`reader`]: the receiver's state machine (walk, skipped indexes, stale reads).
+//! - [`reader`]: the receiver's state machine (walk, skipped indexes, stale reads);
+//! - [`bundle`]: a full page's sealed messages in one object, for a catch-up that fetches
+//!   one object per page instead of one per message.
 //!
 //! Swarm references are plain `[u8; 32]` here; sealing pages and messages with the chat
 //! key (R3) and computing references is the caller's job.
 
+pub mod bundle;
 pub mod page;
 pub mod reader;
 pub mod writer;
