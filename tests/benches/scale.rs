@@ -357,9 +357,12 @@ async fn one_inbox(m: usize) -> String {
     join(&reader).await;
     let took = until_delivered(&reader, m as u64, t0).await;
     let requests = net.requests(1).await - r0;
+    let st = status(&reader).await;
     format!(
-        "| one writer's inbox of {m} messages, new reader | {:.2} s | {requests} requests |",
-        took.as_secs_f64()
+        "| one writer's inbox of {m} messages, new reader | {:.2} s | {requests} requests ({} messages from page bundles, {} fetched one by one) |",
+        took.as_secs_f64(),
+        counter(&st, "from_bundle"),
+        counter(&st, "fetched"),
     )
 }
 

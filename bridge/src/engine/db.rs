@@ -407,17 +407,17 @@ pub async fn put_pending(
 ) -> Result<(), StoreError> {
     store
         .run(move |t| {
-            t.execute(
+            t.prepare_cached(
                 "INSERT OR IGNORE INTO pss_messages (id, chat, clock, parents, state, envelope)
                  VALUES (?1, ?2, ?3, ?4, 'pending', ?5)",
-                params![
-                    &id.as_bytes()[..],
-                    &chat.as_bytes()[..],
-                    clock as i64,
-                    ids_to_blob(&parents),
-                    envelope
-                ],
-            )?;
+            )?
+            .execute(params![
+                &id.as_bytes()[..],
+                &chat.as_bytes()[..],
+                clock as i64,
+                ids_to_blob(&parents),
+                envelope
+            ])?;
             Ok(())
         })
         .await
@@ -454,31 +454,30 @@ pub async fn put_delivered(
     store
         .run(move |t| {
             queue.write(t)?;
+            // Cached statements: a catch-up writes thousands of rows, and parsing the SQL
+            // for each cost more than the writes.
+            let mut delete = t.prepare_cached("DELETE FROM pss_messages WHERE id = ?1")?;
+            let mut insert = t.prepare_cached(
+                "INSERT INTO pss_messages
+                     (id, chat, clock, parents, state, gap_parents, late, author)
+                 VALUES (?1, ?2, ?3, ?4, 'delivered', ?5, ?6, ?7)",
+            )?;
+            let mut clock =
+                t.prepare_cached("UPDATE pss_chats SET clock = max(clock, ?2) WHERE chat = ?1")?;
             for d in rows {
                 // Delete-then-insert gives a delivered message a fresh `seq`: history is
                 // in delivery order, which is a causal order.
-                t.execute(
-                    "DELETE FROM pss_messages WHERE id = ?1",
-                    [&d.id.as_bytes()[..]],
-                )?;
-                t.execute(
-                    "INSERT INTO pss_messages
-                         (id, chat, clock, parents, state, gap_parents, late, author)
-                     VALUES (?1, ?2, ?3, ?4, 'delivered', ?5, ?6, ?7)",
-                    params![
-                        &d.id.as_bytes()[..],
-                        &d.chat.as_bytes()[..],
-                        d.clock as i64,
-                        ids_to_blob(&d.parents),
-                        ids_to_blob(&d.gap_parents),
-                        d.late,
-                        &d.author[..]
-                    ],
-                )?;
-                t.execute(
-                    "UPDATE pss_chats SET clock = max(clock, ?2) WHERE chat = ?1",
-                    params![&d.chat.as_bytes()[..], d.clock as i64],
-                )?;
+                delete.execute([&d.id.as_bytes()[..]])?;
+                insert.execute(params![
+                    &d.id.as_bytes()[..],
+                    &d.chat.as_bytes()[..],
+                    d.clock as i64,
+                    ids_to_blob(&d.parents),
+                    ids_to_blob(&d.gap_parents),
+                    d.late,
+                    &d.author[..]
+                ])?;
+                clock.execute(params![&d.chat.as_bytes()[..], d.clock as i64])?;
             }
             Ok(())
         })

@@ -840,28 +840,51 @@ async fn take_bundle<S: Swarm>(
         for e in &entries {
             st.refs.insert(e.message_id, e.reference);
         }
+        // Claimed as in flight, like a fetch: a child taken from a newer page's bundle
+        // wants its parent, and must not fetch it one by one while this bundle brings it.
+        let mut fetching = lock(&engine.inner.fetching);
         entries
             .into_iter()
-            .filter(|e| st.wants(&e.message_id))
+            .filter(|e| st.wants(&e.message_id) && fetching.insert(e.reference))
             .collect()
     };
     if wanted.is_empty() {
         return wanted;
     }
+    let rest = read_bundle(engine, chat, owner, first, wanted).await;
+    let mut fetching = lock(&engine.inner.fetching);
+    for e in &rest.0 {
+        fetching.remove(&e.reference);
+    }
+    for r in &rest.1 {
+        fetching.remove(r);
+    }
+    rest.0
+}
+
+/// [`take_bundle`]'s reading: the entries the bundle did not hold, and the references of
+/// those it did (accepted).
+async fn read_bundle<S: Swarm>(
+    engine: &Engine<S>,
+    chat: ChatId,
+    owner: [u8; 20],
+    first: u64,
+    wanted: Vec<InboxEntry>,
+) -> (Vec<InboxEntry>, Vec<[u8; 32]>) {
     let topic = keys::bundle_topic(&chat);
     let reference = match fetch_update(engine, &owner, &topic, first).await {
         Ok(soc) => match <[u8; 32]>::try_from(soc.wrapped().payload()) {
             Ok(r) => r,
             Err(_) => {
                 engine.count("bundle_invalid");
-                return wanted;
+                return (wanted, Vec::new());
             }
         },
         // A writer from before bundles, or one that could not publish it.
-        Err(SwarmError::NotFound) => return wanted,
+        Err(SwarmError::NotFound) => return (wanted, Vec::new()),
         Err(e) => {
             tracing::debug!(error = %e, "page bundle unavailable; fetching one by one");
-            return wanted;
+            return (wanted, Vec::new());
         }
     };
     let bytes = match engine
@@ -874,12 +897,12 @@ async fn take_bundle<S: Swarm>(
         Err(e) => {
             engine.count("bundle_unavailable");
             tracing::debug!(error = %e, "page bundle unavailable; fetching one by one");
-            return wanted;
+            return (wanted, Vec::new());
         }
     };
     let Ok(messages) = bundle::decode(&bytes) else {
         engine.count("bundle_invalid");
-        return wanted;
+        return (wanted, Vec::new());
     };
     // Only a message whose Swarm reference is the one the signed page lists is taken.
     let by_reference: std::collections::HashMap<[u8; 32], &[u8]> = messages
@@ -890,18 +913,19 @@ async fn take_bundle<S: Swarm>(
                 .map(|r| (*r.as_bytes(), m))
         })
         .collect();
-    let mut rest = Vec::new();
+    let (mut rest, mut taken) = (Vec::new(), Vec::new());
     for e in wanted {
         match by_reference.get(&e.reference) {
             Some(m) => {
                 engine
                     .accept(chat, m, "from_bundle", Some(e.message_id))
-                    .await
+                    .await;
+                taken.push(e.reference);
             }
             None => rest.push(e),
         }
     }
-    rest
+    (rest, taken)
 }
 
 /// Opens a sealed inbox page.
