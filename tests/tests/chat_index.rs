@@ -323,3 +323,34 @@ async fn a_full_page_is_read_from_its_bundle_and_a_forged_bundle_adds_nothing() 
     );
     assert_eq!(counter(&st, "fetched"), 56, "{st}");
 }
+
+#[tokio::test]
+async fn an_index_full_of_garbage_falls_back_to_full_passes() {
+    const CHAT: &str = "staples-index-garbage";
+    let net = DevNode::start(2);
+    let dir = tempfile::tempdir().unwrap();
+    let mut crowd = Crowd::new(&net.urls[0], CHAT, true).unwrap();
+    crowd.join(2).await.unwrap();
+    // The default full-pass interval (10 minutes): only the fallback can deliver in time.
+    let reader = Sidecar::start_pss(&dir.path().join("reader"), &net.urls[1]);
+    let (_, f) = join_public(&reader, CHAT).await;
+    let mut got = Vec::new();
+    crowd.post(0, "first", true).await.unwrap();
+    collect(&reader, &f, &mut got, 1).await;
+    // Member 1's post has no index entry; the index then holds only garbage.
+    crowd.post(1, "not in the index", false).await.unwrap();
+    for _ in 0..3 {
+        crowd
+            .write_shared(Shared::Index, None, &crowd.seal(b"garbage"))
+            .await
+            .unwrap();
+    }
+    let all = collect(&reader, &f, &mut got, 2).await;
+    assert_eq!(all, ["first", "not in the index"]);
+    let st = status(&reader).await;
+    assert!(counter(&st, "index_invalid") >= 3, "{st}");
+    assert!(
+        counter(&st, "full_passes") >= 2,
+        "the start and the fallback: {st}"
+    );
+}

@@ -262,13 +262,7 @@ pub(super) async fn recheck_own<S: Swarm>(engine: &Engine<S>) -> Result<(), Swar
             continue;
         };
         let owner = key.public_key().eth_address();
-        let address = feed::update_address(&owner, &topic, index);
-        let intact = match engine.inner.swarm.download_soc(&address).await {
-            Ok(back) => back.wrapped().payload() == sealed.as_slice(),
-            Err(SwarmError::NotFound) => false,
-            Err(e) => return Err(e),
-        };
-        if !intact {
+        if !super::send::still_ours(engine, &owner, &topic, index, &sealed).await? {
             engine.count("index_entry_replaced");
             let at = super::send::append_shared(engine, &key, &topic, &sealed, Some(index)).await?;
             if let Some(st) = lock(&engine.inner.chats).get_mut(&id) {

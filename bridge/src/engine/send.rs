@@ -508,6 +508,23 @@ pub(super) async fn append_shared<S: Swarm>(
     )))
 }
 
+/// Whether update `index` of the shared feed `owner`/`topic` still holds `sealed`, our
+/// entry (a racing or hostile writer may have replaced it since).
+pub(super) async fn still_ours<S: Swarm>(
+    engine: &Engine<S>,
+    owner: &[u8; 20],
+    topic: &feed::FeedTopic,
+    index: u64,
+    sealed: &[u8],
+) -> Result<bool, SwarmError> {
+    let address = feed::update_address(owner, topic, index);
+    match engine.inner.swarm.download_soc(&address).await {
+        Ok(back) => Ok(back.wrapped().payload() == sealed),
+        Err(SwarmError::NotFound) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// Re-reads the roster entries we wrote in the last [`OWN_ENTRY_RECHECK`], at most once per
 /// [`OWN_ENTRY_RECHECK_EVERY`] (a fast-polling pass must not pay for it every time); one
 /// that was replaced is owed again, and the sender writes it at the next free index.
@@ -532,13 +549,7 @@ pub(super) async fn recheck_own_entries<S: Swarm>(engine: &Engine<S>) -> Result<
         .collect();
     for (id, chat, index, sealed) in due {
         let owner = chat.rendezvous_key().public_key().eth_address();
-        let address = feed::update_address(&owner, &keys::rendezvous_topic(), index);
-        let intact = match engine.inner.swarm.download_soc(&address).await {
-            Ok(back) => back.wrapped().payload() == sealed.as_slice(),
-            Err(SwarmError::NotFound) => false,
-            Err(e) => return Err(e),
-        };
-        if !intact {
+        if !still_ours(engine, &owner, &keys::rendezvous_topic(), index, &sealed).await? {
             engine.count("roster_entry_replaced");
             if let Some(st) = lock(&engine.inner.chats).get_mut(&id) {
                 st.announced = false;
