@@ -347,8 +347,9 @@ async fn an_index_full_of_garbage_falls_back_to_full_passes() {
     }
     let all = collect(&reader, &f, &mut got, 2).await;
     assert_eq!(all, ["first", "not in the index"]);
+    // The fallback may deliver before every garbage slot was read.
     let st = status(&reader).await;
-    assert!(counter(&st, "index_invalid") >= 3, "{st}");
+    assert!(counter(&st, "index_invalid") >= 1, "{st}");
     assert!(
         counter(&st, "full_passes") >= 2,
         "the start and the fallback: {st}"
