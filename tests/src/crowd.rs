@@ -5,8 +5,8 @@
 //! Each member does what a sidecar does for a post (transport-pss.md §2, chat-index.md
 //! §2, inbox.md §6): upload the sealed envelope, append it to its inbox page and publish
 //! the page as its feed's next update, publish the bundle of a page that filled, and (when
-//! the crowd writes the index) append an index entry. It
-//! announces itself with a version-1 roster entry, and a version-2 one when it writes the
+//! the crowd writes the index) append an index entry (read back once, not again 3 s
+//! later: tests let it write while no sidecar posts). It announces itself with a version-1 roster entry, and a version-2 one when it writes the
 //! index. Hostile members use [`Crowd::write_index_slot`] to put anything anywhere.
 
 use staples_bridge::swarm::bee::{BeeOptions, BeeSwarm};
