@@ -22,15 +22,6 @@ use super::chat::{INDEX_RECHECK, INDEX_SETTLE, INDEX_SETTLE_MAX, Member};
 use super::{Engine, lock, now_ms};
 use crate::swarm::{Swarm, SwarmError};
 
-/// What one read of a chat's index found.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub(super) struct IndexRead {
-    /// Entries accepted (each may have given a member a new hint).
-    pub accepted: usize,
-    /// Entries that did not open, verify or name this chat.
-    pub refused: usize,
-}
-
 /// The index feed of `chat`: its owner key and topic, and the key its entries are sealed
 /// with. `None` for asymmetric chats.
 fn feed_of(
@@ -54,21 +45,22 @@ fn feed_of(
 /// updates. On the first read of a run the reader starts at the feed's end (the full pass
 /// that follows reads what came before); on a full pass a hole (a missing entry with
 /// later ones present, which only a writer ignoring the first-free-index rule makes) is
-/// skipped, since the full pass reads every inbox anyway.
+/// skipped, since the full pass reads every inbox anyway. Returns how many entries were
+/// refused (did not open, verify or name this chat).
 pub(super) async fn read<S: Swarm>(
     engine: &Engine<S>,
     chat: ChatId,
     full: bool,
-) -> Result<IndexRead, SwarmError> {
+) -> Result<usize, SwarmError> {
     let (c, next) = {
         let chats = lock(&engine.inner.chats);
         let Some(st) = chats.get(&chat) else {
-            return Ok(IndexRead::default());
+            return Ok(0);
         };
         (st.chat.clone(), st.index.next)
     };
     let Some((key, topic, page_key)) = feed_of(&c) else {
-        return Ok(IndexRead::default());
+        return Ok(0);
     };
     let owner = key.public_key().eth_address();
     let start = match next {
@@ -95,13 +87,13 @@ pub(super) async fn read<S: Swarm>(
         engine.count("index_hole");
         after = latest.saturating_add(1);
     }
-    let mut found = IndexRead::default();
+    let mut refused = 0;
     let me = engine.node_address();
     let limit = engine.inner.cfg.index_per_author_per_minute;
     {
         let mut chats = lock(&engine.inner.chats);
         let Some(st) = chats.get_mut(&chat) else {
-            return Ok(found);
+            return Ok(refused);
         };
         for (slot, sealed) in updates {
             if slot >= start {
@@ -116,7 +108,7 @@ pub(super) async fn read<S: Swarm>(
                 .ok()
                 .and_then(|p| IndexEntry::verify(&chat, &p).ok())
             else {
-                found.refused += 1;
+                refused += 1;
                 engine.count("index_invalid");
                 continue;
             };
@@ -135,7 +127,6 @@ pub(super) async fn read<S: Swarm>(
                 engine.count("index_flood");
                 continue;
             }
-            found.accepted += 1;
             engine.count("index_entries");
             let m = st
                 .members
@@ -151,9 +142,9 @@ pub(super) async fn read<S: Swarm>(
             }
         }
         st.index.next = Some(after);
-        st.index.degraded = found.refused > 0;
+        st.index.degraded = refused > 0;
     }
-    Ok(found)
+    Ok(refused)
 }
 
 /// Reads again the slots read [`INDEX_SETTLE`] ago; returns those that now hold something

@@ -115,8 +115,8 @@ async fn pass<S: Swarm>(
         let due = !indexed || !engine.inner.cfg.chat_index || full_pass_due(engine, &chat);
         if indexed && engine.inner.cfg.chat_index {
             match super::index::read(engine, chat, due).await {
-                Ok(r) if r.refused > 0 => {
-                    tracing::debug!(refused = r.refused, "chat index holds invalid entries");
+                Ok(refused) if refused > 0 => {
+                    tracing::debug!(refused, "chat index holds invalid entries");
                 }
                 Ok(_) => {}
                 Err(e) if e.is_transient() => return Err(e),
@@ -714,14 +714,8 @@ impl<'a> Prefetch<'a> {
         let par = engine.inner.cfg.fetch_parallelism.max(1);
         let pages = futures_util::stream::iter(indexes)
             .map(move |i| async move {
-                (
-                    feed::update_address(&owner, &topic, i),
-                    engine
-                        .inner
-                        .swarm
-                        .download_soc(&feed::update_address(&owner, &topic, i))
-                        .await,
-                )
+                let address = feed::update_address(&owner, &topic, i);
+                (address, engine.inner.swarm.download_soc(&address).await)
             })
             .buffered(par);
         Self {
@@ -851,40 +845,37 @@ async fn take_bundle<S: Swarm>(
     if wanted.is_empty() {
         return wanted;
     }
+    let claimed: Vec<[u8; 32]> = wanted.iter().map(|e| e.reference).collect();
     let rest = read_bundle(engine, chat, owner, first, wanted).await;
     let mut fetching = lock(&engine.inner.fetching);
-    for e in &rest.0 {
-        fetching.remove(&e.reference);
-    }
-    for r in &rest.1 {
+    for r in &claimed {
         fetching.remove(r);
     }
-    rest.0
+    rest
 }
 
-/// [`take_bundle`]'s reading: the entries the bundle did not hold, and the references of
-/// those it did (accepted).
+/// [`take_bundle`]'s reading: the entries the bundle did not hold.
 async fn read_bundle<S: Swarm>(
     engine: &Engine<S>,
     chat: ChatId,
     owner: [u8; 20],
     first: u64,
     wanted: Vec<InboxEntry>,
-) -> (Vec<InboxEntry>, Vec<[u8; 32]>) {
+) -> Vec<InboxEntry> {
     let topic = keys::bundle_topic(&chat);
     let reference = match fetch_update(engine, &owner, &topic, first).await {
         Ok(soc) => match <[u8; 32]>::try_from(soc.wrapped().payload()) {
             Ok(r) => r,
             Err(_) => {
                 engine.count("bundle_invalid");
-                return (wanted, Vec::new());
+                return wanted;
             }
         },
         // A writer from before bundles, or one that could not publish it.
-        Err(SwarmError::NotFound) => return (wanted, Vec::new()),
+        Err(SwarmError::NotFound) => return wanted,
         Err(e) => {
             tracing::debug!(error = %e, "page bundle unavailable; fetching one by one");
-            return (wanted, Vec::new());
+            return wanted;
         }
     };
     let bytes = match engine
@@ -897,12 +888,12 @@ async fn read_bundle<S: Swarm>(
         Err(e) => {
             engine.count("bundle_unavailable");
             tracing::debug!(error = %e, "page bundle unavailable; fetching one by one");
-            return (wanted, Vec::new());
+            return wanted;
         }
     };
     let Ok(messages) = bundle::decode(&bytes) else {
         engine.count("bundle_invalid");
-        return (wanted, Vec::new());
+        return wanted;
     };
     // Only a message whose Swarm reference is the one the signed page lists is taken.
     let by_reference: std::collections::HashMap<[u8; 32], &[u8]> = messages
@@ -913,19 +904,18 @@ async fn read_bundle<S: Swarm>(
                 .map(|r| (*r.as_bytes(), m))
         })
         .collect();
-    let (mut rest, mut taken) = (Vec::new(), Vec::new());
+    let mut rest = Vec::new();
     for e in wanted {
         match by_reference.get(&e.reference) {
             Some(m) => {
                 engine
                     .accept(chat, m, "from_bundle", Some(e.message_id))
-                    .await;
-                taken.push(e.reference);
+                    .await
             }
             None => rest.push(e),
         }
     }
-    (rest, taken)
+    rest
 }
 
 /// Opens a sealed inbox page.
