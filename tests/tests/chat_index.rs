@@ -325,6 +325,11 @@ async fn a_full_page_is_read_from_its_bundle_and_a_forged_bundle_adds_nothing() 
         "nothing taken from the forged bundle: {st}"
     );
     assert_eq!(counter(&st, "fetched"), 56, "{st}");
+    assert_eq!(
+        counter(&st, "bundle_mismatch"),
+        55,
+        "each forged message refused, then fetched: {st}"
+    );
 }
 
 #[tokio::test]

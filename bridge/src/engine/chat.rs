@@ -101,6 +101,33 @@ pub fn verify(
     bytes: &[u8],
     now_ms: u64,
 ) -> Result<Incoming, Refused> {
+    verify_with(chat, opener, bytes, now_ms, None)
+}
+
+/// [`verify`] for bytes that `owner`'s own signed inbox page lists as message `listed`,
+/// and that hash to the reference the page gives: the page signature already binds the
+/// owner to these bytes, so a message whose id, computed with the owner as author, is
+/// `listed` is the owner's without recovering its signature (`specs/dag.md` §2a, the
+/// bulk of a catch-up's CPU). Anything else (another author's message in the page) is
+/// verified as usual.
+pub fn verify_listed(
+    chat: &ChatId,
+    opener: &Opener,
+    bytes: &[u8],
+    now_ms: u64,
+    owner: &PublicKey,
+    listed: &MessageId,
+) -> Result<Incoming, Refused> {
+    verify_with(chat, opener, bytes, now_ms, Some((owner, listed)))
+}
+
+fn verify_with(
+    chat: &ChatId,
+    opener: &Opener,
+    bytes: &[u8],
+    now_ms: u64,
+    attested: Option<(&PublicKey, &MessageId)>,
+) -> Result<Incoming, Refused> {
     let envelope = Envelope::decode(bytes).map_err(|e| Refused::Envelope(e.to_string()))?;
     let key = match opener {
         Opener::Symmetric(k) => OpenKey::Symmetric(k),
@@ -110,9 +137,18 @@ pub fn verify(
     let header = dag::decode_padding(&opened.plaintext.padding)
         .map_err(|e| Refused::Header(e.to_string()))?
         .ok_or(Refused::NoHeader)?;
-    let message = header
-        .with_body(opened.plaintext.payload)
-        .map_err(|e| Refused::Signature(e.to_string()))?;
+    let body = opened.plaintext.payload;
+    let attested = attested.map(|(owner, listed)| {
+        header
+            .clone()
+            .with_body_attested(body.clone(), owner, listed)
+    });
+    let message = match attested {
+        Some(Ok(m)) => Ok(m),
+        None | Some(Err(dag::MessageError::NotAttested)) => header.with_body(body),
+        Some(Err(e)) => Err(e),
+    }
+    .map_err(|e| Refused::Signature(e.to_string()))?;
     if message.chat_id() != chat {
         return Err(Refused::WrongChat);
     }
@@ -440,6 +476,15 @@ mod tests {
     use staples_protocol::whisper::{self, Recipient, Topic};
 
     fn sealed(chat: &ChatId, key: &SymKey, author: &PrivateKey, clock: u64) -> Vec<u8> {
+        sealed_message(chat, key, author, clock).0
+    }
+
+    fn sealed_message(
+        chat: &ChatId,
+        key: &SymKey,
+        author: &PrivateKey,
+        clock: u64,
+    ) -> (Vec<u8>, SignedMessage) {
         let body = b"hello".to_vec();
         let msg = Draft {
             chat_id: *chat,
@@ -466,9 +511,66 @@ mod tests {
             ttl: 50,
             to: Recipient::Symmetric(key),
         };
-        whisper::wrap(&draft, 1_000, &mut rand::rngs::OsRng)
+        let bytes = whisper::wrap(&draft, 1_000, &mut rand::rngs::OsRng)
             .expect("wraps")
-            .encode()
+            .encode();
+        (bytes, msg)
+    }
+
+    #[test]
+    fn a_listing_owner_is_the_author_only_of_its_own_ids() {
+        let key = SymKey::from_bytes(&[3; 32]).expect("key");
+        let chat = Chat::Symmetric {
+            key: [3; 32],
+            topic: [1, 2, 3, 4],
+        }
+        .id();
+        let opener = Opener::Symmetric(Arc::new(key.clone()));
+        let now = 10_000_000;
+        let alice = PrivateKey::from_bytes(&[8; 32]).expect("key");
+        let bob = PrivateKey::from_bytes(&[9; 32]).expect("key");
+        let (bytes, m) = sealed_message(&chat, &key, &alice, now);
+        let check = |owner: &PrivateKey, listed: MessageId| {
+            crate::engine::verify_sealed(
+                chat,
+                &opener,
+                &bytes,
+                Some(listed),
+                Some(&owner.public_key()),
+            )
+            .map(|i| (i.message.id(), *i.message.author()))
+        };
+        // Alice's page listing Alice's message: attributed without recovery, and the
+        // result is the one recovery gives.
+        assert_eq!(check(&alice, m.id()), Ok((m.id(), alice.public_key())));
+        // Bob's page listing Alice's message: verified as usual, still Alice's.
+        assert_eq!(check(&bob, m.id()), Ok((m.id(), alice.public_key())));
+        // A listing under another id is refused either way.
+        let (_, other) = sealed_message(&chat, &key, &alice, now + 1);
+        assert_eq!(check(&alice, other.id()), Err("id_mismatch"));
+        assert_eq!(check(&bob, other.id()), Err("id_mismatch"));
+        // The trust rule, stated: Bob's own page vouches for bytes carrying Alice's
+        // signature over content that, attributed to Bob, has the id Bob lists. Only Bob's
+        // signature makes that listing, so the message is Bob's (his own words, as
+        // valid as if he had re-signed them); it can never be passed off as Alice's.
+        let bobs = Draft {
+            chat_id: chat,
+            clock: now,
+            timestamp: now,
+            parents: vec![],
+            ephemeral: false,
+            body: b"hello".to_vec(),
+        }
+        .sign(&bob)
+        .expect("signs");
+        assert_eq!(check(&bob, bobs.id()), Ok((bobs.id(), bob.public_key())));
+        assert_eq!(
+            verify(&chat, &opener, &bytes, now)
+                .map(|i| i.message.id())
+                .ok(),
+            Some(m.id()),
+            "without the listing, recovery says Alice"
+        );
     }
 
     #[test]

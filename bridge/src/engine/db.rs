@@ -396,31 +396,43 @@ pub async fn page_envelopes(
         .await
 }
 
-/// Stores a received message waiting for parents.
-pub async fn put_pending(
-    store: &Store,
-    chat: ChatId,
-    id: MessageId,
-    clock: u64,
-    parents: Vec<MessageId>,
-    envelope: Vec<u8>,
-) -> Result<(), StoreError> {
+/// Stores received messages waiting for parents, in one write.
+pub async fn put_pending(store: &Store, rows: Vec<PendingRow>) -> Result<(), StoreError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
     store
         .run(move |t| {
-            t.prepare_cached(
+            let mut insert = t.prepare_cached(
                 "INSERT OR IGNORE INTO pss_messages (id, chat, clock, parents, state, envelope)
                  VALUES (?1, ?2, ?3, ?4, 'pending', ?5)",
-            )?
-            .execute(params![
-                &id.as_bytes()[..],
-                &chat.as_bytes()[..],
-                clock as i64,
-                ids_to_blob(&parents),
-                envelope
-            ])?;
+            )?;
+            for r in rows {
+                insert.execute(params![
+                    &r.id.as_bytes()[..],
+                    &r.chat.as_bytes()[..],
+                    r.clock as i64,
+                    ids_to_blob(&r.parents),
+                    r.envelope
+                ])?;
+            }
             Ok(())
         })
         .await
+}
+
+/// A message waiting for parents, to record.
+pub struct PendingRow {
+    /// Chat.
+    pub chat: ChatId,
+    /// DAG id.
+    pub id: MessageId,
+    /// Clock.
+    pub clock: u64,
+    /// Parents.
+    pub parents: Vec<MessageId>,
+    /// The envelope, to restore it into the buffer after a restart.
+    pub envelope: Vec<u8>,
 }
 
 /// A delivery to record.

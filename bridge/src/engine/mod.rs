@@ -398,6 +398,10 @@ struct Inner<S> {
     live_started: Mutex<std::collections::HashSet<MessageId>>,
     /// Bounds live sends in flight.
     live_slots: Arc<tokio::sync::Semaphore>,
+    /// Bounds batch verifications running at once to the cores: a catch-up verifies
+    /// thousands of signatures, and FIFO slots keep them near the order they are admitted
+    /// in (oldest first) instead of all finishing together.
+    verify_slots: Arc<tokio::sync::Semaphore>,
     /// Held while deliveries are recorded and released (see [`Engine::finish`]); held for
     /// good once [`Engine::drain`] has taken it.
     release_turn: Arc<tokio::sync::Mutex<()>>,
@@ -461,6 +465,9 @@ impl<S: Swarm> Engine<S> {
                 wake_sync: Notify::new(),
                 fetch_tx,
                 fetching: Mutex::new(Default::default()),
+                verify_slots: Arc::new(tokio::sync::Semaphore::new(
+                    std::thread::available_parallelism().map_or(1, |n| n.get()),
+                )),
                 release_turn: Arc::new(tokio::sync::Mutex::new(())),
                 drained: Mutex::new(None),
                 startup: Mutex::new(None),
@@ -838,72 +845,113 @@ impl<S: Swarm> Engine<S> {
         via: &'static str,
         expected: Option<MessageId>,
     ) {
-        let opener = lock(&self.inner.chats)
-            .get(&chat)
-            .and_then(|st| st.opener.clone());
-        let Some(opener) = opener else {
+        let Some(opener) = self.opener(&chat) else {
             self.count("refused_unknown_chat");
             return;
         };
-        let now = now_ms();
-        let incoming = match chat::verify(&chat, &opener, bytes, now) {
-            Ok(i) => i,
-            Err(e) => {
-                self.count(e.reason());
-                tracing::debug!(via, error = %e, "sealed message refused");
-                return;
-            }
-        };
-        if expected.is_some_and(|e| e != incoming.message.id()) {
-            self.count("id_mismatch");
-            return;
+        if let Some(incoming) = self.check(chat, &opener, bytes, via, expected, None) {
+            self.admit(chat, vec![incoming]).await;
         }
-        self.count(via);
-        let author = *incoming.message.author();
-        let mut fetch = Vec::new();
-        let mut gaps = Vec::new();
-        let pending_row;
+    }
+
+    /// What opens `chat`'s sealed messages, if we follow it.
+    pub(super) fn opener(&self, chat: &ChatId) -> Option<chat::Opener> {
+        lock(&self.inner.chats)
+            .get(chat)
+            .and_then(|st| st.opener.clone())
+    }
+
+    /// [`Engine::accept`]'s verification (CPU only: no lock is held, so callers may run it
+    /// on any thread): the verified message, or `None` with the refusal counted.
+    /// `expected` is the id a signed page listed for these bytes; `listed_by` is that
+    /// page's owner when the owner is known to have published these exact bytes
+    /// ([`chat::verify_listed`]).
+    pub(super) fn check(
+        &self,
+        chat: ChatId,
+        opener: &chat::Opener,
+        bytes: &[u8],
+        via: &'static str,
+        expected: Option<MessageId>,
+        listed_by: Option<&PublicKey>,
+    ) -> Option<Incoming> {
+        match verify_sealed(chat, opener, bytes, expected, listed_by) {
+            Ok(incoming) => {
+                self.count(via);
+                Some(incoming)
+            }
+            Err(reason) => {
+                self.count(reason);
+                tracing::debug!(via, reason, "sealed message refused");
+                None
+            }
+        }
+    }
+
+    /// Runs verified messages (oldest first, for a batch from one inbox) through the
+    /// causal buffer under one lock, stores those left waiting for parents in one write,
+    /// and releases what became deliverable in one batch.
+    pub(super) async fn admit(&self, chat: ChatId, items: Vec<Incoming>) {
+        let admitted = self.insert(chat, items);
+        self.settle(chat, admitted).await;
+    }
+
+    /// [`Engine::admit`]'s first half, synchronous: the causal buffer takes the messages
+    /// (so nothing fetches them again), in the order given.
+    pub(super) fn insert(&self, chat: ChatId, items: Vec<Incoming>) -> Admitted {
+        let now = now_ms();
+        let mut a = Admitted::default();
+        let mut duplicates = 0;
         {
             let mut chats = lock(&self.inner.chats);
             let Some(st) = chats.get_mut(&chat) else {
-                return;
+                return a;
             };
-            // Every verified author is a member whose inbox we read (their missing
-            // parents are listed there, R4).
-            let addr = author.eth_address();
-            if addr != self.node_address() && !st.members.contains_key(&addr) {
-                st.members.insert(addr, Member::new(author, chat));
-                self.inner.wake_sync.notify_one();
-            }
-            if !st.wants(&incoming.message.id()) {
-                drop(chats);
-                self.count("duplicate");
-                return;
-            }
-            let id = incoming.message.id();
-            let clock = incoming.message.clock();
-            let parents = incoming.message.parents().to_vec();
-            let env = incoming.envelope.encode();
-            match st.buffer.insert(incoming, now) {
-                Ok(dag::Inserted::Pending { .. }) => {
-                    pending_row = Some((id, clock, parents, env));
+            for incoming in items {
+                // Every verified author is a member whose inbox we read (their missing
+                // parents are listed there, R4).
+                let author = incoming.message.author();
+                let addr = author.eth_address();
+                if addr != self.node_address() && !st.members.contains_key(&addr) {
+                    st.members.insert(addr, Member::new(*author, chat));
+                    self.inner.wake_sync.notify_one();
                 }
-                Ok(_) => pending_row = None,
-                Err(e) => {
-                    drop(chats);
-                    self.count("refused_by_buffer");
-                    tracing::debug!(error = %e, "buffer refused a message");
-                    return;
+                if !st.wants(&incoming.message.id()) {
+                    duplicates += 1;
+                    continue;
                 }
+                let row = db::PendingRow {
+                    chat,
+                    id: incoming.message.id(),
+                    clock: incoming.message.clock(),
+                    parents: incoming.message.parents().to_vec(),
+                    envelope: incoming.envelope.encode(),
+                };
+                match st.buffer.insert(incoming, now) {
+                    Ok(dag::Inserted::Pending { .. }) => a.pending.push(row),
+                    Ok(_) => {}
+                    Err(e) => {
+                        self.count("refused_by_buffer");
+                        tracing::debug!(error = %e, "buffer refused a message");
+                    }
+                }
+                drain(st, &mut a.fetch, &mut a.gaps);
             }
-            drain(st, &mut fetch, &mut gaps);
         }
-        if let Some((id, clock, parents, env)) = pending_row
-            && let Err(e) = db::put_pending(&self.inner.store, chat, id, clock, parents, env).await
-        {
+        if duplicates > 0 {
+            self.count_n("duplicate", duplicates);
+        }
+        a
+    }
+
+    /// [`Engine::admit`]'s second half: stores what waits for parents, then records and
+    /// releases what the buffer delivered (in the buffer's order, whichever call gets
+    /// there first) and fetches wanted parents.
+    pub(super) async fn settle(&self, chat: ChatId, a: Admitted) {
+        if let Err(e) = db::put_pending(&self.inner.store, a.pending).await {
             tracing::warn!(error = %e, "storing a pending message failed");
         }
-        self.finish(chat, fetch, gaps).await;
+        self.finish(chat, a.fetch, a.gaps).await;
     }
 
     /// Records gaps, records and releases what the buffer delivered (in the buffer's
@@ -1010,6 +1058,13 @@ impl<S: Swarm> Engine<S> {
         reference: [u8; 32],
         expected: Option<MessageId>,
     ) {
+        if let Some(bytes) = self.download_message(reference).await {
+            self.accept(chat, &bytes, "fetched", expected).await;
+        }
+    }
+
+    /// Downloads a sealed message by reference; `None` (counted) when Swarm fails.
+    pub(super) async fn download_message(&self, reference: [u8; 32]) -> Option<Vec<u8>> {
         let r = self
             .inner
             .swarm
@@ -1020,14 +1075,23 @@ impl<S: Swarm> Engine<S> {
         match r {
             Ok(bytes) => {
                 self.note_swarm(&Ok(()));
-                self.accept(chat, &bytes, "fetched", expected).await;
+                Some(bytes)
             }
             Err(e) => {
                 self.count("fetch_failed");
-                let r = Err(e);
-                self.note_swarm(&r);
+                self.note_swarm(&Err(e));
+                None
             }
         }
+    }
+
+    /// Runs CPU-heavy verification `work` on a blocking thread, at most one per core.
+    pub(super) async fn verify_batch<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Option<T> {
+        let _slot = self.inner.verify_slots.acquire().await.ok()?;
+        tokio::task::spawn_blocking(work).await.ok()
     }
 
     /// Declares overdue parents gaps in every chat (R7).
@@ -1199,6 +1263,35 @@ async fn fetcher<S: Swarm>(
 
 /// Drains the buffer's outputs after an input: deliveries (with head and clock updates),
 /// wanted parents (to fetch now when a page listed them, else remembered), gaps.
+/// [`Engine::check`] without the counting: the refusal's counter name on failure.
+pub(super) fn verify_sealed(
+    chat: ChatId,
+    opener: &chat::Opener,
+    bytes: &[u8],
+    expected: Option<MessageId>,
+    listed_by: Option<&PublicKey>,
+) -> Result<Incoming, &'static str> {
+    let verified = match (listed_by, &expected) {
+        (Some(owner), Some(listed)) => {
+            chat::verify_listed(&chat, opener, bytes, now_ms(), owner, listed)
+        }
+        _ => chat::verify(&chat, opener, bytes, now_ms()),
+    };
+    let incoming = verified.map_err(|e| e.reason())?;
+    if expected.is_some_and(|e| e != incoming.message.id()) {
+        return Err("id_mismatch");
+    }
+    Ok(incoming)
+}
+
+/// What [`Engine::insert`] left for [`Engine::settle`].
+#[derive(Default)]
+pub(super) struct Admitted {
+    fetch: Vec<([u8; 32], MessageId)>,
+    gaps: Vec<(MessageId, &'static str, u64)>,
+    pending: Vec<db::PendingRow>,
+}
+
 fn drain(
     st: &mut ChatState,
     fetch: &mut Vec<([u8; 32], MessageId)>,

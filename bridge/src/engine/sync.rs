@@ -22,7 +22,6 @@ use staples_protocol::dag::{ChatId, MessageId};
 use staples_protocol::inbox::{
     InboxEntry, InboxReader, MAX_ENTRIES, ReadError, ReaderEvent, bundle,
 };
-use staples_protocol::swarm::bytes_tree;
 use staples_protocol::swarm::feed;
 use staples_protocol::swarm::soc::SingleOwnerChunk;
 use staples_protocol::swarm::{Cac, ChunkAddress};
@@ -582,26 +581,25 @@ async fn walk_inbox<S: Swarm>(
         .unwrap_or(0);
     reader.handle_latest(latest, *head.address().as_bytes(), &head_page)?;
     let mut prefetch = Prefetch::new(engine, member, topic, first_index, known);
-    // The walk (one sequential page fetch per 55 entries) and the message fetches (in
-    // parallel) overlap: each page's entries are fetched while the next page is read.
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<InboxEntry>>();
-    let reader_ref = &mut reader;
     progress.begin();
     progress.pages(1);
-    let walk_progress = progress.clone();
-    let walk = async move {
-        let tx = tx;
+    // The walk comes first: with the prefetch it costs a few round trips, and its pages
+    // (newest first) are then fetched oldest first, so that messages arrive after their
+    // parents and are released as they come instead of waiting in the causal buffer (and
+    // the store) for the oldest page.
+    let mut listed: Vec<Vec<InboxEntry>> = Vec::new();
+    let walked = async {
         let mut pages = 1u64;
         let mut page: Vec<InboxEntry> = Vec::new();
-        while let Some(ev) = reader_ref.poll_event() {
+        while let Some(ev) = reader.poll_event() {
             match ev {
                 ReaderEvent::Entry(e) => page.push(e),
                 ev @ (ReaderEvent::FetchPage(_) | ReaderEvent::Skipped { .. }) => {
-                    walk_progress.listed(page.len() as u64);
-                    flush(&mut page, &tx);
+                    progress.listed(page.len() as u64);
+                    flush(&mut page, &mut listed);
                     let n = follow(
                         engine,
-                        reader_ref,
+                        &mut reader,
                         &member,
                         &topic,
                         &page_key,
@@ -609,57 +607,19 @@ async fn walk_inbox<S: Swarm>(
                         Some(&mut prefetch),
                     )
                     .await?;
-                    walk_progress.pages(n);
+                    progress.pages(n);
                     pages += n;
                 }
                 ReaderEvent::Done { .. } => {}
             }
         }
-        walk_progress.listed(page.len() as u64);
-        flush(&mut page, &tx);
+        progress.listed(page.len() as u64);
+        flush(&mut page, &mut listed);
         Ok::<u64, SyncError>(pages)
-    };
-    let par = engine.inner.cfg.fetch_parallelism.max(1);
-    // Record every listed reference (R4), then fetch what we lack, in parallel (R5).
-    let fetch = async {
-        // Spawned tasks (not `for_each_concurrent`): the engine is cheap to clone, and a
-        // borrowing closure here trips the compiler's `Send` inference (rust#102211).
-        let mut tasks = tokio::task::JoinSet::new();
-        while let Some(page) = rx.recv().await {
-            // A full page may have a bundle: one task takes it, then fetches what it
-            // did not hold (specs/inbox.md §6).
-            let bundled = bundle_index(&page);
-            let work: Vec<Vec<InboxEntry>> = match bundled {
-                Some(_) => vec![page],
-                None => page.into_iter().map(|e| vec![e]).collect(),
-            };
-            for entries in work {
-                while tasks.len() >= par {
-                    tasks.join_next().await;
-                }
-                let engine = engine.clone();
-                let progress = progress.clone();
-                tasks.spawn(async move {
-                    let n = entries.len();
-                    let rest = match bundled {
-                        Some(first) => take_bundle(&engine, chat, member, first, entries).await,
-                        None => entries,
-                    };
-                    let mut fetches = tokio::task::JoinSet::new();
-                    for e in rest {
-                        let engine = engine.clone();
-                        fetches.spawn(async move { fetch_listed(&engine, chat, e).await });
-                    }
-                    while fetches.join_next().await.is_some() {}
-                    for _ in 0..n {
-                        progress.fetched(&chat);
-                    }
-                });
-            }
-        }
-        while tasks.join_next().await.is_some() {}
-    };
-    let (walked, ()) = tokio::join!(walk, fetch);
+    }
+    .await;
+    // What a failed walk listed is fetched all the same (R4, R5).
+    fetch_listed(engine, chat, member, listed, &progress).await;
     progress.end();
     engine.count_n("pages_read", walked?);
     if let Some(m) = lock(&engine.inner.chats)
@@ -673,6 +633,204 @@ async fn walk_inbox<S: Swarm>(
         }
     }
     Ok(())
+}
+
+/// Records every listed reference (R4), then fetches what we lack, oldest page first:
+/// up to `fetch_parallelism` units (a full page through its bundle, or one message) are
+/// downloaded and verified at once, and admitted to the causal buffer in order (R5).
+async fn fetch_listed<S: Swarm>(
+    engine: &Engine<S>,
+    chat: ChatId,
+    owner: [u8; 20],
+    listed: Vec<Vec<InboxEntry>>,
+    progress: &super::chat::Catchup,
+) {
+    {
+        let mut chats = lock(&engine.inner.chats);
+        let Some(st) = chats.get_mut(&chat) else {
+            return;
+        };
+        for e in listed.iter().flatten() {
+            st.refs.insert(e.message_id, e.reference);
+        }
+    }
+    let units = listed
+        .into_iter()
+        .rev()
+        .flat_map(|page| match bundle_index(&page) {
+            Some(first) => vec![(Some(first), page)],
+            None => page.into_iter().map(|e| (None, vec![e])).collect(),
+        });
+    let par = engine.inner.cfg.fetch_parallelism.max(1);
+    let mut prepared = futures_util::stream::iter(units)
+        .map(|(bundle, entries)| {
+            // Spawned: each unit's downloads and verification run while earlier ones
+            // are admitted.
+            let engine = engine.clone();
+            tokio::spawn(async move { prepare(&engine, chat, owner, bundle, entries).await })
+        })
+        .buffered(par);
+    // Units enter the causal buffer in order; recording and releasing them (a store
+    // write each) runs behind, and concurrent releases share one store transaction.
+    let mut settling = tokio::task::JoinSet::new();
+    while let Some(unit) = prepared.next().await {
+        let Ok(unit) = unit else {
+            continue;
+        };
+        let admitted = engine.insert(chat, unit.messages);
+        {
+            let mut fetching = lock(&engine.inner.fetching);
+            for r in &unit.claimed {
+                fetching.remove(r);
+            }
+        }
+        for _ in 0..unit.listed {
+            progress.fetched(&chat);
+        }
+        // Bounded loosely: a waiting release is a task and nothing else (the messages are
+        // in the buffer's queue, and the next release takes all of them in one store
+        // transaction), and blocking admission on a release in progress would stall the
+        // downloads behind it.
+        while settling.len() >= SETTLING {
+            settling.join_next().await;
+        }
+        let engine = engine.clone();
+        settling.spawn(async move { engine.settle(chat, admitted).await });
+    }
+    // Released and stored before the reader's position moves past them.
+    while settling.join_next().await.is_some() {}
+}
+
+/// Releases in flight behind [`fetch_listed`]'s admissions.
+const SETTLING: usize = 1024;
+
+/// One unit of [`fetch_listed`], downloaded and verified, waiting for its turn.
+struct Prepared {
+    /// Verified messages, oldest first.
+    messages: Vec<super::Incoming>,
+    /// References claimed in `fetching` until the messages are admitted.
+    claimed: Vec<[u8; 32]>,
+    /// Entries the unit listed.
+    listed: usize,
+}
+
+/// Downloads and verifies the entries we lack of one unit: a whole full page (from its
+/// bundle, `bundle` = its first feed index, when the author published one) or a single
+/// entry. Each wanted reference is claimed in `fetching` (a parent wanted by a message
+/// admitted meanwhile is then not fetched twice) until [`fetch_listed`] admits the unit.
+async fn prepare<S: Swarm>(
+    engine: &Engine<S>,
+    chat: ChatId,
+    owner: [u8; 20],
+    bundle: Option<u64>,
+    entries: Vec<InboxEntry>,
+) -> Prepared {
+    let listed = entries.len();
+    let (wanted, owner_key): (Vec<InboxEntry>, _) = {
+        let chats = lock(&engine.inner.chats);
+        let mut fetching = lock(&engine.inner.fetching);
+        match chats.get(&chat) {
+            Some(st) => (
+                entries
+                    .into_iter()
+                    .filter(|e| st.wants(&e.message_id) && fetching.insert(e.reference))
+                    .collect(),
+                st.members.get(&owner).map(|m| m.node_key),
+            ),
+            None => (Vec::new(), None),
+        }
+    };
+    let claimed: Vec<[u8; 32]> = wanted.iter().map(|e| e.reference).collect();
+    let Some(opener) = engine.opener(&chat).filter(|_| !wanted.is_empty()) else {
+        return Prepared {
+            messages: Vec::new(),
+            claimed,
+            listed,
+        };
+    };
+    // The owner's bundle first (its update is signed by the owner, so the owner published
+    // every byte of it): message k is taken as entry `first + k` when it verifies as the
+    // message the page lists there.
+    let mut verified: Vec<Option<super::Incoming>> = match bundle {
+        Some(first) => {
+            let held = read_bundle(engine, chat, owner, first).await;
+            let (entries, opener) = (wanted.clone(), opener.clone());
+            let work = move || {
+                entries
+                    .iter()
+                    .map(|e| {
+                        let k = usize::try_from(e.index.checked_sub(first)?).ok()?;
+                        let bytes = held.get(k)?;
+                        let r = super::verify_sealed(
+                            chat,
+                            &opener,
+                            bytes,
+                            Some(e.message_id),
+                            owner_key.as_ref(),
+                        );
+                        Some(r.ok())
+                    })
+                    .collect::<Vec<Option<Option<super::Incoming>>>>()
+            };
+            let taken = engine.verify_batch(work).await.unwrap_or_default();
+            let mismatched = taken.iter().filter(|t| matches!(t, Some(None))).count();
+            if mismatched > 0 {
+                engine.count_n("bundle_mismatch", mismatched as u64);
+            }
+            let mut taken: Vec<Option<super::Incoming>> =
+                taken.into_iter().map(Option::flatten).collect();
+            taken.resize_with(wanted.len(), || None);
+            engine.count_n("from_bundle", taken.iter().flatten().count() as u64);
+            taken
+        }
+        None => Vec::new(),
+    };
+    verified.resize_with(wanted.len(), || None);
+    // The rest one by one. Each download is checked against the reference the owner's
+    // signed page lists, so these too are the owner's bytes (`chat::verify_listed`).
+    let rest: Vec<&InboxEntry> = wanted
+        .iter()
+        .zip(&verified)
+        .filter(|(_, v)| v.is_none())
+        .map(|(e, _)| e)
+        .collect();
+    if !rest.is_empty() {
+        let downloads = futures_util::future::join_all(
+            rest.iter().map(|e| engine.download_message(e.reference)),
+        )
+        .await;
+        let listed: Vec<(MessageId, Option<Vec<u8>>)> =
+            rest.iter().map(|e| e.message_id).zip(downloads).collect();
+        let checker = engine.clone();
+        let work = move || {
+            listed
+                .into_iter()
+                .map(|(id, bytes)| {
+                    checker.check(
+                        chat,
+                        &opener,
+                        &bytes?,
+                        "fetched",
+                        Some(id),
+                        owner_key.as_ref(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        let mut fetched = engine
+            .verify_batch(work)
+            .await
+            .unwrap_or_default()
+            .into_iter();
+        for v in verified.iter_mut().filter(|v| v.is_none()) {
+            *v = fetched.next().flatten();
+        }
+    }
+    Prepared {
+        messages: verified.into_iter().flatten().collect(),
+        claimed,
+        listed,
+    }
 }
 
 /// The earlier pages of an inbox, fetched ahead of the walk that follows `prev` links.
@@ -797,11 +955,10 @@ impl From<SyncError> for super::EngineError {
     }
 }
 
-/// Sends a page's entries (listed newest first) oldest first, so the causal buffer can
-/// release them as they arrive.
-fn flush(page: &mut Vec<InboxEntry>, tx: &tokio::sync::mpsc::UnboundedSender<Vec<InboxEntry>>) {
+/// Moves a page's entries (listed newest first) into `listed`, oldest first.
+fn flush(page: &mut Vec<InboxEntry>, listed: &mut Vec<Vec<InboxEntry>>) {
     if !page.is_empty() {
-        let _ = tx.send(page.drain(..).rev().collect());
+        listed.push(page.drain(..).rev().collect());
     }
 }
 
@@ -815,67 +972,28 @@ fn bundle_index(page: &[InboxEntry]) -> Option<u64> {
     whole.then_some(first)
 }
 
-/// Takes the messages of a full page from its bundle (update `first` of the author's
-/// bundle feed), after recording every listed reference (R4); returns the wanted entries
-/// the bundle did not hold (none published, unreadable, or a message whose reference is
-/// not the listed one), for fetching one by one.
-async fn take_bundle<S: Swarm>(
-    engine: &Engine<S>,
-    chat: ChatId,
-    owner: [u8; 20],
-    first: u64,
-    entries: Vec<InboxEntry>,
-) -> Vec<InboxEntry> {
-    let wanted: Vec<InboxEntry> = {
-        let mut chats = lock(&engine.inner.chats);
-        let Some(st) = chats.get_mut(&chat) else {
-            return Vec::new();
-        };
-        for e in &entries {
-            st.refs.insert(e.message_id, e.reference);
-        }
-        // Claimed as in flight, like a fetch: a child taken from a newer page's bundle
-        // wants its parent, and must not fetch it one by one while this bundle brings it.
-        let mut fetching = lock(&engine.inner.fetching);
-        entries
-            .into_iter()
-            .filter(|e| st.wants(&e.message_id) && fetching.insert(e.reference))
-            .collect()
-    };
-    if wanted.is_empty() {
-        return wanted;
-    }
-    let claimed: Vec<[u8; 32]> = wanted.iter().map(|e| e.reference).collect();
-    let rest = read_bundle(engine, chat, owner, first, wanted).await;
-    let mut fetching = lock(&engine.inner.fetching);
-    for r in &claimed {
-        fetching.remove(r);
-    }
-    rest
-}
-
-/// [`take_bundle`]'s reading: the entries the bundle did not hold.
+/// The sealed messages of the bundle that is update `first` of `owner`'s bundle feed
+/// (checked to be the owner's), in bundle order; empty when there is none (a writer from
+/// before bundles, or one that could not publish it) or it cannot be read.
 async fn read_bundle<S: Swarm>(
     engine: &Engine<S>,
     chat: ChatId,
     owner: [u8; 20],
     first: u64,
-    wanted: Vec<InboxEntry>,
-) -> Vec<InboxEntry> {
+) -> Vec<Vec<u8>> {
     let topic = keys::bundle_topic(&chat);
     let reference = match fetch_update(engine, &owner, &topic, first).await {
         Ok(soc) => match <[u8; 32]>::try_from(soc.wrapped().payload()) {
             Ok(r) => r,
             Err(_) => {
                 engine.count("bundle_invalid");
-                return wanted;
+                return Vec::new();
             }
         },
-        // A writer from before bundles, or one that could not publish it.
-        Err(SwarmError::NotFound) => return wanted,
+        Err(SwarmError::NotFound) => return Vec::new(),
         Err(e) => {
             tracing::debug!(error = %e, "page bundle unavailable; fetching one by one");
-            return wanted;
+            return Vec::new();
         }
     };
     let bytes = match engine
@@ -888,56 +1006,21 @@ async fn read_bundle<S: Swarm>(
         Err(e) => {
             engine.count("bundle_unavailable");
             tracing::debug!(error = %e, "page bundle unavailable; fetching one by one");
-            return wanted;
+            return Vec::new();
         }
     };
-    let Ok(messages) = bundle::decode(&bytes) else {
-        engine.count("bundle_invalid");
-        return wanted;
-    };
-    // Only a message whose Swarm reference is the one the signed page lists is taken.
-    let by_reference: std::collections::HashMap<[u8; 32], &[u8]> = messages
-        .into_iter()
-        .filter_map(|m| {
-            bytes_tree::root(m, bytes_tree::Redundancy::None)
-                .ok()
-                .map(|r| (*r.as_bytes(), m))
-        })
-        .collect();
-    let mut rest = Vec::new();
-    for e in wanted {
-        match by_reference.get(&e.reference) {
-            Some(m) => {
-                engine
-                    .accept(chat, m, "from_bundle", Some(e.message_id))
-                    .await
-            }
-            None => rest.push(e),
+    match bundle::decode(&bytes) {
+        Ok(messages) => messages.into_iter().map(<[u8]>::to_vec).collect(),
+        Err(_) => {
+            engine.count("bundle_invalid");
+            Vec::new()
         }
     }
-    rest
 }
 
 /// Opens a sealed inbox page.
 pub(super) fn open_page(page_key: &[u8; 32], soc: &SingleOwnerChunk) -> Result<Vec<u8>, SyncError> {
     seal::open(page_key, soc.wrapped().payload()).map_err(|_| SyncError::Unseal)
-}
-
-/// Records a listed entry's reference and fetches the message if we lack it.
-async fn fetch_listed<S: Swarm>(engine: &Engine<S>, chat: ChatId, e: InboxEntry) {
-    let wanted = {
-        let mut chats = lock(&engine.inner.chats);
-        let Some(st) = chats.get_mut(&chat) else {
-            return;
-        };
-        st.refs.insert(e.message_id, e.reference);
-        st.wants(&e.message_id)
-    };
-    if wanted {
-        engine
-            .fetch_message(chat, e.reference, Some(e.message_id))
-            .await;
-    }
 }
 
 /// Fetches wanted parents that pages have since listed.

@@ -100,6 +100,10 @@ pub enum MessageError {
     /// Recovery of the author failed.
     #[error("bad signature: {0}")]
     Signature(CryptoError),
+    /// [`Header::with_body_attested`]: the id with the attesting author is not the listed
+    /// one (another author's message, or other content).
+    #[error("not the message the listing names")]
+    NotAttested,
 }
 
 /// A message id: 32 bytes, see the module doc. Built only by signing, by decoding, or from
@@ -289,6 +293,36 @@ impl Header {
         })
     }
 
+    /// Attaches the body and attributes the message to `author` without recovering its
+    /// signature, when `author` has already signed a commitment to these exact bytes
+    /// under id `listed`: an entry of `author`'s own inbox page, whose reference the
+    /// bytes hash to (`specs/dag.md` §2a). The id is computed with `author` and must be
+    /// `listed`, else [`MessageError::NotAttested`] and the caller verifies the signature
+    /// with [`Header::with_body`] instead. Every other check is the same; the signature's
+    /// encoding (low S) is still checked, its validity is not.
+    pub fn with_body_attested(
+        self,
+        body: Vec<u8>,
+        author: &PublicKey,
+        listed: &MessageId,
+    ) -> Result<SignedMessage, MessageError> {
+        check_body(&body)?;
+        if !self.signature.is_low_s() {
+            return Err(MessageError::HighS);
+        }
+        let content = self.content_hash(&body);
+        let id = id_of(author, &content);
+        if &id != listed {
+            return Err(MessageError::NotAttested);
+        }
+        Ok(SignedMessage {
+            id,
+            header: self,
+            body,
+            author: *author,
+        })
+    }
+
     /// The chat.
     pub fn chat_id(&self) -> &ChatId {
         &self.chat_id
@@ -396,8 +430,10 @@ impl Header {
     }
 }
 
-/// A verified message: the author was recovered from the signature and the id computed.
-/// Built only by [`Draft::sign`], [`SignedMessage::decode`] and [`Header::with_body`].
+/// A verified message: the author was recovered from the signature (or attested by the
+/// author's own signed listing of these bytes) and the id computed. Built only by
+/// [`Draft::sign`], [`SignedMessage::decode`], [`Header::with_body`] and
+/// [`Header::with_body_attested`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SignedMessage {
     header: Header,
@@ -660,6 +696,62 @@ mod tests {
         let back = h.with_body(m.body().to_vec()).unwrap();
         assert_eq!(back, m);
         assert_eq!(Header::decode(&m.encode()), Err(MessageError::BodyInHeader));
+    }
+
+    #[test]
+    fn attested_attribution_needs_the_listed_id_with_that_author() {
+        let m = draft().sign(&key("alice")).unwrap();
+        let attested = |author: &PrivateKey, listed: &MessageId, body: &[u8]| {
+            m.header()
+                .clone()
+                .with_body_attested(body.to_vec(), &author.public_key(), listed)
+        };
+        // Alice's listing of Alice's message: the same message recovery gives.
+        assert_eq!(attested(&key("alice"), &m.id(), m.body()), Ok(m.clone()));
+        // Mallory listing Alice's message under Alice's id cannot claim it; nor can a
+        // listing name other content.
+        assert_eq!(
+            attested(&key("mallory"), &m.id(), m.body()),
+            Err(MessageError::NotAttested)
+        );
+        assert_eq!(
+            attested(&key("alice"), &m.id(), b"other body"),
+            Err(MessageError::NotAttested)
+        );
+        assert_eq!(
+            attested(&key("alice"), &id(9), m.body()),
+            Err(MessageError::NotAttested)
+        );
+    }
+
+    proptest::proptest! {
+        /// Whatever the body, parents and author, attestation by the author under the id
+        /// recovery computes gives recovery's message, and any other author is refused.
+        #[test]
+        fn attested_equals_recovered(
+            body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+            parents in proptest::collection::btree_set(proptest::prelude::any::<[u8; 32]>(), 0..=8),
+            seed in proptest::prelude::any::<u8>(),
+        ) {
+            let author = key(&format!("author {seed}"));
+            let m = Draft {
+                parents: parents.into_iter().map(MessageId).collect(),
+                body,
+                ..draft()
+            }
+            .sign(&author)
+            .unwrap();
+            let h = m.header().clone();
+            proptest::prop_assert_eq!(
+                h.clone().with_body_attested(m.body().to_vec(), m.author(), &m.id()),
+                Ok(m.clone())
+            );
+            let other = key(&format!("other {seed}")).public_key();
+            proptest::prop_assert_eq!(
+                h.with_body_attested(m.body().to_vec(), &other, &m.id()),
+                Err(MessageError::NotAttested)
+            );
+        }
     }
 
     #[test]
