@@ -1,5 +1,6 @@
-//! DAG message, header and padding-carrier decoders: no panic on any input, and whatever
-//! decodes re-encodes to the same bytes (one encoding per message).
+//! DAG message, header and padding-carrier decoders: no panic on any input, whatever
+//! decodes re-encodes to the same bytes (one encoding per message), and attestation by
+//! the recovered author gives the message recovery gives.
 #![no_main]
 
 use libfuzzer_sys::{fuzz_mutator, fuzz_target};
@@ -13,16 +14,32 @@ use staples_protocol_fuzz::{Rng, bytes, edge_u64, mutate_with, proto};
 fuzz_target!(|data: &[u8]| {
     if let Ok(m) = SignedMessage::decode(data) {
         assert_eq!(m.encode(), data, "message re-encodes identically");
-        let id = m.id();
+        let (id, author) = (m.id(), *m.author());
         let (header, body) = m.into_parts();
         let again = header
-            .with_body(body)
+            .clone()
+            .with_body(body.clone())
             .expect("a decoded message verifies again");
         assert_eq!(
             again.id(),
             id,
             "the id does not depend on the encoding path"
         );
+        // The author's own listing attests exactly what recovery gives; nobody else's
+        // listing of that id does.
+        let attested = header
+            .clone()
+            .with_body_attested(body.clone(), &author, &id)
+            .expect("the recovered author attests its own id");
+        assert_eq!(attested, again, "attestation and recovery agree");
+        if let Ok(other) = PrivateKey::from_bytes(&[0x77; 32]).map(|k| k.public_key())
+            && other != author
+        {
+            assert!(
+                header.with_body_attested(body, &other, &id).is_err(),
+                "another author cannot attest this id"
+            );
+        }
     }
     if let Ok(h) = Header::decode(data) {
         assert_eq!(h.encode(), data, "header re-encodes identically");
