@@ -799,11 +799,11 @@ async fn prepare<S: Swarm>(
             rest.iter().map(|e| engine.download_message(e.reference)),
         )
         .await;
-        let listed: Vec<(MessageId, Option<Vec<u8>>)> =
+        let downloaded: Vec<(MessageId, Option<Vec<u8>>)> =
             rest.iter().map(|e| e.message_id).zip(downloads).collect();
         let checker = engine.clone();
         let work = move || {
-            listed
+            downloaded
                 .into_iter()
                 .map(|(id, bytes)| {
                     checker.check(
