@@ -517,8 +517,8 @@ mod tests {
         (bytes, msg)
     }
 
-    #[test]
-    fn a_listing_owner_is_the_author_only_of_its_own_ids() {
+    /// A public chat's key, id and opener.
+    fn public_chat() -> (SymKey, ChatId, Opener) {
         let key = SymKey::from_bytes(&[3; 32]).expect("key");
         let chat = Chat::Symmetric {
             key: [3; 32],
@@ -526,6 +526,12 @@ mod tests {
         }
         .id();
         let opener = Opener::Symmetric(Arc::new(key.clone()));
+        (key, chat, opener)
+    }
+
+    #[test]
+    fn a_listing_owner_is_the_author_only_of_its_own_ids() {
+        let (key, chat, opener) = public_chat();
         let now = 10_000_000;
         let alice = PrivateKey::from_bytes(&[8; 32]).expect("key");
         let bob = PrivateKey::from_bytes(&[9; 32]).expect("key");
@@ -575,14 +581,8 @@ mod tests {
 
     #[test]
     fn verifies_and_refuses_with_reasons() {
-        let key = SymKey::from_bytes(&[3; 32]).expect("key");
-        let chat = Chat::Symmetric {
-            key: [3; 32],
-            topic: [1, 2, 3, 4],
-        }
-        .id();
+        let (key, chat, opener) = public_chat();
         let author = PrivateKey::from_bytes(&[8; 32]).expect("key");
-        let opener = Opener::Symmetric(Arc::new(key.clone()));
         let now = 10_000_000;
         let ok = sealed(&chat, &key, &author, now);
         let got = verify(&chat, &opener, &ok, now).expect("verifies");
